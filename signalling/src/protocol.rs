@@ -1,0 +1,830 @@
+//! The wire protocol: JSON text frames with a `"type"` field.
+//!
+//! Every message is documented with an example in `signalling/PROTOCOL.md`.
+//! Decoding is strict and total: [`decode`] never panics and turns every
+//! kind of bad input into a [`ProtocolError`] with a stable `code` that the
+//! server sends back as an `error` message.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::fmt;
+
+/// Bumped whenever a change would break an existing client.
+pub const PROTOCOL_VERSION: u32 = 1;
+/// Largest text frame the server accepts (bytes). Larger frames are refused
+/// with `frame_too_large` before any parsing.
+pub const MAX_FRAME_BYTES: usize = 64 * 1024;
+/// Largest `signal.data` payload (bytes of JSON). An SDP offer from Chromium
+/// with audio, video and a data channel is 5-8 KiB; 32 KiB leaves room.
+pub const MAX_SIGNAL_BYTES: usize = 32 * 1024;
+/// The reason for a consult is a short presentation ("head injury, on warfarin").
+pub const MAX_REASON_CHARS: usize = 200;
+/// An optional local reference such as an MIU attendance number. Never a name:
+/// it must contain a digit and only letters, digits, spaces, `-` and `/`.
+pub const MAX_PATIENT_REF_CHARS: usize = 24;
+/// The clinician's optional note with an outcome.
+pub const MAX_NOTE_CHARS: usize = 500;
+
+/// Milliseconds since the Unix epoch, UTC. The switchboard never reads a
+/// clock: its caller passes the time in with every input.
+pub type Millis = i64;
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub u64);
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}", self.0)
+            }
+        }
+    };
+}
+
+id_type!(
+    /// A consult request. It is also the consult's id in the session log.
+    RequestId
+);
+id_type!(
+    /// A call between one station and one clinician, made from one request.
+    CallId
+);
+id_type!(
+    /// One WebSocket connection, assigned by the server.
+    ConnId
+);
+
+/// An account id from the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct UserId(pub i64);
+
+impl fmt::Display for UserId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// A device in a treatment room, used by MIU nurses.
+    Station,
+    /// An A&E clinician who takes calls.
+    Clinician,
+    /// Reads reports.
+    Manager,
+    /// Manages accounts and reads reports.
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Station => "station",
+            Role::Clinician => "clinician",
+            Role::Manager => "manager",
+            Role::Admin => "admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "station" => Some(Role::Station),
+            "clinician" => Some(Role::Clinician),
+            "manager" => Some(Role::Manager),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+}
+
+/// How soon the nurse needs the clinician. The queue is ordered by this
+/// first (immediate before urgent before routine), then by arrival.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Urgency {
+    Immediate,
+    Urgent,
+    Routine,
+}
+
+impl Urgency {
+    pub const ALL: [Urgency; 3] = [Urgency::Immediate, Urgency::Urgent, Urgency::Routine];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Urgency::Immediate => "immediate",
+            Urgency::Urgent => "urgent",
+            Urgency::Routine => "routine",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Urgency> {
+        Urgency::ALL.into_iter().find(|u| u.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Availability {
+    Available,
+    Busy,
+    Away,
+}
+
+impl Availability {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Availability::Available => "available",
+            Availability::Busy => "busy",
+            Availability::Away => "away",
+        }
+    }
+}
+
+/// What happened to the patient after the consult.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Treated in the MIU: a journey to A&E avoided.
+    ManagedLocally,
+    TransferToEd,
+    ReferredElsewhere,
+    Ambulance,
+    TechnicalFailure,
+}
+
+impl Outcome {
+    pub const ALL: [Outcome; 5] = [
+        Outcome::ManagedLocally,
+        Outcome::TransferToEd,
+        Outcome::ReferredElsewhere,
+        Outcome::Ambulance,
+        Outcome::TechnicalFailure,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::ManagedLocally => "managed_locally",
+            Outcome::TransferToEd => "transfer_to_ed",
+            Outcome::ReferredElsewhere => "referred_elsewhere",
+            Outcome::Ambulance => "ambulance",
+            Outcome::TechnicalFailure => "technical_failure",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Outcome> {
+        Outcome::ALL.into_iter().find(|o| o.as_str() == s)
+    }
+}
+
+/// Why a call ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndReason {
+    HungUpByStation,
+    HungUpByClinician,
+    /// The station's connection was gone for longer than the grace period.
+    StationDisconnected,
+    /// The clinician's connection was gone for longer than the grace period.
+    ClinicianDisconnected,
+}
+
+impl EndReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndReason::HungUpByStation => "hung_up_by_station",
+            EndReason::HungUpByClinician => "hung_up_by_clinician",
+            EndReason::StationDisconnected => "station_disconnected",
+            EndReason::ClinicianDisconnected => "clinician_disconnected",
+        }
+    }
+}
+
+/// Where a station's request stands, as the station sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestState {
+    /// In the queue, ringing every available clinician.
+    Waiting,
+    /// A clinician answered; a `call_start` follows.
+    Accepted,
+    /// The call is over; the clinician has not recorded an outcome yet.
+    Ended,
+    /// The clinician recorded the outcome (carried in `outcome`).
+    Completed,
+    /// The station withdrew the request before anyone answered.
+    Cancelled,
+    /// Nobody answered before the station's connection was lost for longer
+    /// than the grace period.
+    Abandoned,
+}
+
+/// One entry of an ICE server list, in the browser's `RTCIceServer` shape.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IceServer {
+    pub urls: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
+/// Who is connected, as established by the server's authentication.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    pub user_id: UserId,
+    pub username: String,
+    pub display_name: String,
+    pub role: Role,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site: Option<String>,
+}
+
+// ---------------------------------------------------------------------------
+// Client to server
+// ---------------------------------------------------------------------------
+
+/// A message from a browser (or probe) to the server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientMessage {
+    /// Station: ask for a live consult.
+    RequestConsult {
+        urgency: Urgency,
+        reason: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        patient_ref: Option<String>,
+    },
+    /// Station: withdraw a request nobody has answered yet.
+    CancelRequest { request_id: RequestId },
+    /// Clinician: whether to be rung.
+    SetAvailability { status: Availability },
+    /// Clinician: answer a request.
+    Accept { request_id: RequestId },
+    /// Clinician: record what happened to the patient.
+    RecordOutcome {
+        call_id: CallId,
+        outcome: Outcome,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
+    },
+    /// Either party: an SDP description or ICE candidate for the other party.
+    Signal { call_id: CallId, data: Value },
+    /// Either party: media is flowing on this side.
+    CallConnected { call_id: CallId },
+    /// Either party: end the call.
+    HangUp { call_id: CallId },
+    /// Keep-alive and clock check; answered with `pong`.
+    Ping {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        nonce: Option<u64>,
+    },
+}
+
+impl ClientMessage {
+    /// The `type` string, for logs and error replies.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ClientMessage::RequestConsult { .. } => "request_consult",
+            ClientMessage::CancelRequest { .. } => "cancel_request",
+            ClientMessage::SetAvailability { .. } => "set_availability",
+            ClientMessage::Accept { .. } => "accept",
+            ClientMessage::RecordOutcome { .. } => "record_outcome",
+            ClientMessage::Signal { .. } => "signal",
+            ClientMessage::CallConnected { .. } => "call_connected",
+            ClientMessage::HangUp { .. } => "hang_up",
+            ClientMessage::Ping { .. } => "ping",
+        }
+    }
+}
+
+const CLIENT_TYPES: &[&str] = &[
+    "request_consult",
+    "cancel_request",
+    "set_availability",
+    "accept",
+    "record_outcome",
+    "signal",
+    "call_connected",
+    "hang_up",
+    "ping",
+];
+
+/// Why a frame was refused. `code` is stable and machine-readable; the
+/// message says what happened and what to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProtocolError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl ProtocolError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ProtocolError {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for ProtocolError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code.as_str(), self.message)
+    }
+}
+
+impl std::error::Error for ProtocolError {}
+
+/// Every refusal the server can send, as the `code` of an `error` message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The frame is larger than [`MAX_FRAME_BYTES`].
+    FrameTooLarge,
+    /// A binary frame; the protocol is JSON text.
+    BinaryFrame,
+    /// Not valid JSON, or not a JSON object.
+    MalformedJson,
+    /// No `type`, or a `type` this server does not know.
+    UnknownType,
+    /// A known type with missing, extra or mistyped fields.
+    InvalidMessage,
+    /// A field is present and well-typed but its value is not allowed.
+    InvalidField,
+    /// This role may not send this message.
+    ForbiddenRole,
+    /// No such request, or it is no longer open.
+    UnknownRequest,
+    /// No such call, or it has ended.
+    UnknownCall,
+    /// The sender is not a party to that call.
+    NotInCall,
+    /// Another clinician answered first.
+    AlreadyTaken,
+    /// The station already has an open request or call.
+    RequestOpen,
+    /// The clinician is already in a call.
+    InCall,
+    /// The clinician must record the outcome of their last call first.
+    OutcomeRequired,
+    /// `signal.data` is larger than [`MAX_SIGNAL_BYTES`].
+    SignalTooLarge,
+    /// Too many messages in too short a time.
+    RateLimited,
+    /// This connection was replaced by a newer one for the same account.
+    Replaced,
+    /// The server is shutting down or failed internally.
+    Unavailable,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::FrameTooLarge => "frame_too_large",
+            ErrorCode::BinaryFrame => "binary_frame",
+            ErrorCode::MalformedJson => "malformed_json",
+            ErrorCode::UnknownType => "unknown_type",
+            ErrorCode::InvalidMessage => "invalid_message",
+            ErrorCode::InvalidField => "invalid_field",
+            ErrorCode::ForbiddenRole => "forbidden_role",
+            ErrorCode::UnknownRequest => "unknown_request",
+            ErrorCode::UnknownCall => "unknown_call",
+            ErrorCode::NotInCall => "not_in_call",
+            ErrorCode::AlreadyTaken => "already_taken",
+            ErrorCode::RequestOpen => "request_open",
+            ErrorCode::InCall => "in_call",
+            ErrorCode::OutcomeRequired => "outcome_required",
+            ErrorCode::SignalTooLarge => "signal_too_large",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::Replaced => "replaced",
+            ErrorCode::Unavailable => "unavailable",
+        }
+    }
+}
+
+/// Decodes and validates one text frame. Total: every input gives either a
+/// message whose fields are within limits or an error; it never panics.
+pub fn decode(text: &str) -> Result<ClientMessage, ProtocolError> {
+    if text.len() > MAX_FRAME_BYTES {
+        return Err(ProtocolError::new(
+            ErrorCode::FrameTooLarge,
+            format!(
+                "frame of {} bytes is over the {MAX_FRAME_BYTES} byte limit; send smaller messages",
+                text.len()
+            ),
+        ));
+    }
+    let value: Value = serde_json::from_str(text).map_err(|e| {
+        ProtocolError::new(
+            ErrorCode::MalformedJson,
+            format!("frame is not valid JSON ({e}); send one JSON object per text frame"),
+        )
+    })?;
+    let Some(object) = value.as_object() else {
+        return Err(ProtocolError::new(
+            ErrorCode::MalformedJson,
+            "frame is JSON but not an object; send {\"type\": ..., ...}",
+        ));
+    };
+    let kind = match object.get("type") {
+        Some(Value::String(kind)) => kind.as_str(),
+        Some(_) => {
+            return Err(ProtocolError::new(
+                ErrorCode::UnknownType,
+                "\"type\" must be a string such as \"request_consult\"",
+            ))
+        }
+        None => {
+            return Err(ProtocolError::new(
+                ErrorCode::UnknownType,
+                "message has no \"type\" field",
+            ))
+        }
+    };
+    if !CLIENT_TYPES.contains(&kind) {
+        let shown: String = kind.chars().take(40).collect();
+        return Err(ProtocolError::new(
+            ErrorCode::UnknownType,
+            format!("unknown message type {shown:?}; see PROTOCOL.md for the list"),
+        ));
+    }
+    let kind = kind.to_owned();
+    let message: ClientMessage = serde_json::from_value(value).map_err(|e| {
+        ProtocolError::new(
+            ErrorCode::InvalidMessage,
+            format!("{kind} message is not well formed: {e}"),
+        )
+    })?;
+    validate(message)
+}
+
+fn validate(message: ClientMessage) -> Result<ClientMessage, ProtocolError> {
+    match message {
+        ClientMessage::RequestConsult {
+            urgency,
+            reason,
+            patient_ref,
+        } => {
+            let reason = reason.trim().to_owned();
+            if reason.is_empty() {
+                return Err(invalid("reason", "give a short reason for the consult"));
+            }
+            if reason.chars().count() > MAX_REASON_CHARS {
+                return Err(invalid(
+                    "reason",
+                    &format!("keep the reason to {MAX_REASON_CHARS} characters"),
+                ));
+            }
+            if reason.chars().any(char::is_control) {
+                return Err(invalid(
+                    "reason",
+                    "the reason may not hold control characters",
+                ));
+            }
+            let patient_ref = match patient_ref.map(|r| r.trim().to_owned()) {
+                None => None,
+                Some(r) if r.is_empty() => None,
+                Some(r) => Some(validate_patient_ref(r)?),
+            };
+            Ok(ClientMessage::RequestConsult {
+                urgency,
+                reason,
+                patient_ref,
+            })
+        }
+        ClientMessage::RecordOutcome {
+            call_id,
+            outcome,
+            note,
+        } => {
+            let note = note.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty());
+            if let Some(n) = &note {
+                if n.chars().count() > MAX_NOTE_CHARS {
+                    return Err(invalid(
+                        "note",
+                        &format!("keep the note to {MAX_NOTE_CHARS} characters"),
+                    ));
+                }
+            }
+            Ok(ClientMessage::RecordOutcome {
+                call_id,
+                outcome,
+                note,
+            })
+        }
+        ClientMessage::Signal { call_id, data } => {
+            // Serialising a Value cannot fail (all keys are strings).
+            let size = serde_json::to_string(&data).map(|s| s.len()).unwrap_or(0);
+            if size > MAX_SIGNAL_BYTES {
+                return Err(ProtocolError::new(
+                    ErrorCode::SignalTooLarge,
+                    format!(
+                        "signal data of {size} bytes is over the {MAX_SIGNAL_BYTES} byte limit"
+                    ),
+                ));
+            }
+            Ok(ClientMessage::Signal { call_id, data })
+        }
+        other => Ok(other),
+    }
+}
+
+/// A local reference is for finding the attendance in the MIU's own system.
+/// It must not be a name: we require a digit and allow only letters, digits,
+/// spaces, `-` and `/`, at most [`MAX_PATIENT_REF_CHARS`] characters.
+pub fn validate_patient_ref(r: String) -> Result<String, ProtocolError> {
+    let ok_chars = r
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '/' || c == ' ');
+    if r.chars().count() > MAX_PATIENT_REF_CHARS
+        || !ok_chars
+        || !r.chars().any(|c| c.is_ascii_digit())
+    {
+        return Err(invalid(
+            "patient_ref",
+            &format!(
+                "a local reference is up to {MAX_PATIENT_REF_CHARS} letters, digits, '-' or '/', \
+                 with at least one digit (an attendance number, never the patient's name)"
+            ),
+        ));
+    }
+    Ok(r)
+}
+
+fn invalid(field: &str, what: &str) -> ProtocolError {
+    ProtocolError::new(ErrorCode::InvalidField, format!("{field}: {what}"))
+}
+
+// ---------------------------------------------------------------------------
+// Server to client
+// ---------------------------------------------------------------------------
+
+/// The account a connection belongs to, as told to that connection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserInfo {
+    pub id: UserId,
+    pub username: String,
+    pub display_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site: Option<String>,
+}
+
+/// One waiting request as clinicians see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueEntry {
+    pub request_id: RequestId,
+    pub station: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site: Option<String>,
+    pub urgency: Urgency,
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patient_ref: Option<String>,
+    pub requested_at: Millis,
+    pub waited_ms: i64,
+    /// False while the station's connection is lost (within the grace period).
+    pub station_connected: bool,
+}
+
+/// The other party of a call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Peer {
+    pub display_name: String,
+    pub role: Role,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site: Option<String>,
+}
+
+/// The consult a call is about, so both screens can show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsultSummary {
+    pub urgency: Urgency,
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patient_ref: Option<String>,
+    pub requested_at: Millis,
+    pub accepted_at: Millis,
+}
+
+/// A message from the server to a client.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMessage {
+    /// First on every connection.
+    Welcome {
+        user: UserInfo,
+        role: Role,
+        ice_servers: Vec<IceServer>,
+        protocol_version: u32,
+        server_time: Millis,
+        max_frame_bytes: usize,
+    },
+    /// To clinicians (and managers) on every change of the queue.
+    Queue {
+        requests: Vec<QueueEntry>,
+        clinicians_available: u32,
+        server_time: Millis,
+    },
+    /// To each available clinician when a request needs answering.
+    Ring { request: QueueEntry },
+    /// To a clinician: their own availability as the switchboard sees it.
+    Presence {
+        status: Availability,
+        /// Set while the clinician is in a call or must record an outcome.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        engaged: Option<Engagement>,
+    },
+    /// To the station about its request.
+    RequestUpdate {
+        request_id: RequestId,
+        state: RequestState,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        position: Option<u32>,
+        clinicians_available: u32,
+        requested_at: Millis,
+        waited_ms: i64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        outcome: Option<Outcome>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        clinician: Option<String>,
+    },
+    /// To both parties when a call is made (or resumed after a reconnect).
+    CallStart {
+        call_id: CallId,
+        request_id: RequestId,
+        peer: Peer,
+        offerer: bool,
+        consult: ConsultSummary,
+        resumed: bool,
+    },
+    /// Relayed from the other party of the call.
+    Signal { call_id: CallId, data: Value },
+    /// The other party's connection was lost or came back.
+    PeerStatus { call_id: CallId, connected: bool },
+    /// To both parties when the call is over.
+    CallEnd {
+        call_id: CallId,
+        reason: EndReason,
+        /// True for the clinician until they record an outcome.
+        outcome_required: bool,
+    },
+    /// To the clinician: the outcome was stored.
+    OutcomeRecorded {
+        call_id: CallId,
+        request_id: RequestId,
+        outcome: Outcome,
+    },
+    /// Reply to `ping`.
+    Pong {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        nonce: Option<u64>,
+        server_time: Millis,
+    },
+    /// In reply to anything refused. Nothing changed.
+    Error {
+        code: ErrorCode,
+        message: String,
+        /// The `type` of the refused message, when known.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        in_reply_to: Option<String>,
+    },
+}
+
+/// What keeps a clinician from being rung besides their availability.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum Engagement {
+    InCall { call_id: CallId },
+    OutcomePending { call_id: CallId },
+}
+
+impl ServerMessage {
+    pub fn error(err: ProtocolError, in_reply_to: Option<&str>) -> ServerMessage {
+        ServerMessage::Error {
+            code: err.code,
+            message: err.message,
+            in_reply_to: in_reply_to.map(str::to_owned),
+        }
+    }
+
+    /// The JSON text of this message. Serialising these types cannot fail:
+    /// every map key is a string and there are no non-finite floats.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|e| {
+            format!(r#"{{"type":"error","code":"unavailable","message":"could not encode a reply: {e}"}}"#)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code(text: &str) -> ErrorCode {
+        decode(text).unwrap_err().code
+    }
+
+    #[test]
+    fn decodes_every_client_message() {
+        let cases = [
+            r#"{"type":"request_consult","urgency":"urgent","reason":"Head injury"}"#,
+            r#"{"type":"request_consult","urgency":"routine","reason":"Wrist","patient_ref":"MIU-2026/0412"}"#,
+            r#"{"type":"cancel_request","request_id":3}"#,
+            r#"{"type":"set_availability","status":"away"}"#,
+            r#"{"type":"accept","request_id":3}"#,
+            r#"{"type":"record_outcome","call_id":1,"outcome":"managed_locally","note":"Steri-strips"}"#,
+            r#"{"type":"signal","call_id":1,"data":{"candidate":"x"}}"#,
+            r#"{"type":"call_connected","call_id":1}"#,
+            r#"{"type":"hang_up","call_id":1}"#,
+            r#"{"type":"ping","nonce":7}"#,
+        ];
+        for case in cases {
+            let msg = decode(case).unwrap_or_else(|e| panic!("{case}: {e}"));
+            // Round trip through our own encoder.
+            let again = serde_json::to_string(&msg).unwrap();
+            assert_eq!(decode(&again).unwrap(), msg);
+        }
+    }
+
+    #[test]
+    fn refuses_bad_frames_with_clear_codes() {
+        assert_eq!(code("not json"), ErrorCode::MalformedJson);
+        assert_eq!(code("[1,2]"), ErrorCode::MalformedJson);
+        assert_eq!(code(r#"{"urgency":"urgent"}"#), ErrorCode::UnknownType);
+        assert_eq!(code(r#"{"type":7}"#), ErrorCode::UnknownType);
+        assert_eq!(
+            code(r#"{"type":"launch_missiles"}"#),
+            ErrorCode::UnknownType
+        );
+        assert_eq!(code(r#"{"type":"accept"}"#), ErrorCode::InvalidMessage);
+        assert_eq!(
+            code(r#"{"type":"accept","request_id":"x"}"#),
+            ErrorCode::InvalidMessage
+        );
+        assert_eq!(
+            code(r#"{"type":"accept","request_id":-1}"#),
+            ErrorCode::InvalidMessage
+        );
+        assert_eq!(
+            code(r#"{"type":"accept","request_id":1,"extra":true}"#),
+            ErrorCode::InvalidMessage
+        );
+        assert_eq!(
+            code(r#"{"type":"request_consult","urgency":"whenever","reason":"x"}"#),
+            ErrorCode::InvalidMessage
+        );
+        assert_eq!(
+            code(r#"{"type":"request_consult","urgency":"urgent","reason":"   "}"#),
+            ErrorCode::InvalidField
+        );
+        let long = "x".repeat(MAX_FRAME_BYTES + 1);
+        assert_eq!(code(&long), ErrorCode::FrameTooLarge);
+        let big_signal = format!(
+            r#"{{"type":"signal","call_id":1,"data":"{}"}}"#,
+            "a".repeat(MAX_SIGNAL_BYTES + 10)
+        );
+        assert_eq!(code(&big_signal), ErrorCode::SignalTooLarge);
+    }
+
+    #[test]
+    fn patient_ref_cannot_be_a_name() {
+        let msg = |r: &str| {
+            format!(
+                r#"{{"type":"request_consult","urgency":"urgent","reason":"x","patient_ref":"{r}"}}"#
+            )
+        };
+        assert_eq!(code(&msg("John Smith")), ErrorCode::InvalidField);
+        assert_eq!(code(&msg("Smith, J")), ErrorCode::InvalidField);
+        assert_eq!(
+            code(&msg("A123456789012345678901234")),
+            ErrorCode::InvalidField
+        );
+        assert!(decode(&msg("MIU-0412")).is_ok());
+        // An empty reference is the same as none.
+        assert_eq!(
+            decode(&msg("  ")).unwrap(),
+            ClientMessage::RequestConsult {
+                urgency: Urgency::Urgent,
+                reason: "x".into(),
+                patient_ref: None
+            }
+        );
+    }
+
+    #[test]
+    fn server_messages_have_a_type_tag() {
+        let msg = ServerMessage::Error {
+            code: ErrorCode::NotInCall,
+            message: "m".into(),
+            in_reply_to: Some("signal".into()),
+        };
+        let v: Value = serde_json::from_str(&msg.to_json()).unwrap();
+        assert_eq!(v["type"], "error");
+        assert_eq!(v["code"], "not_in_call");
+    }
+}

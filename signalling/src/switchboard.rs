@@ -1,0 +1,1383 @@
+//! The switchboard: presence, the one queue, ringing, calls and timeouts, as
+//! a sans-IO state machine.
+//!
+//! The server feeds it [`Input`]s, each with the current time, and drains
+//! [`Output`]s with [`Switchboard::poll_output`]: messages to send, events to
+//! record and connections to close. [`Switchboard::poll_timeout`] says when
+//! it next needs to be woken with [`Input::Timeout`]. It never reads a clock,
+//! spawns, locks or does IO, so every rule is tested with a fake clock.
+//!
+//! Ordering contract with the server: the [`Output::Record`] events produced
+//! by one call to [`Switchboard::handle`] must be durable before any
+//! [`Output::Send`] from that same call is delivered.
+//!
+//! State is held per *account*, not per connection: an account has at most
+//! one live connection (a newer one replaces the older), and when that
+//! connection is lost the account's request or call is kept for a grace
+//! period, so a reconnect resumes where it left off.
+
+use crate::event::{ConsultEvent, Event, Party, PresenceStatus, RingTrigger, Side};
+use crate::protocol::{
+    Availability, CallId, ClientMessage, ConnId, ConsultSummary, EndReason, Engagement, ErrorCode,
+    IceServer, Identity, Millis, Outcome, Peer, ProtocolError, QueueEntry, RequestId, RequestState,
+    Role, ServerMessage, Urgency, UserId, UserInfo, MAX_FRAME_BYTES, PROTOCOL_VERSION,
+};
+use serde_json::Value;
+use std::collections::{BTreeSet, HashMap, VecDeque};
+
+/// Tunables. Times are in milliseconds.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// How long an account's request or call is kept after its connection
+    /// is lost before it ends as abandoned / disconnected.
+    pub disconnect_grace_ms: i64,
+    /// The first ids to hand out (the server passes one past the largest
+    /// already in the log, so ids never repeat across restarts).
+    pub first_request_id: u64,
+    pub first_call_id: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            disconnect_grace_ms: 60_000,
+            first_request_id: 1,
+            first_call_id: 1,
+        }
+    }
+}
+
+/// Something that happened, with the time it happened.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    /// An authenticated connection opened.
+    Connect {
+        conn: ConnId,
+        identity: Identity,
+        ice_servers: Vec<IceServer>,
+    },
+    /// A decoded and validated message from a connection.
+    Message {
+        conn: ConnId,
+        message: ClientMessage,
+    },
+    /// The connection closed (either side, for any reason).
+    Disconnect { conn: ConnId },
+    /// The time from [`Switchboard::poll_timeout`] has come.
+    Timeout,
+}
+
+/// Something the server must do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    /// Send one message to each of these connections.
+    Send {
+        to: Vec<ConnId>,
+        message: ServerMessage,
+    },
+    /// Write this to the session log (before delivering this input's sends).
+    Record(Event),
+    /// Close this connection after sending it this error.
+    Close { conn: ConnId, code: ErrorCode },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Open {
+    Waiting(RequestId),
+    InCall(CallId),
+}
+
+#[derive(Debug)]
+struct Account {
+    identity: Identity,
+    conn: Option<ConnId>,
+    /// When the connection was lost; the grace period runs from here.
+    lost_at: Option<Millis>,
+    /// Station: its one open request or call.
+    open: Option<Open>,
+    /// Clinician: what they chose.
+    availability: Availability,
+    /// Clinician: a call or an outcome to record.
+    engaged: Option<Engagement>,
+}
+
+impl Account {
+    fn ringable(&self) -> bool {
+        self.identity.role == Role::Clinician
+            && self.conn.is_some()
+            && self.availability == Availability::Available
+            && self.engaged.is_none()
+    }
+
+    fn party(&self) -> Party {
+        Party {
+            user_id: self.identity.user_id,
+            display_name: self.identity.display_name.clone(),
+            site: self.identity.site.clone(),
+        }
+    }
+
+    fn peer(&self) -> Peer {
+        Peer {
+            display_name: self.identity.display_name.clone(),
+            role: self.identity.role,
+            site: self.identity.site.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Request {
+    id: RequestId,
+    station: UserId,
+    urgency: Urgency,
+    reason: String,
+    patient_ref: Option<String>,
+    requested_at: Millis,
+    /// The last (position, clinicians_available) told to the station.
+    last_told: Option<(u32, u32)>,
+}
+
+impl Request {
+    fn queue_key(&self) -> (Urgency, Millis, RequestId) {
+        (self.urgency, self.requested_at, self.id)
+    }
+}
+
+#[derive(Debug)]
+struct Call {
+    id: CallId,
+    request: Request,
+    clinician: UserId,
+    accepted_at: Millis,
+    station_media: bool,
+    clinician_media: bool,
+    outcome: Option<Outcome>,
+}
+
+/// A call that has ended and whose outcome the clinician still owes.
+#[derive(Debug)]
+struct EndedCall {
+    request_id: RequestId,
+    station: UserId,
+    clinician: UserId,
+    reason: EndReason,
+    requested_at: Millis,
+    accepted_at: Millis,
+}
+
+/// The state machine. See the module documentation.
+#[derive(Debug)]
+pub struct Switchboard {
+    config: Config,
+    now: Millis,
+    conns: HashMap<ConnId, UserId>,
+    accounts: HashMap<UserId, Account>,
+    /// Waiting requests, by id.
+    waiting: HashMap<RequestId, Request>,
+    /// The one queue: urgency, then arrival, then id.
+    queue: BTreeSet<(Urgency, Millis, RequestId)>,
+    calls: HashMap<CallId, Call>,
+    /// Which call each answered request became, while that call is live or
+    /// owes an outcome; lets a late `accept` hear "already taken".
+    answered: HashMap<RequestId, CallId>,
+    ended: HashMap<CallId, EndedCall>,
+    /// Grace deadlines of accounts whose connection was lost.
+    deadlines: BTreeSet<(Millis, UserId)>,
+    next_request: u64,
+    next_call: u64,
+    queue_dirty: bool,
+    outputs: VecDeque<Output>,
+}
+
+impl Switchboard {
+    pub fn new(config: Config, now: Millis) -> Self {
+        Switchboard {
+            next_request: config.first_request_id.max(1),
+            next_call: config.first_call_id.max(1),
+            config,
+            now,
+            conns: HashMap::new(),
+            accounts: HashMap::new(),
+            waiting: HashMap::new(),
+            queue: BTreeSet::new(),
+            calls: HashMap::new(),
+            answered: HashMap::new(),
+            ended: HashMap::new(),
+            deadlines: BTreeSet::new(),
+            queue_dirty: false,
+            outputs: VecDeque::new(),
+        }
+    }
+
+    /// Processes one input at time `now`. A clock that steps backwards is
+    /// treated as standing still.
+    pub fn handle(&mut self, now: Millis, input: Input) {
+        self.now = self.now.max(now);
+        match input {
+            Input::Connect {
+                conn,
+                identity,
+                ice_servers,
+            } => self.connect(conn, identity, ice_servers),
+            Input::Message { conn, message } => self.message(conn, message),
+            Input::Disconnect { conn } => self.disconnect(conn),
+            Input::Timeout => self.expire_grace(),
+        }
+        self.flush_queue();
+    }
+
+    /// The next output, if any. Drain until `None` after every `handle`.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// When to call `handle(_, Input::Timeout)` next.
+    pub fn poll_timeout(&self) -> Option<Millis> {
+        self.deadlines.first().map(|(at, _)| *at)
+    }
+
+    /// The current time as last given.
+    pub fn now(&self) -> Millis {
+        self.now
+    }
+
+    /// Number of live connections.
+    pub fn connection_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// Clinicians who would be rung right now.
+    pub fn clinicians_available(&self) -> u32 {
+        let n = self.accounts.values().filter(|a| a.ringable()).count();
+        u32::try_from(n).unwrap_or(u32::MAX)
+    }
+
+    /// The queue in order, as clinicians see it.
+    pub fn queue_entries(&self) -> Vec<QueueEntry> {
+        self.queue
+            .iter()
+            .filter_map(|(_, _, id)| self.waiting.get(id))
+            .map(|r| self.entry(r))
+            .collect()
+    }
+
+    /// Open calls, for health and status pages.
+    pub fn call_count(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// Requests waiting in the queue.
+    pub fn waiting_count(&self) -> usize {
+        self.waiting.len()
+    }
+
+    // -----------------------------------------------------------------------
+    // Connections
+    // -----------------------------------------------------------------------
+
+    fn connect(&mut self, conn: ConnId, identity: Identity, ice_servers: Vec<IceServer>) {
+        if self.conns.contains_key(&conn) {
+            // The server hands out fresh ids; a repeat is a server bug, but
+            // it must not corrupt state: refuse the newcomer.
+            self.send(
+                conn,
+                error(
+                    ErrorCode::Unavailable,
+                    "connection id reused; reconnect",
+                    None,
+                ),
+            );
+            return;
+        }
+        let user_id = identity.user_id;
+        let role = identity.role;
+        let was_ringable = self.accounts.get(&user_id).is_some_and(Account::ringable);
+        let mut fresh = false;
+        let account = self.accounts.entry(user_id).or_insert_with(|| {
+            fresh = true;
+            Account {
+                identity: identity.clone(),
+                conn: None,
+                lost_at: None,
+                open: None,
+                availability: Availability::Available,
+                engaged: None,
+            }
+        });
+        // Names and sites may have been edited since; the role may not change
+        // under a live request, so keep the original role.
+        account.identity.display_name = identity.display_name.clone();
+        account.identity.username = identity.username.clone();
+        account.identity.site = identity.site.clone();
+        let replaced = account.conn.replace(conn);
+        if let Some(at) = account.lost_at.take() {
+            self.deadlines
+                .remove(&(at + self.config.disconnect_grace_ms, user_id));
+        }
+        if let Some(old) = replaced {
+            self.conns.remove(&old);
+            self.outputs.push_back(Output::Close {
+                conn: old,
+                code: ErrorCode::Replaced,
+            });
+        }
+        self.conns.insert(conn, user_id);
+
+        let account = &self.accounts[&user_id];
+        let role = if fresh { role } else { account.identity.role };
+        self.send(
+            conn,
+            ServerMessage::Welcome {
+                user: UserInfo {
+                    id: user_id,
+                    username: account.identity.username.clone(),
+                    display_name: account.identity.display_name.clone(),
+                    site: account.identity.site.clone(),
+                },
+                role,
+                ice_servers,
+                protocol_version: PROTOCOL_VERSION,
+                server_time: self.now,
+                max_frame_bytes: MAX_FRAME_BYTES,
+            },
+        );
+
+        match role {
+            Role::Station => self.resume_station(user_id, conn),
+            Role::Clinician => {
+                if fresh || replaced.is_none() {
+                    let status = self.accounts[&user_id].availability;
+                    self.record_presence(user_id, status.into());
+                }
+                self.resume_clinician(user_id, conn, was_ringable);
+            }
+            Role::Manager | Role::Admin => {
+                let msg = self.queue_message();
+                self.send(conn, msg);
+            }
+        }
+    }
+
+    fn resume_station(&mut self, user_id: UserId, conn: ConnId) {
+        match self.accounts[&user_id].open {
+            Some(Open::Waiting(request_id)) => {
+                if let Some(r) = self.waiting.get_mut(&request_id) {
+                    r.last_told = None;
+                }
+                // The queue shows the station as connected again.
+                self.queue_dirty = true;
+            }
+            Some(Open::InCall(call_id)) => {
+                if let Some(call) = self.calls.get(&call_id) {
+                    let clinician = call.clinician;
+                    let msg = self.call_start(call, Side::Station, true);
+                    self.send(conn, msg);
+                    self.send_to_user(
+                        clinician,
+                        ServerMessage::PeerStatus {
+                            call_id,
+                            connected: true,
+                        },
+                    );
+                }
+            }
+            None => {}
+        }
+    }
+
+    fn resume_clinician(&mut self, user_id: UserId, conn: ConnId, was_ringable: bool) {
+        let account = &self.accounts[&user_id];
+        let engaged = account.engaged;
+        let presence = ServerMessage::Presence {
+            status: account.availability,
+            engaged,
+        };
+        self.send(conn, presence);
+        match engaged {
+            Some(Engagement::InCall { call_id }) => {
+                if let Some(call) = self.calls.get(&call_id) {
+                    let station = call.request.station;
+                    let msg = self.call_start(call, Side::Clinician, true);
+                    self.send(conn, msg);
+                    self.send_to_user(
+                        station,
+                        ServerMessage::PeerStatus {
+                            call_id,
+                            connected: true,
+                        },
+                    );
+                }
+            }
+            Some(Engagement::OutcomePending { call_id }) => {
+                if let Some(ended) = self.ended.get(&call_id) {
+                    let reason = ended.reason;
+                    self.send(
+                        conn,
+                        ServerMessage::CallEnd {
+                            call_id,
+                            reason,
+                            outcome_required: true,
+                        },
+                    );
+                }
+            }
+            None => {}
+        }
+        if !was_ringable && self.accounts[&user_id].ringable() {
+            // The count of available clinicians changed: everyone (this
+            // clinician included) gets the queue when this input is done.
+            self.ring_waiting_for(user_id);
+            self.queue_dirty = true;
+        } else {
+            let msg = self.queue_message();
+            self.send(conn, msg);
+        }
+    }
+
+    fn disconnect(&mut self, conn: ConnId) {
+        let Some(user_id) = self.conns.remove(&conn) else {
+            return; // Already replaced or never connected.
+        };
+        let grace = self.config.disconnect_grace_ms;
+        let now = self.now;
+        let Some(account) = self.accounts.get_mut(&user_id) else {
+            return;
+        };
+        if account.conn != Some(conn) {
+            return;
+        }
+        let was_ringable = account.ringable();
+        account.conn = None;
+        account.lost_at = Some(now);
+        self.deadlines.insert((now + grace, user_id));
+        let role = account.identity.role;
+        let open = account.open;
+        let engaged = account.engaged;
+        match role {
+            Role::Station => match open {
+                Some(Open::Waiting(_)) => self.queue_dirty = true,
+                Some(Open::InCall(call_id)) => {
+                    if let Some(call) = self.calls.get(&call_id) {
+                        let clinician = call.clinician;
+                        self.send_to_user(
+                            clinician,
+                            ServerMessage::PeerStatus {
+                                call_id,
+                                connected: false,
+                            },
+                        );
+                    }
+                }
+                None => {}
+            },
+            Role::Clinician => {
+                self.record_presence(user_id, PresenceStatus::Offline);
+                if was_ringable {
+                    self.queue_dirty = true;
+                }
+                if let Some(Engagement::InCall { call_id }) = engaged {
+                    if let Some(call) = self.calls.get(&call_id) {
+                        let station = call.request.station;
+                        self.send_to_user(
+                            station,
+                            ServerMessage::PeerStatus {
+                                call_id,
+                                connected: false,
+                            },
+                        );
+                    }
+                }
+            }
+            Role::Manager | Role::Admin => {}
+        }
+    }
+
+    /// Ends what the grace period no longer covers.
+    fn expire_grace(&mut self) {
+        while let Some(&(deadline, user_id)) = self.deadlines.first() {
+            if deadline > self.now {
+                break;
+            }
+            self.deadlines.pop_first();
+            let Some(account) = self.accounts.get(&user_id) else {
+                continue;
+            };
+            if account.conn.is_some() {
+                continue;
+            }
+            match (account.open, account.engaged) {
+                (Some(Open::Waiting(request_id)), _) => {
+                    self.abandon(request_id);
+                }
+                (Some(Open::InCall(call_id)), _) => {
+                    self.end_call(call_id, EndReason::StationDisconnected);
+                }
+                (_, Some(Engagement::InCall { call_id })) => {
+                    self.end_call(call_id, EndReason::ClinicianDisconnected);
+                }
+                _ => {}
+            }
+            // Whatever is left (an outcome still owed) stays in the log as
+            // "not recorded"; the account itself is forgotten.
+            if let Some(account) = self.accounts.remove(&user_id) {
+                if let Some(Engagement::OutcomePending { call_id }) = account.engaged {
+                    if let Some(ended) = self.ended.remove(&call_id) {
+                        self.answered.remove(&ended.request_id);
+                    }
+                }
+            }
+        }
+    }
+
+    // -----------------------------------------------------------------------
+    // Messages
+    // -----------------------------------------------------------------------
+
+    fn message(&mut self, conn: ConnId, message: ClientMessage) {
+        let Some(&user_id) = self.conns.get(&conn) else {
+            return; // A message racing its own disconnect: nobody to answer.
+        };
+        let role = self.accounts[&user_id].identity.role;
+        let kind = message.kind();
+        let result = match (role, message) {
+            (_, ClientMessage::Ping { nonce }) => {
+                self.send(
+                    conn,
+                    ServerMessage::Pong {
+                        nonce,
+                        server_time: self.now,
+                    },
+                );
+                Ok(())
+            }
+            (
+                Role::Station,
+                ClientMessage::RequestConsult {
+                    urgency,
+                    reason,
+                    patient_ref,
+                },
+            ) => self.request_consult(user_id, urgency, reason, patient_ref),
+            (Role::Station, ClientMessage::CancelRequest { request_id }) => {
+                self.cancel_request(user_id, request_id)
+            }
+            (Role::Clinician, ClientMessage::SetAvailability { status }) => {
+                self.set_availability(user_id, status)
+            }
+            (Role::Clinician, ClientMessage::Accept { request_id }) => {
+                self.accept(user_id, request_id)
+            }
+            (
+                Role::Clinician,
+                ClientMessage::RecordOutcome {
+                    call_id,
+                    outcome,
+                    note,
+                },
+            ) => self.record_outcome(user_id, call_id, outcome, note),
+            (_, ClientMessage::Signal { call_id, data }) => self.signal(user_id, call_id, data),
+            (_, ClientMessage::CallConnected { call_id }) => self.call_connected(user_id, call_id),
+            (_, ClientMessage::HangUp { call_id }) => self.hang_up(user_id, call_id),
+            (role, _) => Err(ProtocolError::new(
+                ErrorCode::ForbiddenRole,
+                format!(
+                    "a {} account cannot send {kind}; only {} accounts can",
+                    role.as_str(),
+                    allowed_roles(kind)
+                ),
+            )),
+        };
+        if let Err(err) = result {
+            self.send(conn, ServerMessage::error(err, Some(kind)));
+        }
+    }
+
+    fn request_consult(
+        &mut self,
+        station: UserId,
+        urgency: Urgency,
+        reason: String,
+        patient_ref: Option<String>,
+    ) -> Result<(), ProtocolError> {
+        let account = &self.accounts[&station];
+        if let Some(open) = account.open {
+            let what = match open {
+                Open::Waiting(id) => format!("request {id} is still waiting"),
+                Open::InCall(id) => format!("call {id} is in progress"),
+            };
+            return Err(ProtocolError::new(
+                ErrorCode::RequestOpen,
+                format!(
+                    "this station already has an open consult ({what}); cancel or finish it first"
+                ),
+            ));
+        }
+        let id = RequestId(self.next_request);
+        self.next_request += 1;
+        let request = Request {
+            id,
+            station,
+            urgency,
+            reason: reason.clone(),
+            patient_ref: patient_ref.clone(),
+            requested_at: self.now,
+            last_told: None,
+        };
+        let party = account.party();
+        self.record(
+            id,
+            ConsultEvent::Requested {
+                station: party,
+                urgency,
+                reason,
+                patient_ref,
+            },
+        );
+        self.queue.insert(request.queue_key());
+        self.waiting.insert(id, request);
+        if let Some(a) = self.accounts.get_mut(&station) {
+            a.open = Some(Open::Waiting(id));
+        }
+        let ringable: Vec<UserId> = self
+            .accounts
+            .values()
+            .filter(|a| a.ringable())
+            .map(|a| a.identity.user_id)
+            .collect();
+        self.ring(id, &ringable, RingTrigger::NewRequest);
+        self.queue_dirty = true;
+        Ok(())
+    }
+
+    fn cancel_request(
+        &mut self,
+        station: UserId,
+        request_id: RequestId,
+    ) -> Result<(), ProtocolError> {
+        let mine = self.accounts[&station].open == Some(Open::Waiting(request_id));
+        if !mine {
+            return Err(ProtocolError::new(
+                ErrorCode::UnknownRequest,
+                format!("request {request_id} is not waiting at this station (already answered, cancelled or never made)"),
+            ));
+        }
+        self.close_request(request_id, ConsultEvent::Cancelled, RequestState::Cancelled);
+        Ok(())
+    }
+
+    fn abandon(&mut self, request_id: RequestId) {
+        self.close_request(request_id, ConsultEvent::Abandoned, RequestState::Abandoned);
+    }
+
+    /// Takes a waiting request out of the queue without a call.
+    fn close_request(&mut self, request_id: RequestId, event: ConsultEvent, state: RequestState) {
+        let Some(request) = self.waiting.remove(&request_id) else {
+            return;
+        };
+        self.queue.remove(&request.queue_key());
+        self.record(request_id, event);
+        if let Some(a) = self.accounts.get_mut(&request.station) {
+            a.open = None;
+        }
+        let msg = ServerMessage::RequestUpdate {
+            request_id,
+            state,
+            position: None,
+            clinicians_available: self.clinicians_available(),
+            requested_at: request.requested_at,
+            waited_ms: self.now - request.requested_at,
+            outcome: None,
+            clinician: None,
+        };
+        self.send_to_user(request.station, msg);
+        self.queue_dirty = true;
+    }
+
+    fn set_availability(
+        &mut self,
+        clinician: UserId,
+        status: Availability,
+    ) -> Result<(), ProtocolError> {
+        let account = &self.accounts[&clinician];
+        if status == Availability::Available {
+            if let Some(Engagement::OutcomePending { call_id }) = account.engaged {
+                return Err(ProtocolError::new(
+                    ErrorCode::OutcomeRequired,
+                    format!("record the outcome of call {call_id} before becoming available"),
+                ));
+            }
+        }
+        let was_ringable = account.ringable();
+        let changed = account.availability != status;
+        if let Some(a) = self.accounts.get_mut(&clinician) {
+            a.availability = status;
+        }
+        if changed {
+            self.record_presence(clinician, status.into());
+        }
+        self.send_presence(clinician);
+        let now_ringable = self.accounts[&clinician].ringable();
+        if was_ringable != now_ringable {
+            self.queue_dirty = true;
+        }
+        if !was_ringable && now_ringable {
+            self.ring_waiting_for(clinician);
+        }
+        Ok(())
+    }
+
+    fn accept(&mut self, clinician: UserId, request_id: RequestId) -> Result<(), ProtocolError> {
+        match self.accounts[&clinician].engaged {
+            Some(Engagement::InCall { call_id }) => {
+                return Err(ProtocolError::new(
+                    ErrorCode::InCall,
+                    format!("you are in call {call_id}; hang up before accepting another"),
+                ))
+            }
+            Some(Engagement::OutcomePending { call_id }) => {
+                return Err(ProtocolError::new(
+                    ErrorCode::OutcomeRequired,
+                    format!("record the outcome of call {call_id} before accepting another"),
+                ))
+            }
+            None => {}
+        }
+        let Some(request) = self.waiting.remove(&request_id) else {
+            return Err(if self.answered.contains_key(&request_id) {
+                ProtocolError::new(
+                    ErrorCode::AlreadyTaken,
+                    format!("request {request_id} was answered by another clinician"),
+                )
+            } else {
+                ProtocolError::new(
+                    ErrorCode::UnknownRequest,
+                    format!(
+                        "request {request_id} is not waiting (cancelled, abandoned or never made)"
+                    ),
+                )
+            });
+        };
+        self.queue.remove(&request.queue_key());
+        let call_id = CallId(self.next_call);
+        self.next_call += 1;
+        let party = self.accounts[&clinician].party();
+        self.record(
+            request_id,
+            ConsultEvent::Accepted {
+                call_id,
+                clinician: party,
+            },
+        );
+        let station = request.station;
+        let call = Call {
+            id: call_id,
+            request,
+            clinician,
+            accepted_at: self.now,
+            station_media: false,
+            clinician_media: false,
+            outcome: None,
+        };
+        self.answered.insert(request_id, call_id);
+        if let Some(a) = self.accounts.get_mut(&station) {
+            a.open = Some(Open::InCall(call_id));
+        }
+        if let Some(a) = self.accounts.get_mut(&clinician) {
+            a.engaged = Some(Engagement::InCall { call_id });
+        }
+        let clinician_name = self.accounts[&clinician].identity.display_name.clone();
+        let update = ServerMessage::RequestUpdate {
+            request_id,
+            state: RequestState::Accepted,
+            position: None,
+            clinicians_available: self.clinicians_available(),
+            requested_at: call.request.requested_at,
+            waited_ms: self.now - call.request.requested_at,
+            outcome: None,
+            clinician: Some(clinician_name),
+        };
+        let to_station = self.call_start(&call, Side::Station, false);
+        let to_clinician = self.call_start(&call, Side::Clinician, false);
+        self.calls.insert(call_id, call);
+        self.send_to_user(station, update);
+        self.send_to_user(station, to_station);
+        self.send_to_user(clinician, to_clinician);
+        self.send_presence(clinician);
+        self.queue_dirty = true;
+        Ok(())
+    }
+
+    /// The call this account is a party to, and which side it is on.
+    fn party_of(&self, user_id: UserId, call_id: CallId) -> Result<(&Call, Side), ProtocolError> {
+        let Some(call) = self.calls.get(&call_id) else {
+            return Err(ProtocolError::new(
+                ErrorCode::UnknownCall,
+                format!("call {call_id} is not in progress"),
+            ));
+        };
+        if call.request.station == user_id {
+            Ok((call, Side::Station))
+        } else if call.clinician == user_id {
+            Ok((call, Side::Clinician))
+        } else {
+            Err(ProtocolError::new(
+                ErrorCode::NotInCall,
+                format!("you are not a party to call {call_id}; nothing was sent"),
+            ))
+        }
+    }
+
+    fn signal(
+        &mut self,
+        user_id: UserId,
+        call_id: CallId,
+        data: Value,
+    ) -> Result<(), ProtocolError> {
+        let (call, side) = self.party_of(user_id, call_id)?;
+        let other = match side {
+            Side::Station => call.clinician,
+            Side::Clinician => call.request.station,
+        };
+        // If the other party is reconnecting the signal is dropped: a
+        // resumed call starts a fresh negotiation.
+        self.send_to_user(other, ServerMessage::Signal { call_id, data });
+        Ok(())
+    }
+
+    fn call_connected(&mut self, user_id: UserId, call_id: CallId) -> Result<(), ProtocolError> {
+        let (_, side) = self.party_of(user_id, call_id)?;
+        let Some(call) = self.calls.get_mut(&call_id) else {
+            return Ok(());
+        };
+        let flag = match side {
+            Side::Station => &mut call.station_media,
+            Side::Clinician => &mut call.clinician_media,
+        };
+        if *flag {
+            return Ok(()); // Repeated after an ICE restart: the first counts.
+        }
+        *flag = true;
+        let both = call.station_media && call.clinician_media;
+        let request_id = call.request.id;
+        self.record(
+            request_id,
+            ConsultEvent::MediaConnected {
+                call_id,
+                side,
+                both,
+            },
+        );
+        Ok(())
+    }
+
+    fn hang_up(&mut self, user_id: UserId, call_id: CallId) -> Result<(), ProtocolError> {
+        let (_, side) = self.party_of(user_id, call_id)?;
+        let reason = match side {
+            Side::Station => EndReason::HungUpByStation,
+            Side::Clinician => EndReason::HungUpByClinician,
+        };
+        self.end_call(call_id, reason);
+        Ok(())
+    }
+
+    fn end_call(&mut self, call_id: CallId, reason: EndReason) {
+        let Some(call) = self.calls.remove(&call_id) else {
+            return;
+        };
+        let request_id = call.request.id;
+        let station = call.request.station;
+        let clinician = call.clinician;
+        self.record(request_id, ConsultEvent::CallEnded { call_id, reason });
+        if let Some(a) = self.accounts.get_mut(&station) {
+            a.open = None;
+        }
+        let outcome_required = call.outcome.is_none();
+        if outcome_required {
+            self.ended.insert(
+                call_id,
+                EndedCall {
+                    request_id,
+                    station,
+                    clinician,
+                    reason,
+                    requested_at: call.request.requested_at,
+                    accepted_at: call.accepted_at,
+                },
+            );
+        } else {
+            self.answered.remove(&request_id);
+        }
+        let was_ringable = self.accounts.get(&clinician).is_some_and(Account::ringable);
+        if let Some(a) = self.accounts.get_mut(&clinician) {
+            a.engaged = outcome_required.then_some(Engagement::OutcomePending { call_id });
+        }
+        self.send_to_user(
+            station,
+            ServerMessage::CallEnd {
+                call_id,
+                reason,
+                outcome_required: false,
+            },
+        );
+        let update = ServerMessage::RequestUpdate {
+            request_id,
+            state: if outcome_required {
+                RequestState::Ended
+            } else {
+                RequestState::Completed
+            },
+            position: None,
+            clinicians_available: self.clinicians_available(),
+            requested_at: call.request.requested_at,
+            waited_ms: call.accepted_at - call.request.requested_at,
+            outcome: call.outcome,
+            clinician: self
+                .accounts
+                .get(&clinician)
+                .map(|a| a.identity.display_name.clone()),
+        };
+        self.send_to_user(station, update);
+        self.send_to_user(
+            clinician,
+            ServerMessage::CallEnd {
+                call_id,
+                reason,
+                outcome_required,
+            },
+        );
+        if self.accounts.contains_key(&clinician) {
+            self.send_presence(clinician);
+            self.after_freed(clinician, was_ringable);
+        }
+    }
+
+    fn record_outcome(
+        &mut self,
+        clinician: UserId,
+        call_id: CallId,
+        outcome: Outcome,
+        note: Option<String>,
+    ) -> Result<(), ProtocolError> {
+        let (request_id, station, times, live) = if let Some(call) = self.calls.get(&call_id) {
+            if call.clinician != clinician {
+                return Err(not_your_call(call_id));
+            }
+            let times = (call.request.requested_at, call.accepted_at);
+            (call.request.id, call.request.station, times, true)
+        } else if let Some(ended) = self.ended.get(&call_id) {
+            if ended.clinician != clinician {
+                return Err(not_your_call(call_id));
+            }
+            let times = (ended.requested_at, ended.accepted_at);
+            (ended.request_id, ended.station, times, false)
+        } else {
+            return Err(ProtocolError::new(
+                ErrorCode::UnknownCall,
+                format!("call {call_id} is not awaiting an outcome"),
+            ));
+        };
+        self.record(
+            request_id,
+            ConsultEvent::OutcomeRecorded {
+                call_id,
+                outcome,
+                note,
+                by: clinician,
+            },
+        );
+        self.send_to_user(
+            clinician,
+            ServerMessage::OutcomeRecorded {
+                call_id,
+                request_id,
+                outcome,
+            },
+        );
+        if live {
+            if let Some(call) = self.calls.get_mut(&call_id) {
+                call.outcome = Some(outcome);
+            }
+            return Ok(());
+        }
+        self.ended.remove(&call_id);
+        self.answered.remove(&request_id);
+        let was_ringable = self.accounts[&clinician].ringable();
+        if let Some(a) = self.accounts.get_mut(&clinician) {
+            a.engaged = None;
+        }
+        let clinician_name = self.accounts[&clinician].identity.display_name.clone();
+        // The station sees what the clinician decided.
+        self.send_to_user(
+            station,
+            ServerMessage::RequestUpdate {
+                request_id,
+                state: RequestState::Completed,
+                position: None,
+                clinicians_available: self.clinicians_available(),
+                requested_at: times.0,
+                waited_ms: times.1 - times.0,
+                outcome: Some(outcome),
+                clinician: Some(clinician_name),
+            },
+        );
+        self.send_presence(clinician);
+        self.after_freed(clinician, was_ringable);
+        Ok(())
+    }
+
+    /// A clinician may have become ringable: ring them for what waits.
+    fn after_freed(&mut self, clinician: UserId, was_ringable: bool) {
+        let now_ringable = self.accounts.get(&clinician).is_some_and(Account::ringable);
+        if was_ringable != now_ringable {
+            self.queue_dirty = true;
+        }
+        if !was_ringable && now_ringable {
+            self.ring_waiting_for(clinician);
+        }
+    }
+
+    // -----------------------------------------------------------------------
+    // Ringing and the queue
+    // -----------------------------------------------------------------------
+
+    fn ring(&mut self, request_id: RequestId, clinicians: &[UserId], trigger: RingTrigger) {
+        if clinicians.is_empty() {
+            return;
+        }
+        let Some(request) = self.waiting.get(&request_id) else {
+            return;
+        };
+        let entry = self.entry(request);
+        let to: Vec<ConnId> = clinicians
+            .iter()
+            .filter_map(|u| self.accounts.get(u).and_then(|a| a.conn))
+            .collect();
+        self.record(
+            request_id,
+            ConsultEvent::Rung {
+                clinicians: clinicians.to_vec(),
+                trigger,
+            },
+        );
+        self.outputs.push_back(Output::Send {
+            to,
+            message: ServerMessage::Ring { request: entry },
+        });
+    }
+
+    /// Rings one clinician who has just become available for every waiting
+    /// request, most urgent first.
+    fn ring_waiting_for(&mut self, clinician: UserId) {
+        let ids: Vec<RequestId> = self.queue.iter().map(|(_, _, id)| *id).collect();
+        for id in ids {
+            self.ring(id, &[clinician], RingTrigger::ClinicianAvailable);
+        }
+    }
+
+    fn entry(&self, r: &Request) -> QueueEntry {
+        let station = self.accounts.get(&r.station);
+        QueueEntry {
+            request_id: r.id,
+            station: station
+                .map(|a| a.identity.display_name.clone())
+                .unwrap_or_default(),
+            site: station.and_then(|a| a.identity.site.clone()),
+            urgency: r.urgency,
+            reason: r.reason.clone(),
+            patient_ref: r.patient_ref.clone(),
+            requested_at: r.requested_at,
+            waited_ms: self.now - r.requested_at,
+            station_connected: station.is_some_and(|a| a.conn.is_some()),
+        }
+    }
+
+    fn queue_message(&self) -> ServerMessage {
+        ServerMessage::Queue {
+            requests: self.queue_entries(),
+            clinicians_available: self.clinicians_available(),
+            server_time: self.now,
+        }
+    }
+
+    /// After any change: the queue to every clinician and manager, and each
+    /// waiting station its position if that changed.
+    fn flush_queue(&mut self) {
+        if !self.queue_dirty {
+            return;
+        }
+        self.queue_dirty = false;
+        let to: Vec<ConnId> = self
+            .accounts
+            .values()
+            .filter(|a| a.identity.role != Role::Station)
+            .filter_map(|a| a.conn)
+            .collect();
+        if !to.is_empty() {
+            let message = self.queue_message();
+            self.outputs.push_back(Output::Send { to, message });
+        }
+        let available = self.clinicians_available();
+        let order: Vec<RequestId> = self.queue.iter().map(|(_, _, id)| *id).collect();
+        for (index, id) in order.into_iter().enumerate() {
+            let position = u32::try_from(index + 1).unwrap_or(u32::MAX);
+            let Some(r) = self.waiting.get_mut(&id) else {
+                continue;
+            };
+            if r.last_told == Some((position, available)) {
+                continue;
+            }
+            let station = r.station;
+            let conn = self.accounts.get(&station).and_then(|a| a.conn);
+            if conn.is_none() {
+                continue; // Told on reconnect.
+            }
+            r.last_told = Some((position, available));
+            let msg = ServerMessage::RequestUpdate {
+                request_id: id,
+                state: RequestState::Waiting,
+                position: Some(position),
+                clinicians_available: available,
+                requested_at: r.requested_at,
+                waited_ms: self.now - r.requested_at,
+                outcome: None,
+                clinician: None,
+            };
+            self.send_to_user(station, msg);
+        }
+    }
+
+    // -----------------------------------------------------------------------
+    // Helpers
+    // -----------------------------------------------------------------------
+
+    fn call_start(&self, call: &Call, side: Side, resumed: bool) -> ServerMessage {
+        let peer_id = match side {
+            Side::Station => call.clinician,
+            Side::Clinician => call.request.station,
+        };
+        let peer = self
+            .accounts
+            .get(&peer_id)
+            .map(Account::peer)
+            .unwrap_or(Peer {
+                display_name: String::new(),
+                role: match side {
+                    Side::Station => Role::Clinician,
+                    Side::Clinician => Role::Station,
+                },
+                site: None,
+            });
+        ServerMessage::CallStart {
+            call_id: call.id,
+            request_id: call.request.id,
+            peer,
+            offerer: side == Side::Station,
+            consult: ConsultSummary {
+                urgency: call.request.urgency,
+                reason: call.request.reason.clone(),
+                patient_ref: call.request.patient_ref.clone(),
+                requested_at: call.request.requested_at,
+                accepted_at: call.accepted_at,
+            },
+            resumed,
+        }
+    }
+
+    fn send_presence(&mut self, clinician: UserId) {
+        if let Some(a) = self.accounts.get(&clinician) {
+            let msg = ServerMessage::Presence {
+                status: a.availability,
+                engaged: a.engaged,
+            };
+            self.send_to_user(clinician, msg);
+        }
+    }
+
+    fn send(&mut self, conn: ConnId, message: ServerMessage) {
+        self.outputs.push_back(Output::Send {
+            to: vec![conn],
+            message,
+        });
+    }
+
+    /// To the account's live connection, if it has one.
+    fn send_to_user(&mut self, user_id: UserId, message: ServerMessage) {
+        if let Some(conn) = self.accounts.get(&user_id).and_then(|a| a.conn) {
+            self.send(conn, message);
+        }
+    }
+
+    fn record(&mut self, request_id: RequestId, event: ConsultEvent) {
+        self.outputs.push_back(Output::Record(Event::Consult {
+            request_id,
+            at: self.now,
+            event,
+        }));
+    }
+
+    fn record_presence(&mut self, user_id: UserId, status: PresenceStatus) {
+        let role = self
+            .accounts
+            .get(&user_id)
+            .map(|a| a.identity.role)
+            .unwrap_or(Role::Clinician);
+        self.outputs.push_back(Output::Record(Event::Presence {
+            user_id,
+            role,
+            at: self.now,
+            status,
+        }));
+    }
+
+    /// Checks the rules that must hold after every input. Used by the tests,
+    /// the property tests and the fuzz target; returns what is broken.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        if self.queue.len() != self.waiting.len() {
+            return Err(format!(
+                "queue has {} entries but {} requests wait",
+                self.queue.len(),
+                self.waiting.len()
+            ));
+        }
+        for key in &self.queue {
+            let Some(r) = self.waiting.get(&key.2) else {
+                return Err(format!("queue holds unknown request {}", key.2));
+            };
+            if r.queue_key() != *key {
+                return Err(format!("queue key of request {} is stale", key.2));
+            }
+            if self.answered.contains_key(&r.id) {
+                return Err(format!("request {} both waits and was answered", r.id));
+            }
+            match self.accounts.get(&r.station).and_then(|a| a.open) {
+                Some(Open::Waiting(id)) if id == r.id => {}
+                other => {
+                    return Err(format!(
+                        "request {} waits but its station's open consult is {other:?}",
+                        r.id
+                    ))
+                }
+            }
+        }
+        let mut clinicians_in_calls = HashMap::new();
+        for call in self.calls.values() {
+            if self.waiting.contains_key(&call.request.id) {
+                return Err(format!(
+                    "request {} is both waiting and in call {}",
+                    call.request.id, call.id
+                ));
+            }
+            if let Some(other) = clinicians_in_calls.insert(call.clinician, call.id) {
+                return Err(format!(
+                    "clinician {} is in two calls ({other} and {})",
+                    call.clinician, call.id
+                ));
+            }
+            if call.clinician == call.request.station {
+                return Err(format!("call {} has one account on both sides", call.id));
+            }
+            match self
+                .accounts
+                .get(&call.clinician)
+                .map(|a| (a.identity.role, a.engaged))
+            {
+                Some((Role::Clinician, Some(Engagement::InCall { call_id })))
+                    if call_id == call.id => {}
+                other => {
+                    return Err(format!(
+                        "call {} has clinician {} whose state is {other:?}",
+                        call.id, call.clinician
+                    ))
+                }
+            }
+            match self
+                .accounts
+                .get(&call.request.station)
+                .map(|a| (a.identity.role, a.open))
+            {
+                Some((Role::Station, Some(Open::InCall(call_id)))) if call_id == call.id => {}
+                other => {
+                    return Err(format!(
+                        "call {} has station {} whose state is {other:?}",
+                        call.id, call.request.station
+                    ))
+                }
+            }
+            if self.answered.get(&call.request.id) != Some(&call.id) {
+                return Err(format!("call {} is missing from the answered map", call.id));
+            }
+        }
+        for account in self.accounts.values() {
+            match account.open {
+                Some(Open::Waiting(id)) if !self.waiting.contains_key(&id) => {
+                    return Err(format!(
+                        "station {} points at gone request {id}",
+                        account.identity.user_id
+                    ))
+                }
+                Some(Open::InCall(id)) if !self.calls.contains_key(&id) => {
+                    return Err(format!(
+                        "station {} points at gone call {id}",
+                        account.identity.user_id
+                    ))
+                }
+                _ => {}
+            }
+            match account.engaged {
+                Some(Engagement::InCall { call_id }) if !self.calls.contains_key(&call_id) => {
+                    return Err(format!(
+                        "clinician {} points at gone call {call_id}",
+                        account.identity.user_id
+                    ))
+                }
+                Some(Engagement::OutcomePending { call_id })
+                    if !self.ended.contains_key(&call_id) =>
+                {
+                    return Err(format!(
+                        "clinician {} owes an outcome for unknown call {call_id}",
+                        account.identity.user_id
+                    ))
+                }
+                _ => {}
+            }
+            if let Some(conn) = account.conn {
+                if self.conns.get(&conn) != Some(&account.identity.user_id) {
+                    return Err(format!(
+                        "account {} has a stale connection",
+                        account.identity.user_id
+                    ));
+                }
+            }
+        }
+        for (conn, user) in &self.conns {
+            if self.accounts.get(user).and_then(|a| a.conn) != Some(*conn) {
+                return Err(format!("connection {conn} points at the wrong account"));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn not_your_call(call_id: CallId) -> ProtocolError {
+    ProtocolError::new(
+        ErrorCode::NotInCall,
+        format!("call {call_id} is another clinician's; nothing was recorded"),
+    )
+}
+
+fn error(code: ErrorCode, message: &str, in_reply_to: Option<&str>) -> ServerMessage {
+    ServerMessage::Error {
+        code,
+        message: message.to_owned(),
+        in_reply_to: in_reply_to.map(str::to_owned),
+    }
+}
+
+fn allowed_roles(kind: &str) -> &'static str {
+    match kind {
+        "request_consult" | "cancel_request" => "station",
+        "set_availability" | "accept" | "record_outcome" => "clinician",
+        _ => "station or clinician",
+    }
+}

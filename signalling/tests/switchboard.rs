@@ -1,0 +1,711 @@
+//! The switchboard's rules, driven with a fake clock and no sockets.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+use signalling::*;
+
+const STATION: Role = Role::Station;
+const CLINICIAN: Role = Role::Clinician;
+
+#[test]
+fn welcome_comes_first_on_every_connection() {
+    let mut h = Harness::new();
+    for (id, role) in [(1, STATION), (2, CLINICIAN), (3, Role::Manager)] {
+        let conn = h.connect(id, role, "X");
+        let msgs = h.take(conn);
+        assert!(
+            matches!(
+                msgs.first(),
+                Some(ServerMessage::Welcome {
+                    protocol_version: PROTOCOL_VERSION,
+                    ..
+                })
+            ),
+            "{msgs:?}"
+        );
+    }
+}
+
+#[test]
+fn a_whole_consult_with_wait_time_and_log() {
+    let mut h = Harness::new();
+    let station = h.connect(1, STATION, "Millom MIU Room 2");
+    let doc = h.connect(10, CLINICIAN, "Dr Patel");
+    h.take(station);
+    h.take(doc);
+    h.take_events();
+
+    let request_id = h.request(station, Urgency::Urgent, "Head injury, on warfarin");
+    let msgs = h.take(doc);
+    assert_eq!(rings(&msgs), vec![request_id], "the clinician is rung");
+    let (queue, available) = last_queue(&msgs).unwrap();
+    assert_eq!(queue.len(), 1);
+    assert_eq!(queue[0].station, "Millom MIU Room 2");
+    assert_eq!(queue[0].site.as_deref(), Some("Millom"));
+    assert_eq!(available, 1);
+    let msgs = h.take(station);
+    assert!(msgs.iter().any(|m| matches!(
+        m,
+        ServerMessage::RequestUpdate {
+            state: RequestState::Waiting,
+            position: Some(1),
+            clinicians_available: 1,
+            ..
+        }
+    )));
+
+    // 95 seconds later the clinician answers.
+    h.advance(95_000);
+    let call_id = h.accept(doc, request_id).expect("call starts");
+    let msgs = h.take(station);
+    assert!(
+        msgs.iter().any(|m| matches!(
+            m,
+            ServerMessage::RequestUpdate {
+                state: RequestState::Accepted,
+                waited_ms: 95_000,
+                ..
+            }
+        )),
+        "{msgs:?}"
+    );
+    assert!(msgs.iter().any(|m| matches!(m,
+        ServerMessage::CallStart { offerer: true, resumed: false, peer, .. } if peer.display_name == "Dr Patel")));
+    let msgs = h.take(doc);
+    assert!(msgs
+        .iter()
+        .any(|m| matches!(m, ServerMessage::CallStart { offerer: false, .. })));
+    let (queue, available) = last_queue(&msgs).unwrap();
+    assert!(queue.is_empty());
+    assert_eq!(available, 0, "a clinician in a call is not available");
+
+    // Signals are relayed, both ways, untouched.
+    let offer = json!({"sdp": {"type": "offer", "sdp": "v=0..."}});
+    h.send(
+        station,
+        ClientMessage::Signal {
+            call_id,
+            data: offer.clone(),
+        },
+    );
+    assert_eq!(
+        h.take(doc),
+        vec![ServerMessage::Signal {
+            call_id,
+            data: offer
+        }]
+    );
+    let answer = json!({"sdp": {"type": "answer", "sdp": "v=0..."}});
+    h.send(
+        doc,
+        ClientMessage::Signal {
+            call_id,
+            data: answer.clone(),
+        },
+    );
+    assert_eq!(
+        h.take(station),
+        vec![ServerMessage::Signal {
+            call_id,
+            data: answer
+        }]
+    );
+
+    h.advance(300);
+    h.send(station, ClientMessage::CallConnected { call_id });
+    h.advance(50);
+    h.send(doc, ClientMessage::CallConnected { call_id });
+    h.advance(6 * 60_000);
+    h.send(doc, ClientMessage::HangUp { call_id });
+    let msgs = h.take(doc);
+    assert!(msgs.iter().any(|m| matches!(
+        m,
+        ServerMessage::CallEnd {
+            reason: EndReason::HungUpByClinician,
+            outcome_required: true,
+            ..
+        }
+    )));
+    let msgs = h.take(station);
+    assert!(msgs.iter().any(|m| matches!(
+        m,
+        ServerMessage::CallEnd {
+            outcome_required: false,
+            ..
+        }
+    )));
+    assert!(msgs.iter().any(|m| matches!(
+        m,
+        ServerMessage::RequestUpdate {
+            state: RequestState::Ended,
+            ..
+        }
+    )));
+
+    h.send(
+        doc,
+        ClientMessage::RecordOutcome {
+            call_id,
+            outcome: Outcome::ManagedLocally,
+            note: Some("Glue, advice".into()),
+        },
+    );
+    let msgs = h.take(station);
+    assert!(msgs.iter().any(|m| matches!(
+        m,
+        ServerMessage::RequestUpdate {
+            state: RequestState::Completed,
+            outcome: Some(Outcome::ManagedLocally),
+            ..
+        }
+    )));
+    let msgs = h.take(doc);
+    assert!(msgs
+        .iter()
+        .any(|m| matches!(m, ServerMessage::OutcomeRecorded { .. })));
+    assert!(msgs.iter().any(|m| matches!(
+        m,
+        ServerMessage::Presence {
+            status: Availability::Available,
+            engaged: None
+        }
+    )));
+
+    let events = h.take_events();
+    assert_eq!(
+        consult_kinds(&events),
+        vec![
+            "requested",
+            "rung",
+            "accepted",
+            "media_connected",
+            "media_connected",
+            "call_ended",
+            "outcome_recorded"
+        ]
+    );
+    let at = |kind: &str| {
+        events.iter().find_map(|e| match e {
+            Event::Consult { at, event, .. } if event.kind() == kind => Some(*at),
+            _ => None,
+        })
+    };
+    assert_eq!(at("accepted").unwrap() - at("requested").unwrap(), 95_000);
+    assert!(events.iter().any(|e| matches!(
+        e,
+        Event::Consult {
+            event: ConsultEvent::MediaConnected {
+                both: true,
+                side: Side::Clinician,
+                ..
+            },
+            ..
+        }
+    )));
+}
+
+#[test]
+fn queue_is_urgency_then_arrival() {
+    let mut h = Harness::new();
+    let doc = h.connect(10, CLINICIAN, "Dr A");
+    let s: Vec<ConnId> = (1..=4)
+        .map(|i| h.connect(i, STATION, &format!("Room {i}")))
+        .collect();
+    let r1 = h.request(s[0], Urgency::Routine, "Ankle");
+    h.advance(1000);
+    let r2 = h.request(s[1], Urgency::Urgent, "Burn, child");
+    h.advance(1000);
+    let r3 = h.request(s[2], Urgency::Routine, "Wrist");
+    h.advance(1000);
+    let r4 = h.request(s[3], Urgency::Immediate, "Head injury, vomiting");
+    let (queue, _) = last_queue(&h.take(doc)).unwrap();
+    let order: Vec<RequestId> = queue.iter().map(|e| e.request_id).collect();
+    assert_eq!(order, vec![r4, r2, r1, r3]);
+    assert_eq!(queue[2].waited_ms, 3000);
+
+    // The station that was first is now third, and was told so.
+    let pos = |msgs: &[ServerMessage]| {
+        msgs.iter().rev().find_map(|m| match m {
+            ServerMessage::RequestUpdate { position, .. } => *position,
+            _ => None,
+        })
+    };
+    assert_eq!(pos(&h.take(s[0])), Some(3));
+    assert_eq!(pos(&h.take(s[3])), Some(1));
+    assert_eq!(pos(&h.take(s[2])), Some(4));
+}
+
+#[test]
+fn accept_race_has_exactly_one_winner() {
+    let mut h = Harness::new();
+    let station = h.connect(1, STATION, "Room 1");
+    let a = h.connect(10, CLINICIAN, "Dr A");
+    let b = h.connect(11, CLINICIAN, "Dr B");
+    let r = h.request(station, Urgency::Urgent, "Laceration");
+    h.take(a);
+    h.take(b);
+    // Both clicked; the switchboard sees one first.
+    h.send(a, ClientMessage::Accept { request_id: r });
+    h.send(b, ClientMessage::Accept { request_id: r });
+    let ma = h.take(a);
+    let mb = h.take(b);
+    assert!(ma
+        .iter()
+        .any(|m| matches!(m, ServerMessage::CallStart { .. })));
+    assert!(!mb
+        .iter()
+        .any(|m| matches!(m, ServerMessage::CallStart { .. })));
+    assert_eq!(errors(&mb), vec![ErrorCode::AlreadyTaken]);
+    let (queue, available) = last_queue(&mb).unwrap();
+    assert!(queue.is_empty());
+    assert_eq!(available, 1);
+    let accepted = h
+        .take_events()
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                Event::Consult {
+                    event: ConsultEvent::Accepted { .. },
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(accepted, 1);
+}
+
+#[test]
+fn every_request_rings_every_available_clinician_but_not_busy_ones() {
+    let mut h = Harness::new();
+    let s1 = h.connect(1, STATION, "Room 1");
+    let s2 = h.connect(2, STATION, "Room 2");
+    let s3 = h.connect(3, STATION, "Room 3");
+    let a = h.connect(10, CLINICIAN, "Dr A");
+    let b = h.connect(11, CLINICIAN, "Dr B");
+    let c = h.connect(12, CLINICIAN, "Dr C");
+    h.send(
+        c,
+        ClientMessage::SetAvailability {
+            status: Availability::Away,
+        },
+    );
+    let r1 = h.request(s1, Urgency::Routine, "One");
+    let r2 = h.request(s2, Urgency::Routine, "Two");
+    assert_eq!(rings(&h.take(a)), vec![r1, r2]);
+    assert_eq!(rings(&h.take(b)), vec![r1, r2]);
+    assert!(rings(&h.take(c)).is_empty(), "away clinicians are not rung");
+    // A takes r1; r3 arrives: only B is rung.
+    h.accept(a, r1).unwrap();
+    h.take(a);
+    h.take(b);
+    let r3 = h.request(s3, Urgency::Urgent, "Three");
+    assert!(
+        rings(&h.take(a)).is_empty(),
+        "a clinician in a call is not rung"
+    );
+    assert_eq!(rings(&h.take(b)), vec![r3]);
+    // C comes back: rung for everything waiting, most urgent first.
+    h.take_events();
+    h.send(
+        c,
+        ClientMessage::SetAvailability {
+            status: Availability::Available,
+        },
+    );
+    assert_eq!(rings(&h.take(c)), vec![r3, r2]);
+    assert!(h.take_events().iter().any(|e| matches!(
+        e,
+        Event::Consult {
+            event: ConsultEvent::Rung {
+                trigger: RingTrigger::ClinicianAvailable,
+                ..
+            },
+            ..
+        }
+    )));
+}
+
+#[test]
+fn one_open_request_per_station_and_cancel() {
+    let mut h = Harness::new();
+    let s = h.connect(1, STATION, "Room 1");
+    let doc = h.connect(10, CLINICIAN, "Dr A");
+    let r = h.request(s, Urgency::Routine, "Ankle");
+    h.send(
+        s,
+        ClientMessage::RequestConsult {
+            urgency: Urgency::Urgent,
+            reason: "Again".into(),
+            patient_ref: None,
+        },
+    );
+    assert_eq!(errors(&h.take(s)), vec![ErrorCode::RequestOpen]);
+    let (q, _) = last_queue(&h.take(doc)).unwrap();
+    assert_eq!(q.len(), 1);
+    h.send(
+        s,
+        ClientMessage::CancelRequest {
+            request_id: RequestId(999),
+        },
+    );
+    assert_eq!(errors(&h.take(s)), vec![ErrorCode::UnknownRequest]);
+    h.send(s, ClientMessage::CancelRequest { request_id: r });
+    assert!(h.take(s).iter().any(|m| matches!(
+        m,
+        ServerMessage::RequestUpdate {
+            state: RequestState::Cancelled,
+            ..
+        }
+    )));
+    assert!(last_queue(&h.take(doc)).unwrap().0.is_empty());
+    h.send(doc, ClientMessage::Accept { request_id: r });
+    assert_eq!(errors(&h.take(doc)), vec![ErrorCode::UnknownRequest]);
+    // A new request is allowed again.
+    h.request(s, Urgency::Routine, "Ankle again");
+}
+
+#[test]
+fn signals_only_flow_between_the_two_parties() {
+    let mut h = Harness::new();
+    let s1 = h.connect(1, STATION, "Room 1");
+    let s2 = h.connect(2, STATION, "Room 2");
+    let a = h.connect(10, CLINICIAN, "Dr A");
+    let b = h.connect(11, CLINICIAN, "Dr B");
+    let m = h.connect(20, Role::Manager, "Manager");
+    let r1 = h.request(s1, Urgency::Urgent, "One");
+    let r2 = h.request(s2, Urgency::Urgent, "Two");
+    let c1 = h.accept(a, r1).unwrap();
+    let _c2 = h.accept(b, r2).unwrap();
+    for conn in [s1, s2, a, b, m] {
+        h.take(conn);
+    }
+    let data = json!({"candidate": "evil"});
+    // B, s2 and the manager try to inject into call 1.
+    for intruder in [b, s2, m] {
+        h.send(
+            intruder,
+            ClientMessage::Signal {
+                call_id: c1,
+                data: data.clone(),
+            },
+        );
+        assert_eq!(errors(&h.take(intruder)), vec![ErrorCode::NotInCall]);
+        h.send(intruder, ClientMessage::HangUp { call_id: c1 });
+        assert_eq!(errors(&h.take(intruder)), vec![ErrorCode::NotInCall]);
+    }
+    h.send(
+        b,
+        ClientMessage::RecordOutcome {
+            call_id: c1,
+            outcome: Outcome::Ambulance,
+            note: None,
+        },
+    );
+    assert_eq!(errors(&h.take(b)), vec![ErrorCode::NotInCall]);
+    h.send(
+        a,
+        ClientMessage::Signal {
+            call_id: CallId(4242),
+            data: data.clone(),
+        },
+    );
+    assert_eq!(errors(&h.take(a)), vec![ErrorCode::UnknownCall]);
+    // Nothing reached anyone else.
+    for conn in [s1, s2, a, b, m] {
+        assert!(h.take(conn).is_empty(), "conn {conn} got something");
+    }
+    // And the call is intact.
+    h.send(
+        s1,
+        ClientMessage::Signal {
+            call_id: c1,
+            data: data.clone(),
+        },
+    );
+    assert_eq!(h.take(a).len(), 1);
+}
+
+#[test]
+fn roles_are_enforced() {
+    let mut h = Harness::new();
+    let s = h.connect(1, STATION, "Room 1");
+    let doc = h.connect(10, CLINICIAN, "Dr A");
+    let m = h.connect(20, Role::Manager, "Manager");
+    let r = h.request(s, Urgency::Urgent, "One");
+    h.take(s);
+    h.send(s, ClientMessage::Accept { request_id: r });
+    assert_eq!(errors(&h.take(s)), vec![ErrorCode::ForbiddenRole]);
+    h.send(
+        s,
+        ClientMessage::SetAvailability {
+            status: Availability::Available,
+        },
+    );
+    assert_eq!(errors(&h.take(s)), vec![ErrorCode::ForbiddenRole]);
+    h.send(
+        doc,
+        ClientMessage::RequestConsult {
+            urgency: Urgency::Urgent,
+            reason: "x".into(),
+            patient_ref: None,
+        },
+    );
+    h.send(doc, ClientMessage::CancelRequest { request_id: r });
+    assert_eq!(
+        errors(&h.take(doc)),
+        vec![ErrorCode::ForbiddenRole, ErrorCode::ForbiddenRole]
+    );
+    h.send(m, ClientMessage::Accept { request_id: r });
+    assert_eq!(errors(&h.take(m)), vec![ErrorCode::ForbiddenRole]);
+    let call = h.accept(doc, r).unwrap();
+    h.send(
+        s,
+        ClientMessage::RecordOutcome {
+            call_id: call,
+            outcome: Outcome::ManagedLocally,
+            note: None,
+        },
+    );
+    assert_eq!(errors(&h.take(s)), vec![ErrorCode::ForbiddenRole]);
+}
+
+#[test]
+fn a_lost_station_keeps_its_request_for_the_grace_period_then_abandons() {
+    let mut h = Harness::with_config(Config {
+        disconnect_grace_ms: 30_000,
+        ..Config::default()
+    });
+    let s = h.connect(1, STATION, "Room 1");
+    let doc = h.connect(10, CLINICIAN, "Dr A");
+    h.send(
+        doc,
+        ClientMessage::SetAvailability {
+            status: Availability::Busy,
+        },
+    );
+    let r = h.request(s, Urgency::Urgent, "One");
+    h.advance(5_000);
+    h.disconnect(s);
+    let (q, _) = last_queue(&h.take(doc)).unwrap();
+    assert_eq!(q.len(), 1, "still in the queue");
+    assert!(!q[0].station_connected, "shown as reconnecting");
+    assert_eq!(h.sb.poll_timeout(), Some(T0 + 5_000 + 30_000));
+    h.advance(29_999);
+    assert_eq!(h.sb.queue_entries().len(), 1);
+    h.take_events();
+    h.advance(1);
+    assert!(h.sb.queue_entries().is_empty());
+    let events = h.take_events();
+    assert_eq!(consult_kinds(&events), vec!["abandoned"]);
+    assert!(
+        matches!(events[0], Event::Consult { request_id, at, .. } if request_id == r && at == T0 + 35_000)
+    );
+    assert!(last_queue(&h.take(doc)).unwrap().0.is_empty());
+    assert_eq!(h.sb.poll_timeout(), None);
+}
+
+#[test]
+fn a_station_that_reconnects_in_time_keeps_its_place() {
+    let mut h = Harness::new();
+    let s1 = h.connect(1, STATION, "Room 1");
+    let s2 = h.connect(2, STATION, "Room 2");
+    let r1 = h.request(s1, Urgency::Urgent, "One");
+    h.advance(10);
+    h.request(s2, Urgency::Urgent, "Two");
+    h.disconnect(s1);
+    h.advance(20_000);
+    let again = h.connect(1, STATION, "Room 1");
+    let msgs = h.take(again);
+    assert!(matches!(msgs[0], ServerMessage::Welcome { .. }));
+    assert!(msgs.iter().any(|m| matches!(m,
+        ServerMessage::RequestUpdate { request_id, state: RequestState::Waiting, position: Some(1), waited_ms: 20_010, .. } if *request_id == r1)),
+        "{msgs:?}");
+    h.advance(120_000);
+    assert_eq!(h.sb.queue_entries().len(), 2, "nothing abandoned");
+    assert_eq!(h.sb.queue_entries()[0].request_id, r1);
+}
+
+#[test]
+fn a_newer_connection_replaces_the_older_one() {
+    let mut h = Harness::new();
+    let first = h.connect(10, CLINICIAN, "Dr A");
+    let second = h.connect(10, CLINICIAN, "Dr A");
+    assert_eq!(h.closed, vec![(first, ErrorCode::Replaced)]);
+    assert_eq!(h.sb.connection_count(), 1);
+    // A late message or close from the old connection does nothing.
+    h.send(
+        first,
+        ClientMessage::SetAvailability {
+            status: Availability::Away,
+        },
+    );
+    h.disconnect(first);
+    assert_eq!(h.sb.clinicians_available(), 1);
+    assert!(h.take(first).iter().all(|m| matches!(
+        m,
+        ServerMessage::Welcome { .. }
+            | ServerMessage::Presence { .. }
+            | ServerMessage::Queue { .. }
+    )));
+    let _ = second;
+}
+
+#[test]
+fn a_clinician_lost_in_a_call_ends_it_after_the_grace_period() {
+    let mut h = Harness::with_config(Config {
+        disconnect_grace_ms: 10_000,
+        ..Config::default()
+    });
+    let s = h.connect(1, STATION, "Room 1");
+    let doc = h.connect(10, CLINICIAN, "Dr A");
+    let r = h.request(s, Urgency::Urgent, "One");
+    let call = h.accept(doc, r).unwrap();
+    h.take(s);
+    h.disconnect(doc);
+    assert!(h.take(s).contains(&ServerMessage::PeerStatus {
+        call_id: call,
+        connected: false
+    }));
+    h.advance(10_000);
+    let msgs = h.take(s);
+    assert!(msgs.iter().any(|m| matches!(
+        m,
+        ServerMessage::CallEnd {
+            reason: EndReason::ClinicianDisconnected,
+            ..
+        }
+    )));
+    // The station is free to ask again.
+    h.request(s, Urgency::Urgent, "Again");
+}
+
+#[test]
+fn a_clinician_who_reconnects_gets_the_call_back() {
+    let mut h = Harness::new();
+    let s = h.connect(1, STATION, "Room 1");
+    let doc = h.connect(10, CLINICIAN, "Dr A");
+    let r = h.request(s, Urgency::Urgent, "One");
+    let call = h.accept(doc, r).unwrap();
+    h.disconnect(doc);
+    h.take(s);
+    h.advance(3_000);
+    let again = h.connect(10, CLINICIAN, "Dr A");
+    let msgs = h.take(again);
+    assert!(msgs.iter().any(|m| matches!(m, ServerMessage::CallStart { call_id, resumed: true, offerer: false, .. } if *call_id == call)));
+    assert!(h.take(s).contains(&ServerMessage::PeerStatus {
+        call_id: call,
+        connected: true
+    }));
+}
+
+#[test]
+fn outcome_is_required_before_becoming_available_again() {
+    let mut h = Harness::new();
+    let s1 = h.connect(1, STATION, "Room 1");
+    let s2 = h.connect(2, STATION, "Room 2");
+    let doc = h.connect(10, CLINICIAN, "Dr A");
+    let r1 = h.request(s1, Urgency::Urgent, "One");
+    let call = h.accept(doc, r1).unwrap();
+    h.send(s1, ClientMessage::HangUp { call_id: call });
+    let r2 = h.request(s2, Urgency::Urgent, "Two");
+    let msgs = h.take(doc);
+    assert!(
+        rings(&msgs).iter().all(|r| *r != r2),
+        "wrap-up is not ringable"
+    );
+    h.send(
+        doc,
+        ClientMessage::SetAvailability {
+            status: Availability::Available,
+        },
+    );
+    h.send(doc, ClientMessage::Accept { request_id: r2 });
+    assert_eq!(
+        errors(&h.take(doc)),
+        vec![ErrorCode::OutcomeRequired, ErrorCode::OutcomeRequired]
+    );
+    h.send(
+        doc,
+        ClientMessage::RecordOutcome {
+            call_id: call,
+            outcome: Outcome::TransferToEd,
+            note: None,
+        },
+    );
+    let msgs = h.take(doc);
+    assert_eq!(rings(&msgs), vec![r2], "rung as soon as the outcome is in");
+    // A second outcome for the same call is refused.
+    h.send(
+        doc,
+        ClientMessage::RecordOutcome {
+            call_id: call,
+            outcome: Outcome::Ambulance,
+            note: None,
+        },
+    );
+    assert_eq!(errors(&h.take(doc)), vec![ErrorCode::UnknownCall]);
+}
+
+#[test]
+fn outcome_may_be_recorded_during_the_call() {
+    let mut h = Harness::new();
+    let s = h.connect(1, STATION, "Room 1");
+    let doc = h.connect(10, CLINICIAN, "Dr A");
+    let r = h.request(s, Urgency::Urgent, "One");
+    let call = h.accept(doc, r).unwrap();
+    h.send(
+        doc,
+        ClientMessage::RecordOutcome {
+            call_id: call,
+            outcome: Outcome::ManagedLocally,
+            note: None,
+        },
+    );
+    h.send(doc, ClientMessage::HangUp { call_id: call });
+    let msgs = h.take(doc);
+    assert!(msgs.iter().any(|m| matches!(
+        m,
+        ServerMessage::CallEnd {
+            outcome_required: false,
+            ..
+        }
+    )));
+    assert!(h.take(s).iter().any(|m| matches!(
+        m,
+        ServerMessage::RequestUpdate {
+            state: RequestState::Completed,
+            outcome: Some(Outcome::ManagedLocally),
+            ..
+        }
+    )));
+    assert_eq!(h.sb.clinicians_available(), 1);
+}
+
+#[test]
+fn ids_continue_from_the_configured_start() {
+    let mut h = Harness::with_config(Config {
+        first_request_id: 500,
+        first_call_id: 70,
+        ..Config::default()
+    });
+    let s = h.connect(1, STATION, "Room 1");
+    let doc = h.connect(10, CLINICIAN, "Dr A");
+    let r = h.request(s, Urgency::Urgent, "One");
+    assert_eq!(r, RequestId(500));
+    assert_eq!(h.accept(doc, r), Some(CallId(70)));
+}
+
+#[test]
+fn clock_going_backwards_does_not_make_negative_waits() {
+    let mut h = Harness::new();
+    let s = h.connect(1, STATION, "Room 1");
+    let doc = h.connect(10, CLINICIAN, "Dr A");
+    h.request(s, Urgency::Urgent, "One");
+    h.now -= 60_000;
+    h.send(doc, ClientMessage::Ping { nonce: None });
+    let q = h.sb.queue_entries();
+    assert!(q[0].waited_ms >= 0);
+}

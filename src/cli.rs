@@ -1,0 +1,321 @@
+//! The `miulink` command line. Every option of `serve` can also be given
+//! as an environment variable (shown in `miulink serve --help`).
+
+use crate::auth;
+use crate::settings::Settings;
+use crate::startup::{self, Application};
+use crate::store::{NewUser, Store};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use signalling::Role;
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "miulink",
+    version,
+    about = "MIU Link: live video consults between a Minor Injuries Unit and A&E",
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    /// The database (SQLite): created on first use.
+    #[arg(
+        long = "database",
+        global = true,
+        env = "MIULINK_DATABASE_URL",
+        default_value = "sqlite://miulink.db"
+    )]
+    pub database_url: String,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// `miulink` with no subcommand serves, with these options.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the server (the default).
+    Serve(ServeArgs),
+    /// Manage accounts.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// Address and port to listen on.
+    #[arg(long, env = "MIULINK_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// Create clearly marked demo accounts (password "demo"). Never on a
+    /// server that sees patients.
+    #[arg(long, env = "MIULINK_DEMO")]
+    pub demo: bool,
+    /// Seconds a lost connection's request or call is held before it is
+    /// ended as abandoned or disconnected.
+    #[arg(long, env = "MIULINK_DISCONNECT_GRACE_SECONDS", default_value_t = 60)]
+    pub disconnect_grace_seconds: u32,
+    /// Hours a login lasts.
+    #[arg(long, env = "MIULINK_SESSION_HOURS", default_value_t = 12)]
+    pub session_hours: u32,
+    /// A STUN server for clients (repeatable), e.g. stun:stun.example.nhs.uk:3478.
+    #[arg(long = "stun-url", env = "MIULINK_STUN_URLS", value_delimiter = ',')]
+    pub stun_urls: Vec<String>,
+    /// Phone number shown to nurses when no clinician is available.
+    #[arg(long, env = "MIULINK_FALLBACK_PHONE")]
+    pub fallback_phone: Option<String>,
+    /// Serve the browser client from this directory (development) instead
+    /// of the copy built into the binary.
+    #[arg(long, env = "MIULINK_WEB_DIR")]
+    pub web_dir: Option<PathBuf>,
+    /// Mark the session cookie Secure. Set this when users reach MIU Link
+    /// over HTTPS (for example behind a TLS-terminating proxy).
+    #[arg(long, env = "MIULINK_SECURE_COOKIES")]
+    pub secure_cookies: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UserCommand {
+    /// Create an account. Without --password-stdin a password is generated
+    /// and printed once.
+    Add {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        display_name: String,
+        #[arg(long, value_enum)]
+        role: RoleArg,
+        /// The site of a station (e.g. Millom) or of a clinician's department.
+        #[arg(long)]
+        site: Option<String>,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List accounts.
+    List {
+        /// As JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop an account from logging in, and log it out everywhere.
+    Disable {
+        #[arg(long)]
+        username: String,
+    },
+    /// Allow a disabled account to log in again.
+    Enable {
+        #[arg(long)]
+        username: String,
+    },
+    /// Set a new password (logs the account out everywhere).
+    Passwd {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum RoleArg {
+    Station,
+    Clinician,
+    Manager,
+    Admin,
+}
+
+impl From<RoleArg> for Role {
+    fn from(r: RoleArg) -> Role {
+        match r {
+            RoleArg::Station => Role::Station,
+            RoleArg::Clinician => Role::Clinician,
+            RoleArg::Manager => Role::Manager,
+            RoleArg::Admin => Role::Admin,
+        }
+    }
+}
+
+impl ServeArgs {
+    pub fn settings(&self, database_url: &str) -> Settings {
+        Settings {
+            listen: self.listen.clone(),
+            database_url: database_url.to_owned(),
+            demo: self.demo,
+            disconnect_grace_ms: i64::from(self.disconnect_grace_seconds) * 1000,
+            session_ttl_ms: i64::from(self.session_hours.max(1)) * 3_600_000,
+            stun_urls: self
+                .stun_urls
+                .iter()
+                .filter(|s| !s.is_empty())
+                .cloned()
+                .collect(),
+            fallback_phone: self.fallback_phone.clone().filter(|s| !s.trim().is_empty()),
+            web_dir: self.web_dir.clone(),
+            secure_cookies: self.secure_cookies,
+        }
+    }
+}
+
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MIULINK_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        None => serve(cli.serve.settings(&cli.database_url)).await,
+        Some(Command::Serve(args)) => serve(args.settings(&cli.database_url)).await,
+        Some(Command::User(cmd)) => user(&cli.database_url, cmd).await,
+    }
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let app = Application::build(settings).await?;
+    println!("MIU Link is running at http://{}/", app.local_addr());
+    app.run_until_stopped(startup::shutdown_signal()).await
+}
+
+fn read_password(from_stdin: bool) -> anyhow::Result<(String, bool)> {
+    if !from_stdin {
+        return Ok((auth::random_password(), true));
+    }
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    let password = line.trim_end_matches(['\r', '\n']).to_owned();
+    auth::check_password_policy(&password).map_err(anyhow::Error::msg)?;
+    Ok((password, false))
+}
+
+async fn user(database_url: &str, cmd: UserCommand) -> anyhow::Result<()> {
+    let store = Store::open(database_url).await?;
+    let now = crate::clock::Clock::new().now_ms();
+    match cmd {
+        UserCommand::Add {
+            username,
+            display_name,
+            role,
+            site,
+            password_stdin,
+        } => {
+            let username = username.trim().to_owned();
+            if username.is_empty()
+                || !username
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c))
+            {
+                anyhow::bail!("usernames are letters, digits and - _ . @ (e.g. millom-room2)");
+            }
+            let role = Role::from(role);
+            if role == Role::Station && site.is_none() {
+                anyhow::bail!("a station needs --site (e.g. --site Millom)");
+            }
+            let (password, generated) = read_password(password_stdin)?;
+            let hash = tokio::task::spawn_blocking(move || {
+                auth::hash_password(&password).map(|h| (h, password))
+            })
+            .await?
+            .map_err(anyhow::Error::msg)?;
+            let id = store
+                .create_user(NewUser {
+                    username: &username,
+                    display_name: display_name.trim(),
+                    role,
+                    site: site.as_deref().map(str::trim),
+                    password_hash: &hash.0,
+                    demo: false,
+                    now,
+                })
+                .await?;
+            println!("created {} account {username:?} (id {id})", role.as_str());
+            if generated {
+                println!("password (shown once): {}", hash.1);
+            }
+        }
+        UserCommand::List { json } => {
+            let users = store.list_users().await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&users)?);
+            } else {
+                println!(
+                    "{:<20} {:<10} {:<16} {:<9} NAME",
+                    "USERNAME", "ROLE", "SITE", "STATE"
+                );
+                for u in users {
+                    let state = if u.disabled {
+                        "disabled"
+                    } else if u.demo {
+                        "demo"
+                    } else {
+                        "active"
+                    };
+                    println!(
+                        "{:<20} {:<10} {:<16} {:<9} {}",
+                        u.username,
+                        u.role.as_str(),
+                        u.site.unwrap_or_default(),
+                        state,
+                        u.display_name
+                    );
+                }
+            }
+        }
+        UserCommand::Disable { username } => {
+            if !store.set_disabled(&username, true).await? {
+                anyhow::bail!("no account named {username:?} (see `miulink user list`)");
+            }
+            println!("disabled {username:?} and ended its sessions");
+        }
+        UserCommand::Enable { username } => {
+            if !store.set_disabled(&username, false).await? {
+                anyhow::bail!("no account named {username:?} (see `miulink user list`)");
+            }
+            println!("enabled {username:?}");
+        }
+        UserCommand::Passwd {
+            username,
+            password_stdin,
+        } => {
+            let (password, generated) = read_password(password_stdin)?;
+            let hash = auth::hash_password(&password).map_err(anyhow::Error::msg)?;
+            if !store.set_password_hash(&username, &hash).await? {
+                anyhow::bail!("no account named {username:?} (see `miulink user list`)");
+            }
+            println!("password changed for {username:?}; its sessions were ended");
+            if generated {
+                println!("new password (shown once): {password}");
+            }
+        }
+    }
+    store.close().await;
+    Ok(())
+}

@@ -1,0 +1,34 @@
+//! # MIU Link server
+//!
+//! Pairs Minor Injuries Unit stations with on-call A&E clinicians over
+//! WebRTC, and keeps a durable log of every consult.
+//!
+//! ## Layout
+//! * [`startup`]: `Application::build(settings)` binds and wires everything;
+//!   `run_until_stopped(shutdown)` serves. Tests spawn it on port 0.
+//! * [`hub`]: the one task that owns the sans-IO `signalling::Switchboard`,
+//!   writes its log events to the store *before* delivering its messages.
+//! * [`http`]: the router: login/session, the session log API, the
+//!   signalling WebSocket (one task per connection).
+//! * [`store`]: every line of SQL (SQLite now; PostgreSQL slots in here).
+//! * [`auth`]: passwords (Argon2id), session tokens, login throttling.
+//! * [`bootstrap`]: first start (one-time admin password, or `--demo`).
+//! * [`cli`]: the `miulink` command line; `main.rs` only calls it.
+//!
+//! The rules (queue order, the accept race, grace periods, who may signal
+//! whom) live in the `signalling` crate, where they are tested with a fake
+//! clock. This crate is IO around it.
+
+pub mod auth;
+pub mod bootstrap;
+pub mod cli;
+pub mod clock;
+pub mod http;
+pub mod hub;
+pub mod settings;
+pub mod startup;
+pub mod store;
+pub mod timefmt;
+
+pub use settings::Settings;
+pub use startup::Application;

@@ -1,0 +1,693 @@
+//! The store: accounts, sessions and the durable session log.
+//!
+//! All SQL lives in this module, so a second backend (PostgreSQL) is added
+//! here without touching callers. The SQL is kept portable: `$N` parameters
+//! (which SQLite also accepts), integer milliseconds for times, integers for
+//! flags, no SQLite-only functions in queries.
+//!
+//! Writes of the session log go through [`Store::record`], one transaction
+//! per batch of events, so that a batch is either wholly durable or not at
+//! all. SQLite runs in WAL mode with `synchronous=FULL`: a committed event
+//! survives a crash of the process or the machine.
+
+use crate::timefmt;
+use signalling::{ConsultEvent, Event, Role, UserId};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+use std::str::FromStr;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("database migration failed: {0}; the database may be from a newer MIU Link")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// An account as stored.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct UserRecord {
+    pub id: UserId,
+    pub username: String,
+    pub display_name: String,
+    pub role: Role,
+    pub site: Option<String>,
+    #[serde(skip)]
+    pub password_hash: String,
+    pub disabled: bool,
+    pub demo: bool,
+    pub created_at: i64,
+}
+
+impl UserRecord {
+    pub fn identity(&self) -> signalling::Identity {
+        signalling::Identity {
+            user_id: self.id,
+            username: self.username.clone(),
+            display_name: self.display_name.clone(),
+            role: self.role,
+            site: self.site.clone(),
+        }
+    }
+}
+
+pub struct NewUser<'a> {
+    pub username: &'a str,
+    pub display_name: &'a str,
+    pub role: Role,
+    pub site: Option<&'a str>,
+    pub password_hash: &'a str,
+    pub demo: bool,
+    pub now: i64,
+}
+
+/// One consult as managers see it, with derived times.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ConsultRecord {
+    pub id: i64,
+    pub station: String,
+    pub site: Option<String>,
+    pub urgency: String,
+    pub reason: String,
+    pub patient_ref: Option<String>,
+    pub status: String,
+    pub requested_at: i64,
+    pub first_rung_at: Option<i64>,
+    pub rung_count: i64,
+    pub closed_at: Option<i64>,
+    pub call_id: Option<i64>,
+    pub clinician: Option<String>,
+    pub accepted_at: Option<i64>,
+    pub connected_at: Option<i64>,
+    pub ended_at: Option<i64>,
+    pub end_reason: Option<String>,
+    pub outcome: Option<String>,
+    pub outcome_note: Option<String>,
+    pub outcome_at: Option<i64>,
+    /// Request to answer.
+    pub wait_ms: Option<i64>,
+    /// Answer to media flowing on both sides.
+    pub connect_ms: Option<i64>,
+    /// Media connected (or answer, if media never connected) to hang-up.
+    pub duration_ms: Option<i64>,
+    pub synthetic: bool,
+    pub test_call: bool,
+}
+
+/// Which consults to read back.
+#[derive(Debug, Clone, Default)]
+pub struct ConsultFilter {
+    /// Requested at or after (ms).
+    pub from: Option<i64>,
+    /// Requested before (ms).
+    pub to: Option<i64>,
+    pub site: Option<String>,
+    pub station: Option<String>,
+    pub include_test_calls: bool,
+    pub limit: Option<i64>,
+    pub offset: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct EventRecord {
+    pub at: i64,
+    pub kind: String,
+    pub detail: serde_json::Value,
+}
+
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+const CONSULT_COLUMNS: &str = "id, station_name, site, urgency, reason, patient_ref, status, \
+    requested_at, first_rung_at, rung_count, closed_at, call_id, clinician_name, accepted_at, \
+    connected_at, ended_at, end_reason, outcome, outcome_note, outcome_at, synthetic, test_call";
+
+impl Store {
+    /// Opens (creating if needed) the database and brings its schema up to date.
+    pub async fn open(url: &str) -> Result<Store> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Invalid(format!("cannot use database URL {url:?}: {e}")))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        Ok(Store { pool })
+    }
+
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    // -- accounts ---------------------------------------------------------
+
+    pub async fn create_user(&self, new: NewUser<'_>) -> Result<UserId> {
+        let result = sqlx::query(
+            "INSERT INTO users (username, display_name, role, site, password_hash, demo, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(new.username)
+        .bind(new.display_name)
+        .bind(new.role.as_str())
+        .bind(new.site)
+        .bind(new.password_hash)
+        .bind(i64::from(new.demo))
+        .bind(new.now)
+        .execute(&self.pool)
+        .await;
+        match result {
+            Ok(done) => Ok(UserId(done.last_insert_rowid())),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                Err(StoreError::Invalid(format!(
+                    "an account named {:?} already exists; pick another username",
+                    new.username
+                )))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn user_count(&self) -> Result<i64> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM users")
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    pub async fn user_by_username(&self, username: &str) -> Result<Option<UserRecord>> {
+        let row = sqlx::query(
+            "SELECT id, username, display_name, role, site, password_hash, disabled, demo, created_at \
+             FROM users WHERE username = $1",
+        )
+        .bind(username)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| user_from_row(&r)).transpose()
+    }
+
+    pub async fn user_by_id(&self, id: UserId) -> Result<Option<UserRecord>> {
+        let row = sqlx::query(
+            "SELECT id, username, display_name, role, site, password_hash, disabled, demo, created_at \
+             FROM users WHERE id = $1",
+        )
+        .bind(id.0)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| user_from_row(&r)).transpose()
+    }
+
+    pub async fn list_users(&self) -> Result<Vec<UserRecord>> {
+        let rows = sqlx::query(
+            "SELECT id, username, display_name, role, site, password_hash, disabled, demo, created_at \
+             FROM users ORDER BY role, username",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(user_from_row).collect()
+    }
+
+    /// Returns false if there is no such account.
+    pub async fn set_disabled(&self, username: &str, disabled: bool) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query("UPDATE users SET disabled = $1 WHERE username = $2")
+            .bind(i64::from(disabled))
+            .bind(username)
+            .execute(&mut *tx)
+            .await?;
+        if disabled {
+            // A disabled account is logged out everywhere at once.
+            sqlx::query(
+                "DELETE FROM sessions WHERE user_id IN (SELECT id FROM users WHERE username = $1)",
+            )
+            .bind(username)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    pub async fn set_password_hash(&self, username: &str, hash: &str) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query("UPDATE users SET password_hash = $1 WHERE username = $2")
+            .bind(hash)
+            .bind(username)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "DELETE FROM sessions WHERE user_id IN (SELECT id FROM users WHERE username = $1)",
+        )
+        .bind(username)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    // -- sessions ---------------------------------------------------------
+
+    pub async fn create_session(
+        &self,
+        token_hash: &str,
+        user: UserId,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(token_hash)
+        .bind(user.0)
+        .bind(now)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The enabled account behind a live session.
+    pub async fn session_user(&self, token_hash: &str, now: i64) -> Result<Option<UserRecord>> {
+        let row = sqlx::query(
+            "SELECT u.id, u.username, u.display_name, u.role, u.site, u.password_hash, u.disabled, u.demo, u.created_at \
+             FROM sessions s JOIN users u ON u.id = s.user_id \
+             WHERE s.token_hash = $1 AND s.expires_at > $2 AND u.disabled = 0",
+        )
+        .bind(token_hash)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| user_from_row(&r)).transpose()
+    }
+
+    pub async fn delete_session(&self, token_hash: &str) -> Result<()> {
+        sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
+            .bind(token_hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn delete_expired_sessions(&self, now: i64) -> Result<u64> {
+        let done = sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    // -- the session log --------------------------------------------------
+
+    /// One past the largest request and call ids in the log, so that ids
+    /// are never reused across restarts.
+    pub async fn next_ids(&self) -> Result<(u64, u64)> {
+        let row = sqlx::query(
+            "SELECT COALESCE(MAX(id), 0) AS r, COALESCE(MAX(call_id), 0) AS c FROM consults",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        let r: i64 = row.try_get("r")?;
+        let c: i64 = row.try_get("c")?;
+        Ok((r.max(0) as u64 + 1, c.max(0) as u64 + 1))
+    }
+
+    /// Writes a batch of events in one transaction: all or nothing.
+    pub async fn record(&self, events: &[Event]) -> Result<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        for event in events {
+            match event {
+                Event::Presence {
+                    user_id,
+                    at,
+                    status,
+                    ..
+                } => {
+                    sqlx::query(
+                        "INSERT INTO presence_log (user_id, at, status) VALUES ($1, $2, $3)",
+                    )
+                    .bind(user_id.0)
+                    .bind(at)
+                    .bind(status.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                Event::Consult {
+                    request_id,
+                    at,
+                    event,
+                } => {
+                    let id = i64::try_from(request_id.0).map_err(|_| {
+                        StoreError::Invalid(format!("request id {request_id} is out of range"))
+                    })?;
+                    apply_consult_event(&mut tx, id, *at, event).await?;
+                    let detail = serde_json::to_string(event).map_err(|e| {
+                        StoreError::Invalid(format!("cannot encode event for the log: {e}"))
+                    })?;
+                    sqlx::query(
+                        "INSERT INTO consult_events (consult_id, at, kind, detail) VALUES ($1, $2, $3, $4)",
+                    )
+                    .bind(id)
+                    .bind(at)
+                    .bind(event.kind())
+                    .bind(detail)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn consults(&self, filter: &ConsultFilter) -> Result<Vec<ConsultRecord>> {
+        let (sql, binds) = consult_query(filter, false);
+        let mut query = sqlx::query(&sql);
+        for b in &binds {
+            query = match b {
+                Bind::Int(i) => query.bind(*i),
+                Bind::Text(s) => query.bind(s.clone()),
+            };
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        rows.iter().map(consult_from_row).collect()
+    }
+
+    pub async fn consult_count(&self, filter: &ConsultFilter) -> Result<i64> {
+        let (sql, binds) = consult_query(filter, true);
+        let mut query = sqlx::query_scalar::<_, i64>(&sql);
+        for b in &binds {
+            query = match b {
+                Bind::Int(i) => query.bind(*i),
+                Bind::Text(s) => query.bind(s.clone()),
+            };
+        }
+        Ok(query.fetch_one(&self.pool).await?)
+    }
+
+    pub async fn consult_events(&self, consult_id: i64) -> Result<Vec<EventRecord>> {
+        let rows = sqlx::query(
+            "SELECT at, kind, detail FROM consult_events WHERE consult_id = $1 ORDER BY id",
+        )
+        .bind(consult_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let detail: String = r.try_get("detail")?;
+                Ok(EventRecord {
+                    at: r.try_get("at")?,
+                    kind: r.try_get("kind")?,
+                    detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::Null),
+                })
+            })
+            .collect()
+    }
+}
+
+async fn apply_consult_event(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    id: i64,
+    at: i64,
+    event: &ConsultEvent,
+) -> Result<()> {
+    let query = match event {
+        ConsultEvent::Requested {
+            station,
+            urgency,
+            reason,
+            patient_ref,
+        } => sqlx::query(
+            "INSERT INTO consults (id, station_id, station_name, site, urgency, reason, patient_ref, requested_at, status) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'waiting')",
+        )
+        .bind(id)
+        .bind(station.user_id.0)
+        .bind(station.display_name.clone())
+        .bind(station.site.clone())
+        .bind(urgency.as_str())
+        .bind(reason.clone())
+        .bind(patient_ref.clone())
+        .bind(at),
+        ConsultEvent::Rung { .. } => sqlx::query(
+            "UPDATE consults SET first_rung_at = COALESCE(first_rung_at, $2), rung_count = rung_count + 1 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(at),
+        ConsultEvent::Cancelled => sqlx::query(
+            "UPDATE consults SET status = 'cancelled', closed_at = $2 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(at),
+        ConsultEvent::Abandoned => sqlx::query(
+            "UPDATE consults SET status = 'abandoned', closed_at = $2 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(at),
+        ConsultEvent::Accepted { call_id, clinician } => sqlx::query(
+            "UPDATE consults SET status = 'in_call', call_id = $2, clinician_id = $3, clinician_name = $4, accepted_at = $5 \
+             WHERE id = $1",
+        )
+        .bind(id)
+        .bind(call_id.0 as i64)
+        .bind(clinician.user_id.0)
+        .bind(clinician.display_name.clone())
+        .bind(at),
+        ConsultEvent::MediaConnected { side, both, .. } => sqlx::query(match side {
+            signalling::Side::Station => {
+                "UPDATE consults SET station_media_at = COALESCE(station_media_at, $2), \
+                 connected_at = CASE WHEN $3 = 1 THEN COALESCE(connected_at, $2) ELSE connected_at END \
+                 WHERE id = $1"
+            }
+            signalling::Side::Clinician => {
+                "UPDATE consults SET clinician_media_at = COALESCE(clinician_media_at, $2), \
+                 connected_at = CASE WHEN $3 = 1 THEN COALESCE(connected_at, $2) ELSE connected_at END \
+                 WHERE id = $1"
+            }
+        })
+        .bind(id)
+        .bind(at)
+        .bind(i64::from(*both)),
+        ConsultEvent::CallEnded { reason, .. } => sqlx::query(
+            "UPDATE consults SET ended_at = $2, end_reason = $3, \
+             status = CASE WHEN outcome IS NULL THEN 'ended' ELSE 'completed' END WHERE id = $1",
+        )
+        .bind(id)
+        .bind(at)
+        .bind(reason.as_str()),
+        ConsultEvent::OutcomeRecorded { outcome, note, .. } => sqlx::query(
+            "UPDATE consults SET outcome = $2, outcome_note = $3, outcome_at = $4, \
+             status = CASE WHEN ended_at IS NULL THEN status ELSE 'completed' END WHERE id = $1",
+        )
+        .bind(id)
+        .bind(outcome.as_str())
+        .bind(note.clone())
+        .bind(at),
+    };
+    let done = query.execute(&mut **tx).await?;
+    if done.rows_affected() != 1 {
+        return Err(StoreError::Invalid(format!(
+            "log event {} for consult {id} matched {} rows; expected one",
+            event.kind(),
+            done.rows_affected()
+        )));
+    }
+    Ok(())
+}
+
+enum Bind {
+    Int(i64),
+    Text(String),
+}
+
+fn consult_query(filter: &ConsultFilter, count: bool) -> (String, Vec<Bind>) {
+    let mut sql = if count {
+        "SELECT COUNT(*) FROM consults WHERE 1 = 1".to_owned()
+    } else {
+        format!("SELECT {CONSULT_COLUMNS} FROM consults WHERE 1 = 1")
+    };
+    let mut binds = Vec::new();
+    let mut push = |sql: &mut String, clause: &str, b: Bind| {
+        binds.push(b);
+        sql.push_str(&clause.replace("$?", &format!("${}", binds.len())));
+    };
+    if let Some(from) = filter.from {
+        push(&mut sql, " AND requested_at >= $?", Bind::Int(from));
+    }
+    if let Some(to) = filter.to {
+        push(&mut sql, " AND requested_at < $?", Bind::Int(to));
+    }
+    if let Some(site) = &filter.site {
+        push(&mut sql, " AND site = $?", Bind::Text(site.clone()));
+    }
+    if let Some(station) = &filter.station {
+        push(
+            &mut sql,
+            " AND station_name = $?",
+            Bind::Text(station.clone()),
+        );
+    }
+    if !filter.include_test_calls {
+        sql.push_str(" AND test_call = 0");
+    }
+    if !count {
+        sql.push_str(" ORDER BY requested_at, id");
+        if let Some(limit) = filter.limit {
+            push(&mut sql, " LIMIT $?", Bind::Int(limit));
+            if let Some(offset) = filter.offset {
+                push(&mut sql, " OFFSET $?", Bind::Int(offset));
+            }
+        }
+    }
+    (sql, binds)
+}
+
+fn user_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<UserRecord> {
+    let role: String = r.try_get("role")?;
+    let role = Role::parse(&role)
+        .ok_or_else(|| StoreError::Invalid(format!("unknown role {role:?} in the users table")))?;
+    Ok(UserRecord {
+        id: UserId(r.try_get("id")?),
+        username: r.try_get("username")?,
+        display_name: r.try_get("display_name")?,
+        role,
+        site: r.try_get("site")?,
+        password_hash: r.try_get("password_hash")?,
+        disabled: r.try_get::<i64, _>("disabled")? != 0,
+        demo: r.try_get::<i64, _>("demo")? != 0,
+        created_at: r.try_get("created_at")?,
+    })
+}
+
+fn consult_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<ConsultRecord> {
+    let requested_at: i64 = r.try_get("requested_at")?;
+    let accepted_at: Option<i64> = r.try_get("accepted_at")?;
+    let connected_at: Option<i64> = r.try_get("connected_at")?;
+    let ended_at: Option<i64> = r.try_get("ended_at")?;
+    Ok(ConsultRecord {
+        id: r.try_get("id")?,
+        station: r.try_get("station_name")?,
+        site: r.try_get("site")?,
+        urgency: r.try_get("urgency")?,
+        reason: r.try_get("reason")?,
+        patient_ref: r.try_get("patient_ref")?,
+        status: r.try_get("status")?,
+        requested_at,
+        first_rung_at: r.try_get("first_rung_at")?,
+        rung_count: r.try_get("rung_count")?,
+        closed_at: r.try_get("closed_at")?,
+        call_id: r.try_get("call_id")?,
+        clinician: r.try_get("clinician_name")?,
+        accepted_at,
+        connected_at,
+        ended_at,
+        end_reason: r.try_get("end_reason")?,
+        outcome: r.try_get("outcome")?,
+        outcome_note: r.try_get("outcome_note")?,
+        outcome_at: r.try_get("outcome_at")?,
+        wait_ms: accepted_at.map(|a| a - requested_at),
+        connect_ms: accepted_at.zip(connected_at).map(|(a, c)| c - a),
+        duration_ms: ended_at
+            .zip(connected_at.or(accepted_at))
+            .map(|(e, s)| e - s),
+        synthetic: r.try_get::<i64, _>("synthetic")? != 0,
+        test_call: r.try_get::<i64, _>("test_call")? != 0,
+    })
+}
+
+impl ConsultRecord {
+    pub const CSV_HEADER: &'static str = "consult_id,requested_at_utc,station,site,urgency,reason,status,\
+        clinician,accepted_at_utc,connected_at_utc,ended_at_utc,wait_seconds,connect_seconds,\
+        duration_seconds,end_reason,outcome,outcome_note,patient_ref,rung_count,synthetic,test_call";
+
+    /// One CSV line (RFC 4180 quoting; cells that a spreadsheet would run as
+    /// a formula are prefixed with an apostrophe).
+    pub fn csv_line(&self) -> String {
+        let t = |ms: Option<i64>| ms.map(timefmt::iso_utc).unwrap_or_default();
+        let secs = |ms: Option<i64>| {
+            ms.map(|m| format!("{:.1}", m as f64 / 1000.0))
+                .unwrap_or_default()
+        };
+        let fields = [
+            self.id.to_string(),
+            timefmt::iso_utc(self.requested_at),
+            self.station.clone(),
+            self.site.clone().unwrap_or_default(),
+            self.urgency.clone(),
+            self.reason.clone(),
+            self.status.clone(),
+            self.clinician.clone().unwrap_or_default(),
+            t(self.accepted_at),
+            t(self.connected_at),
+            t(self.ended_at),
+            secs(self.wait_ms),
+            secs(self.connect_ms),
+            secs(self.duration_ms),
+            self.end_reason.clone().unwrap_or_default(),
+            self.outcome.clone().unwrap_or_default(),
+            self.outcome_note.clone().unwrap_or_default(),
+            self.patient_ref.clone().unwrap_or_default(),
+            self.rung_count.to_string(),
+            u8::from(self.synthetic).to_string(),
+            u8::from(self.test_call).to_string(),
+        ];
+        let mut line = fields
+            .iter()
+            .map(|f| csv_text(f))
+            .collect::<Vec<_>>()
+            .join(",");
+        line.push_str("\r\n");
+        line
+    }
+}
+
+/// A CSV cell holding text a user typed: quoted as RFC 4180 asks, and
+/// prefixed with an apostrophe if a spreadsheet would run it as a formula.
+/// (No number this module writes starts with one of those characters.)
+pub fn csv_text(value: &str) -> String {
+    let value = if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{value}")
+    } else {
+        value.to_owned()
+    };
+    if value.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", value.replace('"', "\"\""))
+    } else {
+        value
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_cells_are_quoted_and_defused() {
+        assert_eq!(csv_text("plain"), "plain");
+        assert_eq!(csv_text("a,b"), "\"a,b\"");
+        assert_eq!(csv_text("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_text("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
+        assert_eq!(csv_text("-5"), "'-5");
+    }
+}

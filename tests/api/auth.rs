@@ -1,0 +1,190 @@
+//! Logging in, sessions, and who may read what.
+
+use crate::helpers::*;
+use serde_json::{json, Value};
+use signalling::Role;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+#[tokio::test]
+async fn login_gives_a_cookie_and_a_token_and_bad_logins_look_alike() {
+    let app = TestApp::spawn().await;
+    app.add_user("dr-a", "Dr A", Role::Clinician, None).await;
+    let client = app.http();
+    let res = client
+        .post(format!("{}/api/login", app.base))
+        .json(&json!({"username": "dr-a", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let cookie = res.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["role"], "clinician");
+    assert_eq!(body["display_name"], "Dr A");
+    assert!(body["token"].as_str().unwrap().len() >= 40);
+    // The cookie alone authenticates.
+    let me: Value = client
+        .get(format!("{}/api/me", app.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["username"], "dr-a");
+
+    let wrong = app
+        .http()
+        .post(format!("{}/api/login", app.base))
+        .json(&json!({"username": "dr-a", "password": "nope"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    let wrong: Value = wrong.json().await.unwrap();
+    let unknown = app
+        .http()
+        .post(format!("{}/api/login", app.base))
+        .json(&json!({"username": "nobody", "password": "nope"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 401);
+    let unknown: Value = unknown.json().await.unwrap();
+    assert_eq!(wrong, unknown, "no hint whether the account exists");
+
+    // Logout ends the session.
+    let res = client
+        .post(format!("{}/api/logout", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let res = app.get("/api/me", body["token"].as_str().unwrap()).await;
+    assert_eq!(res.status(), 401);
+}
+
+#[tokio::test]
+async fn repeated_failures_lock_the_account_for_a_while() {
+    let app = TestApp::spawn().await;
+    app.add_user("dr-a", "Dr A", Role::Clinician, None).await;
+    let mut last = 0;
+    for _ in 0..9 {
+        let res = app
+            .http()
+            .post(format!("{}/api/login", app.base))
+            .json(&json!({"username": "dr-a", "password": "guess"}))
+            .send()
+            .await
+            .unwrap();
+        last = res.status().as_u16();
+    }
+    assert_eq!(last, 429);
+    let res = app
+        .http()
+        .post(format!("{}/api/login", app.base))
+        .json(&json!({"username": "dr-a", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 429, "even the right password waits");
+}
+
+#[tokio::test]
+async fn websocket_needs_a_session() {
+    let app = TestApp::spawn().await;
+    let err = tokio_tungstenite::connect_async(app.ws_url.as_str())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("401"), "{err}");
+    let mut req = app.ws_url.as_str().into_client_request().unwrap();
+    req.headers_mut()
+        .insert("authorization", "Bearer not-a-token".parse().unwrap());
+    let err = tokio_tungstenite::connect_async(req).await.unwrap_err();
+    assert!(err.to_string().contains("401"), "{err}");
+}
+
+#[tokio::test]
+async fn a_cookie_from_another_site_cannot_open_the_websocket() {
+    let app = TestApp::spawn().await;
+    app.add_user("dr-a", "Dr A", Role::Clinician, None).await;
+    let token = app.login("dr-a").await;
+    let mut req = app.ws_url.as_str().into_client_request().unwrap();
+    req.headers_mut().insert(
+        "cookie",
+        format!("miulink_session={token}").parse().unwrap(),
+    );
+    req.headers_mut()
+        .insert("origin", "https://evil.example".parse().unwrap());
+    let err = tokio_tungstenite::connect_async(req).await.unwrap_err();
+    assert!(err.to_string().contains("403"), "{err}");
+}
+
+#[tokio::test]
+async fn only_managers_and_admins_read_the_log() {
+    let app = TestApp::spawn().await;
+    app.add_user("dr-a", "Dr A", Role::Clinician, None).await;
+    app.add_user("room1", "Room 1", Role::Station, Some("Millom"))
+        .await;
+    app.add_user("adm", "Admin", Role::Admin, None).await;
+    for user in ["dr-a", "room1"] {
+        let token = app.login(user).await;
+        for path in ["/api/consults", "/api/consults.csv"] {
+            let res = app.get(path, &token).await;
+            assert_eq!(res.status(), 403, "{user} {path}");
+        }
+    }
+    let res = app
+        .http()
+        .get(format!("{}/api/consults", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    let token = app.login("adm").await;
+    assert_eq!(app.get("/api/consults", &token).await.status(), 200);
+    let csv = app
+        .get("/api/consults.csv", &token)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        csv.starts_with("consult_id,requested_at_utc,station"),
+        "header row even when empty"
+    );
+}
+
+#[tokio::test]
+async fn disabling_an_account_ends_its_sessions() {
+    let app = TestApp::spawn().await;
+    app.add_user("dr-a", "Dr A", Role::Clinician, None).await;
+    let token = app.login("dr-a").await;
+    assert!(app.store.set_disabled("dr-a", true).await.unwrap());
+    assert_eq!(app.get("/api/me", &token).await.status(), 401);
+    let res = app
+        .http()
+        .post(format!("{}/api/login", app.base))
+        .json(&json!({"username": "dr-a", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+}
+
+#[tokio::test]
+async fn healthz_reports_ok() {
+    let app = TestApp::spawn().await;
+    let v: Value = reqwest::get(format!("{}/healthz", app.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["status"], "ok");
+    assert_eq!(v["session_log_writable"], true);
+}

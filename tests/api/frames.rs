@@ -1,0 +1,99 @@
+//! Bad input gets a clear error and changes nothing; others carry on.
+
+use crate::helpers::*;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::json;
+use signalling::Role;
+use tokio_tungstenite::tungstenite::Message;
+
+#[tokio::test]
+async fn bad_frames_get_clear_errors_and_the_connection_carries_on() {
+    let app = TestApp::spawn().await;
+    let mut station = app.user("room1", "Room 1", Role::Station).await;
+    let mut doc = app.user("dr-a", "Dr A", Role::Clinician).await;
+    doc.expect("queue").await;
+
+    let cases: Vec<(String, &str)> = vec![
+        ("this is not json".into(), "malformed_json"),
+        ("[1, 2, 3]".into(), "malformed_json"),
+        (r#"{"no_type": 1}"#.into(), "unknown_type"),
+        (r#"{"type": "launch"}"#.into(), "unknown_type"),
+        (r#"{"type": "request_consult", "urgency": "urgent"}"#.into(), "invalid_message"),
+        (r#"{"type": "request_consult", "urgency": "soonish", "reason": "x"}"#.into(), "invalid_message"),
+        (r#"{"type": "request_consult", "urgency": "urgent", "reason": "x", "patient_ref": "Jane Doe"}"#.into(), "invalid_field"),
+        (r#"{"type": "request_consult", "urgency": "urgent", "reason": ""}"#.into(), "invalid_field"),
+        (format!(r#"{{"type": "request_consult", "urgency": "urgent", "reason": "{}"}}"#, "x".repeat(201)), "invalid_field"),
+        (format!(r#"{{"type": "signal", "call_id": 1, "data": "{}"}}"#, "a".repeat(40 * 1024)), "signal_too_large"),
+        (format!(r#"{{"type": "ping", "pad": "{}"}}"#, "a".repeat(100 * 1024)), "frame_too_large"),
+    ];
+    for (frame, code) in &cases {
+        station.send_text(frame).await;
+        let err = station.error().await;
+        assert_eq!(
+            err["code"],
+            *code,
+            "for frame {}",
+            &frame[..frame.len().min(80)]
+        );
+        assert!(
+            err["message"].as_str().is_some_and(|m| m.len() > 10),
+            "a message that says what to do"
+        );
+    }
+    station
+        .stream
+        .send(Message::Binary(vec![1, 2, 3].into()))
+        .await
+        .unwrap();
+    assert_eq!(station.error().await["code"], "binary_frame");
+
+    // None of that made a request, and the connection still works.
+    doc.expect_nothing_pending().await;
+    station
+        .send(json!({"type": "request_consult", "urgency": "urgent", "reason": "Real one"}))
+        .await;
+    station
+        .expect_where("request_update", |v| v["state"] == "waiting")
+        .await;
+    let ring = doc.expect("ring").await;
+    assert_eq!(ring["request"]["reason"], "Real one");
+    let token = app.manager_token().await;
+    assert_eq!(app.get_json("/api/consults", &token).await["total"], 1);
+}
+
+#[tokio::test]
+async fn a_huge_frame_closes_only_that_connection() {
+    let app = TestApp::spawn().await;
+    let mut station = app.user("room1", "Room 1", Role::Station).await;
+    let mut doc = app.user("dr-a", "Dr A", Role::Clinician).await;
+    doc.expect("queue").await;
+    let huge = format!(
+        r#"{{"type":"ping","pad":"{}"}}"#,
+        "a".repeat(2 * 1024 * 1024)
+    );
+    let _ = station.stream.send(Message::Text(huge.into())).await;
+    // The server closes the socket (message too big) ...
+    let mut closed = false;
+    while let Ok(Some(msg)) =
+        tokio::time::timeout(std::time::Duration::from_secs(5), station.stream.next()).await
+    {
+        match msg {
+            Ok(Message::Close(_)) | Err(_) => {
+                closed = true;
+                break;
+            }
+            _ => {}
+        }
+    }
+    assert!(
+        closed || station.stream.next().await.is_none(),
+        "oversized connection closed"
+    );
+    // ... and everyone else carries on.
+    doc.expect_nothing_pending().await;
+    let mut other = app.user("room2", "Room 2", Role::Station).await;
+    other
+        .send(json!({"type": "request_consult", "urgency": "routine", "reason": "Wrist"}))
+        .await;
+    doc.expect("ring").await;
+}

@@ -1,0 +1,8 @@
+//! Integration tests: the app spawned on port 0 with a fresh database,
+//! driven over real HTTP and WebSocket connections.
+
+mod auth;
+mod consult;
+mod frames;
+mod helpers;
+mod rules;
