@@ -438,9 +438,10 @@ async fn apply_consult_event(
             urgency,
             reason,
             patient_ref,
+            test_call,
         } => sqlx::query(
-            "INSERT INTO consults (id, station_id, station_name, site, urgency, reason, patient_ref, requested_at, status) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'waiting')",
+            "INSERT INTO consults (id, station_id, station_name, site, urgency, reason, patient_ref, requested_at, status, test_call) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'waiting', $9)",
         )
         .bind(id)
         .bind(station.user_id.0)
@@ -449,7 +450,8 @@ async fn apply_consult_event(
         .bind(urgency.as_str())
         .bind(reason.clone())
         .bind(patient_ref.clone())
-        .bind(at),
+        .bind(at)
+        .bind(i64::from(*test_call)),
         ConsultEvent::Rung { .. } => sqlx::query(
             "UPDATE consults SET first_rung_at = COALESCE(first_rung_at, $2), rung_count = rung_count + 1 WHERE id = $1",
         )

@@ -79,6 +79,8 @@ impl Bench {
                 urgency: Urgency::Urgent,
                 reason: "Head injury".into(),
                 patient_ref: None,
+                test: false,
+                direct_to: None,
             },
         );
         let request_id = self.sb.queue_entries().last().map(|e| e.request_id);
@@ -137,6 +139,8 @@ fn benches(c: &mut Criterion) {
                 urgency: Urgency::Urgent,
                 reason: "x".into(),
                 patient_ref: None,
+                test: false,
+                direct_to: None,
             },
         );
         bench.msg(

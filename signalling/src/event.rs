@@ -54,6 +54,8 @@ pub enum ConsultEvent {
         urgency: Urgency,
         reason: String,
         patient_ref: Option<String>,
+        #[serde(default)]
+        test_call: bool,
     },
     Rung {
         clinicians: Vec<UserId>,

@@ -259,6 +259,15 @@ pub enum ClientMessage {
         reason: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         patient_ref: Option<String>,
+        /// A test call (monitoring probe, or a nurse checking the kit):
+        /// logged as such and left out of managers' figures.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        test: bool,
+        /// Test calls only: ring just this clinician (by username) and hide
+        /// the request from everyone else, so an automated probe never
+        /// disturbs a real clinician.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        direct_to: Option<String>,
     },
     /// Station: withdraw a request nobody has answered yet.
     CancelRequest { request_id: RequestId },
@@ -469,7 +478,15 @@ fn validate(message: ClientMessage) -> Result<ClientMessage, ProtocolError> {
             urgency,
             reason,
             patient_ref,
+            test,
+            direct_to,
         } => {
+            if direct_to.is_some() && !test {
+                return Err(invalid(
+                    "direct_to",
+                    "only test calls may be directed to one clinician",
+                ));
+            }
             let reason = reason.trim().to_owned();
             if reason.is_empty() {
                 return Err(invalid("reason", "give a short reason for the consult"));
@@ -495,6 +512,8 @@ fn validate(message: ClientMessage) -> Result<ClientMessage, ProtocolError> {
                 urgency,
                 reason,
                 patient_ref,
+                test,
+                direct_to,
             })
         }
         ClientMessage::RecordOutcome {
@@ -589,6 +608,9 @@ pub struct QueueEntry {
     pub waited_ms: i64,
     /// False while the station's connection is lost (within the grace period).
     pub station_connected: bool,
+    /// A test call, not a patient.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub test: bool,
 }
 
 /// The other party of a call.
@@ -734,6 +756,7 @@ mod tests {
         let cases = [
             r#"{"type":"request_consult","urgency":"urgent","reason":"Head injury"}"#,
             r#"{"type":"request_consult","urgency":"routine","reason":"Wrist","patient_ref":"MIU-2026/0412"}"#,
+            r#"{"type":"request_consult","urgency":"routine","reason":"Probe","test":true,"direct_to":"probe-doc"}"#,
             r#"{"type":"cancel_request","request_id":3}"#,
             r#"{"type":"set_availability","status":"away"}"#,
             r#"{"type":"accept","request_id":3}"#,
@@ -782,6 +805,10 @@ mod tests {
             code(r#"{"type":"request_consult","urgency":"urgent","reason":"   "}"#),
             ErrorCode::InvalidField
         );
+        assert_eq!(
+            code(r#"{"type":"request_consult","urgency":"urgent","reason":"x","direct_to":"dr"}"#),
+            ErrorCode::InvalidField
+        );
         let long = "x".repeat(MAX_FRAME_BYTES + 1);
         assert_eq!(code(&long), ErrorCode::FrameTooLarge);
         let big_signal = format!(
@@ -811,7 +838,9 @@ mod tests {
             ClientMessage::RequestConsult {
                 urgency: Urgency::Urgent,
                 reason: "x".into(),
-                patient_ref: None
+                patient_ref: None,
+                test: false,
+                direct_to: None,
             }
         );
     }

@@ -126,6 +126,15 @@ impl Account {
     }
 }
 
+/// What a station asked for.
+struct NewRequest {
+    urgency: Urgency,
+    reason: String,
+    patient_ref: Option<String>,
+    test: bool,
+    direct_to: Option<String>,
+}
+
 #[derive(Debug, Clone)]
 struct Request {
     id: RequestId,
@@ -134,8 +143,21 @@ struct Request {
     reason: String,
     patient_ref: Option<String>,
     requested_at: Millis,
+    test: bool,
+    /// A directed test call: only this clinician (username) sees it.
+    direct_to: Option<String>,
     /// The last (position, clinicians_available) told to the station.
     last_told: Option<(u32, u32)>,
+}
+
+impl Request {
+    /// Whether this clinician may see, be rung for and accept it.
+    fn visible_to(&self, account: &Account) -> bool {
+        match &self.direct_to {
+            None => true,
+            Some(username) => *username == account.identity.username,
+        }
+    }
 }
 
 impl Request {
@@ -253,11 +275,13 @@ impl Switchboard {
         u32::try_from(n).unwrap_or(u32::MAX)
     }
 
-    /// The queue in order, as clinicians see it.
+    /// The queue in order, as clinicians see it. Directed test calls are
+    /// left out: only their one clinician is told of them (by `ring`).
     pub fn queue_entries(&self) -> Vec<QueueEntry> {
         self.queue
             .iter()
             .filter_map(|(_, _, id)| self.waiting.get(id))
+            .filter(|r| r.direct_to.is_none())
             .map(|r| self.entry(r))
             .collect()
     }
@@ -557,8 +581,19 @@ impl Switchboard {
                     urgency,
                     reason,
                     patient_ref,
+                    test,
+                    direct_to,
                 },
-            ) => self.request_consult(user_id, urgency, reason, patient_ref),
+            ) => self.request_consult(
+                user_id,
+                NewRequest {
+                    urgency,
+                    reason,
+                    patient_ref,
+                    test,
+                    direct_to,
+                },
+            ),
             (Role::Station, ClientMessage::CancelRequest { request_id }) => {
                 self.cancel_request(user_id, request_id)
             }
@@ -593,13 +628,14 @@ impl Switchboard {
         }
     }
 
-    fn request_consult(
-        &mut self,
-        station: UserId,
-        urgency: Urgency,
-        reason: String,
-        patient_ref: Option<String>,
-    ) -> Result<(), ProtocolError> {
+    fn request_consult(&mut self, station: UserId, new: NewRequest) -> Result<(), ProtocolError> {
+        let NewRequest {
+            urgency,
+            reason,
+            patient_ref,
+            test,
+            direct_to,
+        } = new;
         let account = &self.accounts[&station];
         if let Some(open) = account.open {
             let what = match open {
@@ -622,6 +658,8 @@ impl Switchboard {
             reason: reason.clone(),
             patient_ref: patient_ref.clone(),
             requested_at: self.now,
+            test,
+            direct_to,
             last_told: None,
         };
         let party = account.party();
@@ -632,6 +670,7 @@ impl Switchboard {
                 urgency,
                 reason,
                 patient_ref,
+                test_call: test,
             },
         );
         self.queue.insert(request.queue_key());
@@ -639,12 +678,15 @@ impl Switchboard {
         if let Some(a) = self.accounts.get_mut(&station) {
             a.open = Some(Open::Waiting(id));
         }
-        let ringable: Vec<UserId> = self
-            .accounts
-            .values()
-            .filter(|a| a.ringable())
-            .map(|a| a.identity.user_id)
-            .collect();
+        let ringable: Vec<UserId> = match self.waiting.get(&id) {
+            Some(r) => self
+                .accounts
+                .values()
+                .filter(|a| a.ringable() && r.visible_to(a))
+                .map(|a| a.identity.user_id)
+                .collect(),
+            None => Vec::new(),
+        };
         self.ring(id, &ringable, RingTrigger::NewRequest);
         self.queue_dirty = true;
         Ok(())
@@ -743,7 +785,16 @@ impl Switchboard {
             }
             None => {}
         }
-        let Some(request) = self.waiting.remove(&request_id) else {
+        let hidden = self
+            .waiting
+            .get(&request_id)
+            .is_some_and(|r| !r.visible_to(&self.accounts[&clinician]));
+        let request = if hidden {
+            None
+        } else {
+            self.waiting.remove(&request_id)
+        };
+        let Some(request) = request else {
             return Err(if self.answered.contains_key(&request_id) {
                 ProtocolError::new(
                     ErrorCode::AlreadyTaken,
@@ -1069,7 +1120,15 @@ impl Switchboard {
     /// Rings one clinician who has just become available for every waiting
     /// request, most urgent first.
     fn ring_waiting_for(&mut self, clinician: UserId) {
-        let ids: Vec<RequestId> = self.queue.iter().map(|(_, _, id)| *id).collect();
+        let Some(account) = self.accounts.get(&clinician) else {
+            return;
+        };
+        let ids: Vec<RequestId> = self
+            .queue
+            .iter()
+            .map(|(_, _, id)| *id)
+            .filter(|id| self.waiting.get(id).is_some_and(|r| r.visible_to(account)))
+            .collect();
         for id in ids {
             self.ring(id, &[clinician], RingTrigger::ClinicianAvailable);
         }
@@ -1089,6 +1148,7 @@ impl Switchboard {
             requested_at: r.requested_at,
             waited_ms: self.now - r.requested_at,
             station_connected: station.is_some_and(|a| a.conn.is_some()),
+            test: r.test,
         }
     }
 

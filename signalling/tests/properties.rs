@@ -23,7 +23,7 @@ enum Op {
 
 #[derive(Debug, Clone)]
 enum Msg {
-    Request(u8),
+    Request(u8, u8),
     Cancel(u64),
     Availability(u8),
     Accept(u64),
@@ -45,7 +45,7 @@ fn users() -> Vec<(i64, Role)> {
 fn msg() -> impl Strategy<Value = Msg> {
     let id = 1u64..6;
     prop_oneof![
-        (0u8..3).prop_map(Msg::Request),
+        ((0u8..3), (0u8..3)).prop_map(|(u, t)| Msg::Request(u, t)),
         id.clone().prop_map(Msg::Cancel),
         (0u8..3).prop_map(Msg::Availability),
         id.clone().prop_map(Msg::Accept),
@@ -68,10 +68,13 @@ fn op() -> impl Strategy<Value = Op> {
 
 fn to_client(m: &Msg) -> ClientMessage {
     match *m {
-        Msg::Request(u) => ClientMessage::RequestConsult {
+        Msg::Request(u, t) => ClientMessage::RequestConsult {
             urgency: Urgency::ALL[u as usize % 3],
             reason: "r".into(),
             patient_ref: None,
+            // Ordinary, test, or a test directed at clinician 10 only.
+            test: t > 0,
+            direct_to: (t == 2).then(|| "u10".to_owned()),
         },
         Msg::Cancel(id) => ClientMessage::CancelRequest {
             request_id: RequestId(id),

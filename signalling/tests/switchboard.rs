@@ -340,6 +340,8 @@ fn one_open_request_per_station_and_cancel() {
             urgency: Urgency::Urgent,
             reason: "Again".into(),
             patient_ref: None,
+            test: false,
+            direct_to: None,
         },
     );
     assert_eq!(errors(&h.take(s)), vec![ErrorCode::RequestOpen]);
@@ -451,6 +453,8 @@ fn roles_are_enforced() {
             urgency: Urgency::Urgent,
             reason: "x".into(),
             patient_ref: None,
+            test: false,
+            direct_to: None,
         },
     );
     h.send(doc, ClientMessage::CancelRequest { request_id: r });
@@ -708,4 +712,53 @@ fn clock_going_backwards_does_not_make_negative_waits() {
     h.send(doc, ClientMessage::Ping { nonce: None });
     let q = h.sb.queue_entries();
     assert!(q[0].waited_ms >= 0);
+}
+
+#[test]
+fn a_directed_test_call_rings_only_its_clinician() {
+    let mut h = Harness::new();
+    let probe_station = h.connect(1, STATION, "Probe station");
+    let probe_doc = h.connect(10, CLINICIAN, "Probe clinician");
+    let real_doc = h.connect(11, CLINICIAN, "Dr Real");
+    h.take(probe_doc);
+    h.take(real_doc);
+    h.take_events();
+    h.send(
+        probe_station,
+        ClientMessage::RequestConsult {
+            urgency: Urgency::Routine,
+            reason: "Monitoring probe".into(),
+            patient_ref: None,
+            test: true,
+            direct_to: Some("probe-clinician".into()),
+        },
+    );
+    let r = match h.take(probe_station).last() {
+        Some(ServerMessage::RequestUpdate { request_id, .. }) => *request_id,
+        other => panic!("{other:?}"),
+    };
+    let msgs = h.take(probe_doc);
+    assert_eq!(rings(&msgs), vec![r]);
+    let real = h.take(real_doc);
+    assert!(
+        rings(&real).is_empty(),
+        "a real clinician is never rung for a probe"
+    );
+    assert!(
+        last_queue(&real).is_none_or(|(q, _)| q.is_empty()),
+        "nor sees it"
+    );
+    h.send(real_doc, ClientMessage::Accept { request_id: r });
+    assert_eq!(errors(&h.take(real_doc)), vec![ErrorCode::UnknownRequest]);
+    assert!(h.accept(probe_doc, r).is_some());
+    assert!(h.take_events().iter().any(|e| matches!(
+        e,
+        Event::Consult {
+            event: ConsultEvent::Requested {
+                test_call: true,
+                ..
+            },
+            ..
+        }
+    )));
 }

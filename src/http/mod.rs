@@ -3,9 +3,11 @@
 //! * [`session`]: login, logout, who am I, and the [`session::AuthUser`] extractor.
 //! * [`consults`]: the session log for managers, as JSON and CSV.
 //! * [`ws`]: the signalling WebSocket.
+//! * [`web`]: the browser client's files.
 
 pub mod consults;
 pub mod session;
+pub mod web;
 pub mod ws;
 
 use crate::auth::LoginLimiter;
@@ -44,7 +46,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/consults.csv", get(consults::csv))
         .route("/api/consults/{id}/events", get(consults::events))
         .route("/ws", get(ws::upgrade))
-        .fallback(not_found)
+        .route("/api/{*rest}", axum::routing::any(not_found))
+        .fallback(web::serve)
         .layer(SetResponseHeaderLayer::overriding(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),

@@ -188,3 +188,30 @@ async fn healthz_reports_ok() {
     assert_eq!(v["status"], "ok");
     assert_eq!(v["session_log_writable"], true);
 }
+
+#[tokio::test]
+async fn the_client_is_served_with_a_content_security_policy() {
+    let app = TestApp::spawn().await;
+    let res = reqwest::get(format!("{}/", app.base)).await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    assert!(res.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .contains("script-src 'self'"));
+    let css = reqwest::get(format!("{}/theme.css", app.base))
+        .await
+        .unwrap();
+    assert_eq!(css.status(), 200);
+    assert!(css.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/css"));
+    for path in ["/nope.js", "/../Cargo.toml", "/.git/config", "/api/nothing"] {
+        let res = reqwest::get(format!("{}{path}", app.base)).await.unwrap();
+        assert_eq!(res.status(), 404, "{path}");
+    }
+}

@@ -105,6 +105,8 @@ impl Harness {
                 urgency,
                 reason: reason.into(),
                 patient_ref: None,
+                test: false,
+                direct_to: None,
             },
         );
         let msgs = self.inbox.get(&conn).cloned().unwrap_or_default();
