@@ -8,6 +8,7 @@ use crate::settings::Settings;
 use crate::store::Store;
 use crate::{bootstrap, hub};
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use signalling::{Config, Switchboard};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -85,7 +86,14 @@ impl Application {
         let hub = state.hub.clone();
         let app = http::router(self.state);
         tracing::info!(address = %self.addr, "MIU Link listening");
-        axum::serve(self.listener, app)
+        // Signalling is small messages that must go out at once: without
+        // TCP_NODELAY a 6 KB SDP can wait 40 ms for a delayed ACK.
+        let listener = self.listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+            }
+        });
+        axum::serve(listener, app)
             .with_graceful_shutdown(async move {
                 shutdown.await;
                 tracing::info!("shutting down: closing connections");
