@@ -137,6 +137,7 @@ async fn miulink_relay(n: usize, payload: &Value) -> Vec<f64> {
                 site: Some("Millom"),
                 password_hash: &hash,
                 demo: false,
+                escalation_duty: false,
                 now: 0,
             })
             .await

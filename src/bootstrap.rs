@@ -11,63 +11,112 @@ use signalling::Role;
 
 pub const DEMO_PASSWORD: &str = "demo";
 
-/// (username, display name, role, site)
-pub const DEMO_ACCOUNTS: &[(&str, &str, Role, Option<&str>)] = &[
-    (
+pub struct DemoAccount {
+    pub username: &'static str,
+    pub display_name: &'static str,
+    pub role: Role,
+    pub site: Option<&'static str>,
+    pub escalation_duty: bool,
+}
+
+const fn demo(
+    username: &'static str,
+    display_name: &'static str,
+    role: Role,
+    site: Option<&'static str>,
+    escalation_duty: bool,
+) -> DemoAccount {
+    DemoAccount {
+        username,
+        display_name,
+        role,
+        site,
+        escalation_duty,
+    }
+}
+
+const MILLOM: Option<&str> = Some("Millom");
+const FGH: Option<&str> = Some("Furness General");
+
+pub const DEMO_ACCOUNTS: &[DemoAccount] = &[
+    demo(
         "millom-room1",
         "Millom MIU Room 1",
         Role::Station,
-        Some("Millom"),
+        MILLOM,
+        false,
     ),
-    (
+    demo(
         "millom-room2",
         "Millom MIU Room 2",
         Role::Station,
-        Some("Millom"),
+        MILLOM,
+        false,
     ),
-    (
+    demo(
         "dr-patel",
         "Dr Asha Patel (demo)",
         Role::Clinician,
-        Some("Furness General"),
+        FGH,
+        false,
     ),
-    (
+    demo(
         "dr-jones",
         "Dr Owen Jones (demo)",
         Role::Clinician,
-        Some("Furness General"),
+        FGH,
+        false,
     ),
-    ("manager", "Service Manager (demo)", Role::Manager, None),
-    ("admin", "Administrator (demo)", Role::Admin, None),
+    demo(
+        "nic",
+        "A&E Nurse in Charge (demo)",
+        Role::Clinician,
+        FGH,
+        true,
+    ),
+    demo(
+        "manager",
+        "Service Manager (demo)",
+        Role::Manager,
+        None,
+        false,
+    ),
+    demo("admin", "Administrator (demo)", Role::Admin, None, false),
 ];
 
 pub async fn first_start(store: &Store, demo: bool, now: i64) -> anyhow::Result<()> {
     if demo {
         let hash = auth::hash_password(DEMO_PASSWORD).map_err(anyhow::Error::msg)?;
         let mut created = Vec::new();
-        for (username, name, role, site) in DEMO_ACCOUNTS {
-            if store.user_by_username(username).await?.is_some() {
+        for a in DEMO_ACCOUNTS {
+            if store.user_by_username(a.username).await?.is_some() {
                 continue;
             }
             store
                 .create_user(NewUser {
-                    username,
-                    display_name: name,
-                    role: *role,
-                    site: *site,
+                    username: a.username,
+                    display_name: a.display_name,
+                    role: a.role,
+                    site: a.site,
                     password_hash: &hash,
                     demo: true,
+                    escalation_duty: a.escalation_duty,
                     now,
                 })
                 .await?;
-            created.push(*username);
+            created.push(a.username);
         }
         println!("==================================================================");
         println!(
             " MIU Link DEMO MODE: demo accounts, password \"{DEMO_PASSWORD}\" (not for patients)"
         );
-        for (username, name, role, _) in DEMO_ACCOUNTS {
-            println!("   {username:<14} {:<10} {name}", role.as_str());
+        for a in DEMO_ACCOUNTS {
+            println!(
+                "   {:<14} {:<10} {}",
+                a.username,
+                a.role.as_str(),
+                a.display_name
+            );
         }
         println!("==================================================================");
         if !created.is_empty() {
@@ -86,6 +135,7 @@ pub async fn first_start(store: &Store, demo: bool, now: i64) -> anyhow::Result<
                 site: None,
                 password_hash: &hash,
                 demo: false,
+                escalation_duty: false,
                 now,
             })
             .await?;

@@ -75,6 +75,26 @@ pub struct ServeArgs {
     /// over HTTPS (for example behind a TLS-terminating proxy).
     #[arg(long, env = "MIULINK_SECURE_COOKIES")]
     pub secure_cookies: bool,
+    /// When nobody answers: seconds to re-alert every available clinician
+    /// and to escalate to accounts with an escalation duty, per urgency.
+    #[arg(
+        long,
+        env = "MIULINK_ESCALATION",
+        default_value = "immediate=60/120,urgent=150/300,routine=450/900",
+        value_parser = crate::settings::parse_escalation
+    )]
+    pub escalation: [signalling::EscalationPolicy; 3],
+    /// A TURN server for clients (repeatable), e.g.
+    /// turns:turn.example.nhs.uk:443?transport=tcp. Needs --turn-secret.
+    #[arg(long = "turn-url", env = "MIULINK_TURN_URLS", value_delimiter = ',')]
+    pub turn_urls: Vec<String>,
+    /// The secret shared with the TURN server (coturn static-auth-secret).
+    /// Prefer the environment variable to keep it out of process listings.
+    #[arg(long, env = "MIULINK_TURN_SECRET", hide_env_values = true)]
+    pub turn_secret: Option<String>,
+    /// Hours TURN credentials handed to a client stay valid (renewed at half).
+    #[arg(long, env = "MIULINK_TURN_TTL_HOURS", default_value_t = 12)]
+    pub turn_ttl_hours: u32,
 }
 
 #[derive(Subcommand, Debug)]
@@ -94,6 +114,18 @@ pub enum UserCommand {
         /// Read the password from the first line of standard input.
         #[arg(long)]
         password_stdin: bool,
+        /// Alert this clinician when a request is escalated, even when busy
+        /// (for example the A&E nurse in charge).
+        #[arg(long)]
+        escalation_duty: bool,
+    },
+    /// Give or take away a clinician's escalation duty.
+    Duty {
+        #[arg(long)]
+        username: String,
+        /// Take the duty away instead of giving it.
+        #[arg(long)]
+        off: bool,
     },
     /// List accounts.
     List {
@@ -156,6 +188,15 @@ impl ServeArgs {
             fallback_phone: self.fallback_phone.clone().filter(|s| !s.trim().is_empty()),
             web_dir: self.web_dir.clone(),
             secure_cookies: self.secure_cookies,
+            escalation: self.escalation,
+            turn_urls: self
+                .turn_urls
+                .iter()
+                .filter(|s| !s.is_empty())
+                .cloned()
+                .collect(),
+            turn_secret: self.turn_secret.clone().filter(|s| !s.is_empty()),
+            turn_ttl_ms: i64::from(self.turn_ttl_hours.max(1)) * 3_600_000,
         }
     }
 }
@@ -226,6 +267,7 @@ async fn user(database_url: &str, cmd: UserCommand) -> anyhow::Result<()> {
             role,
             site,
             password_stdin,
+            escalation_duty,
         } => {
             let username = username.trim().to_owned();
             if username.is_empty()
@@ -253,6 +295,7 @@ async fn user(database_url: &str, cmd: UserCommand) -> anyhow::Result<()> {
                     site: site.as_deref().map(str::trim),
                     password_hash: &hash.0,
                     demo: false,
+                    escalation_duty,
                     now,
                 })
                 .await?;
@@ -288,6 +331,19 @@ async fn user(database_url: &str, cmd: UserCommand) -> anyhow::Result<()> {
                     );
                 }
             }
+        }
+        UserCommand::Duty { username, off } => {
+            if !store.set_escalation_duty(&username, !off).await? {
+                anyhow::bail!("no account named {username:?} (see `miulink user list`)");
+            }
+            println!(
+                "{username:?} {} alerted on escalation",
+                if off {
+                    "will no longer be"
+                } else {
+                    "will now be"
+                }
+            );
         }
         UserCommand::Disable { username } => {
             if !store.set_disabled(&username, true).await? {

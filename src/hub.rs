@@ -135,6 +135,14 @@ struct Hub {
 
 impl Hub {
     async fn run(mut self) {
+        // Anything the switchboard produced before the first input (a
+        // restore ends some items) is written first.
+        let mut outputs = Vec::new();
+        while let Some(out) = self.sb.poll_output() {
+            outputs.push(out);
+        }
+        self.commit(outputs).await;
+        self.publish_stats();
         let mut batch = Vec::with_capacity(BATCH);
         loop {
             let wake = self.sb.poll_timeout().map(|t| self.clock.instant_at(t));

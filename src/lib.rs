@@ -13,6 +13,7 @@
 //! * [`store`]: every line of SQL (SQLite now; PostgreSQL slots in here).
 //! * [`auth`]: passwords (Argon2id), session tokens, login throttling.
 //! * [`bootstrap`]: first start (one-time admin password, or `--demo`).
+//! * [`turn`]: ICE servers for clients, with expiring TURN credentials.
 //! * [`cli`]: the `miulink` command line; `main.rs` only calls it.
 //!
 //! The rules (queue order, the accept race, grace periods, who may signal
@@ -29,6 +30,7 @@ pub mod settings;
 pub mod startup;
 pub mod store;
 pub mod timefmt;
+pub mod turn;
 
 pub use settings::Settings;
 pub use startup::Application;

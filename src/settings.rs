@@ -1,6 +1,7 @@
 //! Run-time settings of a server, independent of how they were given
 //! (command line, environment, or a test building them directly).
 
+use signalling::EscalationPolicy;
 use std::path::PathBuf;
 
 #[derive(Clone, Debug)]
@@ -24,6 +25,15 @@ pub struct Settings {
     pub web_dir: Option<PathBuf>,
     /// Mark the session cookie `Secure` (set when served over HTTPS).
     pub secure_cookies: bool,
+    /// When unanswered requests are re-alerted and escalated, per urgency
+    /// (immediate, urgent, routine).
+    pub escalation: [EscalationPolicy; 3],
+    /// TURN servers, e.g. `turns:turn.example.nhs.uk:443?transport=tcp`.
+    pub turn_urls: Vec<String>,
+    /// The secret shared with the TURN server (coturn `static-auth-secret`).
+    pub turn_secret: Option<String>,
+    /// How long TURN credentials handed to a client are valid.
+    pub turn_ttl_ms: i64,
 }
 
 impl Settings {
@@ -39,6 +49,65 @@ impl Settings {
             fallback_phone: None,
             web_dir: None,
             secure_cookies: false,
+            escalation: signalling::Config::default().escalation,
+            turn_urls: Vec::new(),
+            turn_secret: None,
+            turn_ttl_ms: 12 * 3_600_000,
         }
+    }
+}
+
+/// Parses `immediate=60/120,urgent=150/300,routine=450/900`: for each
+/// urgency, seconds to the re-alert and to the escalation. Urgencies left
+/// out keep their defaults.
+pub fn parse_escalation(spec: &str) -> Result<[EscalationPolicy; 3], String> {
+    let mut out = signalling::Config::default().escalation;
+    for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let err = || {
+            format!(
+                "cannot read {part:?}; write urgency=REALERT/ESCALATE in seconds, \
+                 e.g. immediate=60/120,urgent=150/300,routine=450/900"
+            )
+        };
+        let (name, times) = part.split_once('=').ok_or_else(err)?;
+        let urgency = signalling::Urgency::parse(name.trim()).ok_or_else(err)?;
+        let (a, b) = times.split_once('/').ok_or_else(err)?;
+        let a: f64 = a.trim().parse().map_err(|_| err())?;
+        let b: f64 = b.trim().parse().map_err(|_| err())?;
+        if !(a > 0.0 && b >= a && b.is_finite()) {
+            return Err(format!(
+                "{part:?}: the escalation must come after the re-alert, both above zero"
+            ));
+        }
+        let index = signalling::Urgency::ALL
+            .iter()
+            .position(|u| *u == urgency)
+            .unwrap_or(0);
+        out[index] = EscalationPolicy {
+            realert_after_ms: (a * 1000.0) as i64,
+            escalate_after_ms: (b * 1000.0) as i64,
+        };
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escalation_spec_parses_and_refuses_nonsense() {
+        let p = parse_escalation("urgent=10/20.5").unwrap();
+        assert_eq!(
+            p[1],
+            EscalationPolicy {
+                realert_after_ms: 10_000,
+                escalate_after_ms: 20_500
+            }
+        );
+        assert_eq!(p[0], signalling::Config::default().escalation[0]);
+        assert!(parse_escalation("urgent=20/10").is_err());
+        assert!(parse_escalation("soon=1/2").is_err());
+        assert!(parse_escalation("urgent=1").is_err());
     }
 }

@@ -25,6 +25,11 @@ impl Application {
     /// Opens the database, prepares first-start accounts, starts the
     /// switchboard and binds the listener (so the port is known at once).
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        if !settings.turn_urls.is_empty() && settings.turn_secret.is_none() {
+            anyhow::bail!(
+                "--turn-url needs --turn-secret (or MIULINK_TURN_SECRET): the secret shared with the TURN server"
+            );
+        }
         let store = Store::open(&settings.database_url)
             .await
             .with_context(|| format!("opening the database {}", settings.database_url))?;
@@ -34,10 +39,29 @@ impl Application {
         let (first_request_id, first_call_id) = store.next_ids().await?;
         let config = Config {
             disconnect_grace_ms: settings.disconnect_grace_ms,
+            escalation: settings.escalation,
             first_request_id,
             first_call_id,
         };
-        let switchboard = Switchboard::new(config, clock.now_ms());
+        let mut switchboard = Switchboard::new(config, clock.now_ms());
+        // Whatever was open when the server last stopped (even by kill -9)
+        // comes back, with its original times, for clients to resume.
+        let open = store
+            .load_open()
+            .await
+            .context("reading open consults from the log")?;
+        let (waiting, calls, owed) = (open.waiting.len(), open.calls.len(), open.owed.len());
+        for note in switchboard.restore(open) {
+            tracing::warn!("restore: {note}");
+        }
+        if waiting + calls + owed > 0 {
+            tracing::info!(
+                waiting,
+                calls,
+                owed,
+                "restored open consults from the session log"
+            );
+        }
         let hub = hub::spawn(switchboard, store.clone(), clock);
         let listener = TcpListener::bind(&settings.listen).await.with_context(|| {
             format!(

@@ -11,7 +11,10 @@
 //! survives a crash of the process or the machine.
 
 use crate::timefmt;
-use signalling::{ConsultEvent, Event, Role, UserId};
+use signalling::{
+    CallId, ConsultEvent, EndReason, EscalationLevel, Event, Outcome, RequestId, Restore,
+    RestoredCall, RestoredOwed, RestoredRequest, Role, Urgency, UserId,
+};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 use std::str::FromStr;
@@ -41,6 +44,7 @@ pub struct UserRecord {
     pub password_hash: String,
     pub disabled: bool,
     pub demo: bool,
+    pub escalation_duty: bool,
     pub created_at: i64,
 }
 
@@ -52,6 +56,7 @@ impl UserRecord {
             display_name: self.display_name.clone(),
             role: self.role,
             site: self.site.clone(),
+            escalation_duty: self.escalation_duty,
         }
     }
 }
@@ -63,6 +68,7 @@ pub struct NewUser<'a> {
     pub site: Option<&'a str>,
     pub password_hash: &'a str,
     pub demo: bool,
+    pub escalation_duty: bool,
     pub now: i64,
 }
 
@@ -89,6 +95,13 @@ pub struct ConsultRecord {
     pub outcome: Option<String>,
     pub outcome_note: Option<String>,
     pub outcome_at: Option<i64>,
+    /// Every available clinician re-alerted (first escalation step).
+    pub realerted_at: Option<i64>,
+    /// Escalated to accounts with an escalation duty (second step).
+    pub escalated_at: Option<i64>,
+    /// The latest call quality summary from each side.
+    pub station_quality: Option<serde_json::Value>,
+    pub clinician_quality: Option<serde_json::Value>,
     /// Request to answer.
     pub wait_ms: Option<i64>,
     /// Answer to media flowing on both sides.
@@ -127,7 +140,8 @@ pub struct Store {
 
 const CONSULT_COLUMNS: &str = "id, station_name, site, urgency, reason, patient_ref, status, \
     requested_at, first_rung_at, rung_count, closed_at, call_id, clinician_name, accepted_at, \
-    connected_at, ended_at, end_reason, outcome, outcome_note, outcome_at, synthetic, test_call";
+    connected_at, ended_at, end_reason, outcome, outcome_note, outcome_at, realerted_at, \
+    escalated_at, station_quality, clinician_quality, synthetic, test_call";
 
 impl Store {
     /// Opens (creating if needed) the database and brings its schema up to date.
@@ -164,8 +178,8 @@ impl Store {
 
     pub async fn create_user(&self, new: NewUser<'_>) -> Result<UserId> {
         let result = sqlx::query(
-            "INSERT INTO users (username, display_name, role, site, password_hash, demo, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO users (username, display_name, role, site, password_hash, demo, escalation_duty, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(new.username)
         .bind(new.display_name)
@@ -173,6 +187,7 @@ impl Store {
         .bind(new.site)
         .bind(new.password_hash)
         .bind(i64::from(new.demo))
+        .bind(i64::from(new.escalation_duty))
         .bind(new.now)
         .execute(&self.pool)
         .await;
@@ -196,7 +211,7 @@ impl Store {
 
     pub async fn user_by_username(&self, username: &str) -> Result<Option<UserRecord>> {
         let row = sqlx::query(
-            "SELECT id, username, display_name, role, site, password_hash, disabled, demo, created_at \
+            "SELECT id, username, display_name, role, site, password_hash, disabled, demo, escalation_duty, created_at \
              FROM users WHERE username = $1",
         )
         .bind(username)
@@ -207,7 +222,7 @@ impl Store {
 
     pub async fn user_by_id(&self, id: UserId) -> Result<Option<UserRecord>> {
         let row = sqlx::query(
-            "SELECT id, username, display_name, role, site, password_hash, disabled, demo, created_at \
+            "SELECT id, username, display_name, role, site, password_hash, disabled, demo, escalation_duty, created_at \
              FROM users WHERE id = $1",
         )
         .bind(id.0)
@@ -218,7 +233,7 @@ impl Store {
 
     pub async fn list_users(&self) -> Result<Vec<UserRecord>> {
         let rows = sqlx::query(
-            "SELECT id, username, display_name, role, site, password_hash, disabled, demo, created_at \
+            "SELECT id, username, display_name, role, site, password_hash, disabled, demo, escalation_duty, created_at \
              FROM users ORDER BY role, username",
         )
         .fetch_all(&self.pool)
@@ -244,6 +259,16 @@ impl Store {
             .await?;
         }
         tx.commit().await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Returns false if there is no such account.
+    pub async fn set_escalation_duty(&self, username: &str, duty: bool) -> Result<bool> {
+        let done = sqlx::query("UPDATE users SET escalation_duty = $1 WHERE username = $2")
+            .bind(i64::from(duty))
+            .bind(username)
+            .execute(&self.pool)
+            .await?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -288,7 +313,7 @@ impl Store {
     /// The enabled account behind a live session.
     pub async fn session_user(&self, token_hash: &str, now: i64) -> Result<Option<UserRecord>> {
         let row = sqlx::query(
-            "SELECT u.id, u.username, u.display_name, u.role, u.site, u.password_hash, u.disabled, u.demo, u.created_at \
+            "SELECT u.id, u.username, u.display_name, u.role, u.site, u.password_hash, u.disabled, u.demo, u.escalation_duty, u.created_at \
              FROM sessions s JOIN users u ON u.id = s.user_id \
              WHERE s.token_hash = $1 AND s.expires_at > $2 AND u.disabled = 0",
         )
@@ -381,6 +406,95 @@ impl Store {
         Ok(())
     }
 
+    /// What was open when the server last stopped: waiting requests, calls
+    /// in progress and outcomes still owed, with the accounts involved.
+    pub async fn load_open(&self) -> Result<Restore> {
+        let rows = sqlx::query(
+            "SELECT id, station_id, clinician_id, urgency, reason, patient_ref, status, requested_at, \
+             call_id, accepted_at, station_media_at, clinician_media_at, end_reason, outcome, \
+             realerted_at, escalated_at, test_call \
+             FROM consults WHERE status IN ('waiting', 'in_call', 'ended') ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut restore = Restore::default();
+        let mut user_ids = std::collections::BTreeSet::new();
+        for r in &rows {
+            let id: i64 = r.try_get("id")?;
+            let station = UserId(r.try_get("station_id")?);
+            user_ids.insert(station);
+            let urgency: String = r.try_get("urgency")?;
+            let realerted: Option<i64> = r.try_get("realerted_at")?;
+            let escalated: Option<i64> = r.try_get("escalated_at")?;
+            let request = RestoredRequest {
+                id: RequestId(id as u64),
+                station,
+                urgency: Urgency::parse(&urgency).ok_or_else(|| {
+                    StoreError::Invalid(format!("consult {id} has unknown urgency {urgency:?}"))
+                })?,
+                reason: r.try_get("reason")?,
+                patient_ref: r.try_get("patient_ref")?,
+                requested_at: r.try_get("requested_at")?,
+                test: r.try_get::<i64, _>("test_call")? != 0,
+                escalation: if escalated.is_some() {
+                    Some(EscalationLevel::Escalated)
+                } else {
+                    realerted.map(|_| EscalationLevel::Realerted)
+                },
+            };
+            let status: String = r.try_get("status")?;
+            if status == "waiting" {
+                restore.waiting.push(request);
+                continue;
+            }
+            let clinician_id: Option<i64> = r.try_get("clinician_id")?;
+            let call_id: Option<i64> = r.try_get("call_id")?;
+            let accepted_at: Option<i64> = r.try_get("accepted_at")?;
+            let (Some(clinician), Some(call_id), Some(accepted_at)) =
+                (clinician_id, call_id, accepted_at)
+            else {
+                return Err(StoreError::Invalid(format!(
+                    "consult {id} is {status} but has no call"
+                )));
+            };
+            let clinician = UserId(clinician);
+            user_ids.insert(clinician);
+            let outcome: Option<String> = r.try_get("outcome")?;
+            let outcome = outcome.as_deref().and_then(Outcome::parse);
+            if status == "in_call" {
+                restore.calls.push(RestoredCall {
+                    id: CallId(call_id as u64),
+                    clinician,
+                    accepted_at,
+                    station_media: r.try_get::<Option<i64>, _>("station_media_at")?.is_some(),
+                    clinician_media: r.try_get::<Option<i64>, _>("clinician_media_at")?.is_some(),
+                    outcome,
+                    request,
+                });
+            } else {
+                let reason: Option<String> = r.try_get("end_reason")?;
+                restore.owed.push(RestoredOwed {
+                    call_id: CallId(call_id as u64),
+                    request_id: request.id,
+                    station,
+                    clinician,
+                    reason: reason
+                        .as_deref()
+                        .and_then(EndReason::parse)
+                        .unwrap_or(EndReason::ClinicianDisconnected),
+                    requested_at: request.requested_at,
+                    accepted_at,
+                });
+            }
+        }
+        for id in user_ids {
+            if let Some(user) = self.user_by_id(id).await? {
+                restore.accounts.push(user.identity());
+            }
+        }
+        Ok(restore)
+    }
+
     pub async fn consults(&self, filter: &ConsultFilter) -> Result<Vec<ConsultRecord>> {
         let (sql, binds) = consult_query(filter, false);
         let mut query = sqlx::query(&sql);
@@ -457,6 +571,29 @@ async fn apply_consult_event(
         )
         .bind(id)
         .bind(at),
+        ConsultEvent::Escalated { level, .. } => sqlx::query(match level {
+            signalling::EscalationLevel::Realerted => {
+                "UPDATE consults SET realerted_at = COALESCE(realerted_at, $2) WHERE id = $1"
+            }
+            signalling::EscalationLevel::Escalated => {
+                "UPDATE consults SET escalated_at = COALESCE(escalated_at, $2) WHERE id = $1"
+            }
+        })
+        .bind(id)
+        .bind(at),
+        ConsultEvent::QualityReported { side, sample, .. } => {
+            let json = serde_json::to_string(sample).map_err(|e| {
+                StoreError::Invalid(format!("cannot encode a quality sample: {e}"))
+            })?;
+            sqlx::query(match side {
+                signalling::Side::Station => "UPDATE consults SET station_quality = $2 WHERE id = $1",
+                signalling::Side::Clinician => {
+                    "UPDATE consults SET clinician_quality = $2 WHERE id = $1"
+                }
+            })
+            .bind(id)
+            .bind(json)
+        }
         ConsultEvent::Cancelled => sqlx::query(
             "UPDATE consults SET status = 'cancelled', closed_at = $2 WHERE id = $1",
         )
@@ -578,8 +715,14 @@ fn user_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<UserRecord> {
         password_hash: r.try_get("password_hash")?,
         disabled: r.try_get::<i64, _>("disabled")? != 0,
         demo: r.try_get::<i64, _>("demo")? != 0,
+        escalation_duty: r.try_get::<i64, _>("escalation_duty")? != 0,
         created_at: r.try_get("created_at")?,
     })
+}
+
+fn json_column(r: &sqlx::sqlite::SqliteRow, name: &str) -> Result<Option<serde_json::Value>> {
+    let text: Option<String> = r.try_get(name)?;
+    Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
 }
 
 fn consult_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<ConsultRecord> {
@@ -608,6 +751,10 @@ fn consult_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<ConsultRecord> {
         outcome: r.try_get("outcome")?,
         outcome_note: r.try_get("outcome_note")?,
         outcome_at: r.try_get("outcome_at")?,
+        realerted_at: r.try_get("realerted_at")?,
+        escalated_at: r.try_get("escalated_at")?,
+        station_quality: json_column(r, "station_quality")?,
+        clinician_quality: json_column(r, "clinician_quality")?,
         wait_ms: accepted_at.map(|a| a - requested_at),
         connect_ms: accepted_at.zip(connected_at).map(|(a, c)| c - a),
         duration_ms: ended_at
@@ -619,9 +766,11 @@ fn consult_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<ConsultRecord> {
 }
 
 impl ConsultRecord {
-    pub const CSV_HEADER: &'static str = "consult_id,requested_at_utc,station,site,urgency,reason,status,\
+    pub const CSV_HEADER: &'static str =
+        "consult_id,requested_at_utc,station,site,urgency,reason,status,\
         clinician,accepted_at_utc,connected_at_utc,ended_at_utc,wait_seconds,connect_seconds,\
-        duration_seconds,end_reason,outcome,outcome_note,patient_ref,rung_count,synthetic,test_call";
+        duration_seconds,end_reason,outcome,outcome_note,patient_ref,rung_count,realerted_at_utc,\
+        escalated_at_utc,synthetic,test_call";
 
     /// One CSV line (RFC 4180 quoting; cells that a spreadsheet would run as
     /// a formula are prefixed with an apostrophe).
@@ -651,6 +800,8 @@ impl ConsultRecord {
             self.outcome_note.clone().unwrap_or_default(),
             self.patient_ref.clone().unwrap_or_default(),
             self.rung_count.to_string(),
+            t(self.realerted_at),
+            t(self.escalated_at),
             u8::from(self.synthetic).to_string(),
             u8::from(self.test_call).to_string(),
         ];

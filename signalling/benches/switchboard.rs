@@ -20,6 +20,7 @@ fn identity(user: i64, role: Role) -> Identity {
         display_name: format!("User {user}"),
         role,
         site: Some("Millom".into()),
+        escalation_duty: false,
     }
 }
 

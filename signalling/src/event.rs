@@ -6,7 +6,8 @@
 //! acknowledged to a user before it is durable.
 
 use crate::protocol::{
-    Availability, CallId, EndReason, Millis, Outcome, RequestId, Role, Urgency, UserId,
+    Availability, CallId, EndReason, EscalationLevel, Millis, Outcome, QualitySample, RequestId,
+    Role, Urgency, UserId,
 };
 use serde::{Deserialize, Serialize};
 
@@ -46,7 +47,7 @@ pub enum RingTrigger {
     ClinicianAvailable,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ConsultEvent {
     Requested {
@@ -60,6 +61,12 @@ pub enum ConsultEvent {
     Rung {
         clinicians: Vec<UserId>,
         trigger: RingTrigger,
+    },
+    /// Nobody answered within the escalation policy's time for this level.
+    Escalated {
+        level: EscalationLevel,
+        /// Who was alerted at this step.
+        notified: Vec<UserId>,
     },
     Cancelled,
     /// Nobody answered before the station's connection was lost for good.
@@ -84,6 +91,11 @@ pub enum ConsultEvent {
         note: Option<String>,
         by: UserId,
     },
+    QualityReported {
+        call_id: CallId,
+        side: Side,
+        sample: QualitySample,
+    },
 }
 
 impl ConsultEvent {
@@ -91,12 +103,14 @@ impl ConsultEvent {
         match self {
             ConsultEvent::Requested { .. } => "requested",
             ConsultEvent::Rung { .. } => "rung",
+            ConsultEvent::Escalated { .. } => "escalated",
             ConsultEvent::Cancelled => "cancelled",
             ConsultEvent::Abandoned => "abandoned",
             ConsultEvent::Accepted { .. } => "accepted",
             ConsultEvent::MediaConnected { .. } => "media_connected",
             ConsultEvent::CallEnded { .. } => "call_ended",
             ConsultEvent::OutcomeRecorded { .. } => "outcome_recorded",
+            ConsultEvent::QualityReported { .. } => "quality_reported",
         }
     }
 }
@@ -132,7 +146,7 @@ impl PresenceStatus {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "log", rename_all = "snake_case")]
 pub enum Event {
     Consult {

@@ -17,4 +17,7 @@ pub mod switchboard;
 
 pub use event::{ConsultEvent, Event, Party, PresenceStatus, RingTrigger, Side};
 pub use protocol::*;
-pub use switchboard::{Config, Input, Output, Switchboard};
+pub use switchboard::{
+    Config, EscalationPolicy, Input, Output, Restore, RestoredCall, RestoredOwed, RestoredRequest,
+    Switchboard,
+};

@@ -195,6 +195,17 @@ pub enum EndReason {
 }
 
 impl EndReason {
+    pub const ALL: [EndReason; 4] = [
+        EndReason::HungUpByStation,
+        EndReason::HungUpByClinician,
+        EndReason::StationDisconnected,
+        EndReason::ClinicianDisconnected,
+    ];
+
+    pub fn parse(s: &str) -> Option<EndReason> {
+        EndReason::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             EndReason::HungUpByStation => "hung_up_by_station",
@@ -243,6 +254,54 @@ pub struct Identity {
     pub role: Role,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub site: Option<String>,
+    /// Alerted when a request is escalated, even when busy (for example
+    /// the A&E nurse in charge).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub escalation_duty: bool,
+}
+
+/// How far a request nobody has answered has been escalated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EscalationLevel {
+    /// Every available clinician was alerted again; the nurse was told.
+    Realerted,
+    /// Accounts with an escalation duty were alerted even if busy; the
+    /// nurse is shown the fallback phone number.
+    Escalated,
+}
+
+impl EscalationLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EscalationLevel::Realerted => "realerted",
+            EscalationLevel::Escalated => "escalated",
+        }
+    }
+}
+
+/// A client's summary of how the call is going, from `getStats`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct QualitySample {
+    /// Round-trip time on the selected candidate pair.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rtt_ms: Option<f64>,
+    /// Share of packets lost, received side, 0 to 100.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub packet_loss_pct: Option<f64>,
+    /// Received bitrate, video and audio together.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bitrate_kbps: Option<f64>,
+    /// Received video frames per second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fps: Option<f64>,
+    /// True when the call has dropped to audio only.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub audio_only: bool,
+    /// True when the media path goes through a TURN relay.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub relayed: bool,
 }
 
 // ---------------------------------------------------------------------------
@@ -288,6 +347,12 @@ pub enum ClientMessage {
     CallConnected { call_id: CallId },
     /// Either party: end the call.
     HangUp { call_id: CallId },
+    /// Either party: how the call is going (every half minute or so, and
+    /// at the end). Kept with the consult for managers.
+    CallQuality {
+        call_id: CallId,
+        sample: QualitySample,
+    },
     /// Keep-alive and clock check; answered with `pong`.
     Ping {
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -307,6 +372,7 @@ impl ClientMessage {
             ClientMessage::Signal { .. } => "signal",
             ClientMessage::CallConnected { .. } => "call_connected",
             ClientMessage::HangUp { .. } => "hang_up",
+            ClientMessage::CallQuality { .. } => "call_quality",
             ClientMessage::Ping { .. } => "ping",
         }
     }
@@ -321,6 +387,7 @@ const CLIENT_TYPES: &[&str] = &[
     "signal",
     "call_connected",
     "hang_up",
+    "call_quality",
     "ping",
 ];
 
@@ -558,6 +625,22 @@ fn validate(message: ClientMessage, frame_len: usize) -> Result<ClientMessage, P
             }
             Ok(ClientMessage::Signal { call_id, data })
         }
+        ClientMessage::CallQuality { call_id, sample } => {
+            let fields = [
+                ("rtt_ms", sample.rtt_ms, 600_000.0),
+                ("packet_loss_pct", sample.packet_loss_pct, 100.0),
+                ("bitrate_kbps", sample.bitrate_kbps, 1_000_000.0),
+                ("fps", sample.fps, 1_000.0),
+            ];
+            for (name, value, max) in fields {
+                if let Some(v) = value {
+                    if !v.is_finite() || !(0.0..=max).contains(&v) {
+                        return Err(invalid(name, &format!("must be a number from 0 to {max}")));
+                    }
+                }
+            }
+            Ok(ClientMessage::CallQuality { call_id, sample })
+        }
         other => Ok(other),
     }
 }
@@ -620,6 +703,9 @@ pub struct QueueEntry {
     /// A test call, not a patient.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub test: bool,
+    /// Set once nobody has answered for longer than the escalation policy allows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalation: Option<EscalationLevel>,
 }
 
 /// The other party of a call.
@@ -661,8 +747,12 @@ pub enum ServerMessage {
         clinicians_available: u32,
         server_time: Millis,
     },
-    /// To each available clinician when a request needs answering.
+    /// To each available clinician when a request needs answering (again
+    /// when it is re-alerted or escalated: see `request.escalation`).
     Ring { request: QueueEntry },
+    /// To accounts with an escalation duty, whatever their availability:
+    /// nobody has answered this request in time.
+    Escalation { request: QueueEntry },
     /// To a clinician: their own availability as the switchboard sees it.
     Presence {
         status: Availability,
@@ -683,6 +773,9 @@ pub enum ServerMessage {
         outcome: Option<Outcome>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         clinician: Option<String>,
+        /// While waiting: how far the request has been escalated.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        escalation: Option<EscalationLevel>,
     },
     /// To both parties when a call is made (or resumed after a reconnect).
     CallStart {
@@ -710,6 +803,8 @@ pub enum ServerMessage {
         request_id: RequestId,
         outcome: Outcome,
     },
+    /// Fresh ICE servers (TURN credentials are renewed before they expire).
+    IceServers { ice_servers: Vec<IceServer> },
     /// Reply to `ping`.
     Pong {
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -773,6 +868,7 @@ mod tests {
             r#"{"type":"signal","call_id":1,"data":{"candidate":"x"}}"#,
             r#"{"type":"call_connected","call_id":1}"#,
             r#"{"type":"hang_up","call_id":1}"#,
+            r#"{"type":"call_quality","call_id":1,"sample":{"rtt_ms":23.5,"packet_loss_pct":0.4,"fps":29.9,"relayed":true}}"#,
             r#"{"type":"ping","nonce":7}"#,
         ];
         for case in cases {
@@ -817,6 +913,14 @@ mod tests {
         assert_eq!(
             code(r#"{"type":"request_consult","urgency":"urgent","reason":"x","direct_to":"dr"}"#),
             ErrorCode::InvalidField
+        );
+        assert_eq!(
+            code(r#"{"type":"call_quality","call_id":1,"sample":{"packet_loss_pct":140}}"#),
+            ErrorCode::InvalidField
+        );
+        assert_eq!(
+            code(r#"{"type":"call_quality","call_id":1,"sample":{"jitter":1}}"#),
+            ErrorCode::InvalidMessage
         );
         let long = "x".repeat(MAX_FRAME_BYTES + 1);
         assert_eq!(code(&long), ErrorCode::FrameTooLarge);

@@ -19,11 +19,22 @@
 use crate::event::{ConsultEvent, Event, Party, PresenceStatus, RingTrigger, Side};
 use crate::protocol::{
     Availability, CallId, ClientMessage, ConnId, ConsultSummary, EndReason, Engagement, ErrorCode,
-    IceServer, Identity, Millis, Outcome, Peer, ProtocolError, QueueEntry, RequestId, RequestState,
-    Role, ServerMessage, Urgency, UserId, UserInfo, MAX_FRAME_BYTES, PROTOCOL_VERSION,
+    EscalationLevel, IceServer, Identity, Millis, Outcome, Peer, ProtocolError, QualitySample,
+    QueueEntry, RequestId, RequestState, Role, ServerMessage, Urgency, UserId, UserInfo,
+    MAX_FRAME_BYTES, PROTOCOL_VERSION,
 };
 use serde_json::Value;
 use std::collections::{BTreeSet, HashMap, VecDeque};
+
+/// When an unanswered request is escalated, counted from the request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EscalationPolicy {
+    /// Re-alert every available clinician and tell the nurse.
+    pub realert_after_ms: i64,
+    /// Alert accounts with an escalation duty even if busy; show the nurse
+    /// the fallback phone number.
+    pub escalate_after_ms: i64,
+}
 
 /// Tunables. Times are in milliseconds.
 #[derive(Debug, Clone)]
@@ -31,6 +42,9 @@ pub struct Config {
     /// How long an account's request or call is kept after its connection
     /// is lost before it ends as abandoned / disconnected.
     pub disconnect_grace_ms: i64,
+    /// Per urgency, in the order of [`Urgency::ALL`] (immediate, urgent,
+    /// routine).
+    pub escalation: [EscalationPolicy; 3],
     /// The first ids to hand out (the server passes one past the largest
     /// already in the log, so ids never repeat across restarts).
     pub first_request_id: u64,
@@ -41,8 +55,34 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             disconnect_grace_ms: 60_000,
+            // Re-alert at half the answer target, escalate at the target
+            // (targets: immediate 2 min, urgent 5 min, routine 15 min).
+            escalation: [
+                EscalationPolicy {
+                    realert_after_ms: 60_000,
+                    escalate_after_ms: 120_000,
+                },
+                EscalationPolicy {
+                    realert_after_ms: 150_000,
+                    escalate_after_ms: 300_000,
+                },
+                EscalationPolicy {
+                    realert_after_ms: 450_000,
+                    escalate_after_ms: 900_000,
+                },
+            ],
             first_request_id: 1,
             first_call_id: 1,
+        }
+    }
+}
+
+impl Config {
+    pub fn escalation_for(&self, urgency: Urgency) -> EscalationPolicy {
+        match urgency {
+            Urgency::Immediate => self.escalation[0],
+            Urgency::Urgent => self.escalation[1],
+            Urgency::Routine => self.escalation[2],
         }
     }
 }
@@ -146,8 +186,9 @@ struct Request {
     test: bool,
     /// A directed test call: only this clinician (username) sees it.
     direct_to: Option<String>,
-    /// The last (position, clinicians_available) told to the station.
-    last_told: Option<(u32, u32)>,
+    escalation: Option<EscalationLevel>,
+    /// The last (position, clinicians_available, escalation) told to the station.
+    last_told: Option<(u32, u32, Option<EscalationLevel>)>,
 }
 
 impl Request {
@@ -188,6 +229,53 @@ struct EndedCall {
     accepted_at: Millis,
 }
 
+/// A waiting request (or the request behind a call) recovered from the log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RestoredRequest {
+    pub id: RequestId,
+    pub station: UserId,
+    pub urgency: Urgency,
+    pub reason: String,
+    pub patient_ref: Option<String>,
+    pub requested_at: Millis,
+    pub test: bool,
+    pub escalation: Option<EscalationLevel>,
+}
+
+/// A call in progress, recovered from the log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RestoredCall {
+    pub id: CallId,
+    pub request: RestoredRequest,
+    pub clinician: UserId,
+    pub accepted_at: Millis,
+    pub station_media: bool,
+    pub clinician_media: bool,
+    pub outcome: Option<Outcome>,
+}
+
+/// A call that ended with its outcome still owed, recovered from the log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RestoredOwed {
+    pub call_id: CallId,
+    pub request_id: RequestId,
+    pub station: UserId,
+    pub clinician: UserId,
+    pub reason: EndReason,
+    pub requested_at: Millis,
+    pub accepted_at: Millis,
+}
+
+/// What was open when the server stopped, read back from the log.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Restore {
+    /// Every account the items below refer to.
+    pub accounts: Vec<Identity>,
+    pub waiting: Vec<RestoredRequest>,
+    pub calls: Vec<RestoredCall>,
+    pub owed: Vec<RestoredOwed>,
+}
+
 /// The state machine. See the module documentation.
 #[derive(Debug)]
 pub struct Switchboard {
@@ -206,6 +294,8 @@ pub struct Switchboard {
     ended: HashMap<CallId, EndedCall>,
     /// Grace deadlines of accounts whose connection was lost.
     deadlines: BTreeSet<(Millis, UserId)>,
+    /// The next escalation step of each waiting request.
+    escalation_due: BTreeSet<(Millis, RequestId)>,
     next_request: u64,
     next_call: u64,
     queue_dirty: bool,
@@ -227,9 +317,185 @@ impl Switchboard {
             answered: HashMap::new(),
             ended: HashMap::new(),
             deadlines: BTreeSet::new(),
+            escalation_due: BTreeSet::new(),
             queue_dirty: false,
             outputs: VecDeque::new(),
         }
+    }
+
+    /// Rebuilds the state that was open when the server stopped (after a
+    /// crash or restart), before any connection is accepted. Every restored
+    /// account starts disconnected with its grace period running from now,
+    /// so clients that reconnect in time carry on where they were.
+    ///
+    /// Items that cannot be restored are ended in the log, never dropped:
+    /// waiting test calls (a probe will try again; its direction to one
+    /// clinician is not kept) and anything inconsistent with the rest. The
+    /// returned lines say what was ended and why, for the server's log.
+    pub fn restore(&mut self, restore: Restore) -> Vec<String> {
+        let mut notes = Vec::new();
+        let now = self.now;
+        let grace = self.config.disconnect_grace_ms;
+        for identity in restore.accounts {
+            let user_id = identity.user_id;
+            if self.accounts.contains_key(&user_id) {
+                continue;
+            }
+            self.accounts.insert(
+                user_id,
+                Account {
+                    identity,
+                    conn: None,
+                    lost_at: Some(now),
+                    open: None,
+                    availability: Availability::Available,
+                    engaged: None,
+                },
+            );
+            self.deadlines.insert((now + grace, user_id));
+        }
+        let is = |sb: &Self, user: UserId, role: Role| {
+            sb.accounts
+                .get(&user)
+                .is_some_and(|a| a.identity.role == role)
+        };
+        let mut waiting = restore.waiting;
+        waiting.sort_by_key(|r| (r.requested_at, r.id));
+        for r in waiting {
+            self.next_request = self.next_request.max(r.id.0 + 1);
+            let station_free = is(self, r.station, Role::Station)
+                && self
+                    .accounts
+                    .get(&r.station)
+                    .is_some_and(|a| a.open.is_none());
+            if r.test || !station_free {
+                notes.push(if r.test {
+                    format!(
+                        "request {} was a waiting test call; ended as abandoned",
+                        r.id
+                    )
+                } else {
+                    format!(
+                        "request {} has no free station to belong to; ended as abandoned",
+                        r.id
+                    )
+                });
+                self.record(r.id, ConsultEvent::Abandoned);
+                continue;
+            }
+            let request = Request {
+                id: r.id,
+                station: r.station,
+                urgency: r.urgency,
+                reason: r.reason,
+                patient_ref: r.patient_ref,
+                requested_at: r.requested_at,
+                test: false,
+                direct_to: None,
+                escalation: r.escalation,
+                last_told: None,
+            };
+            self.queue.insert(request.queue_key());
+            if let Some(at) = self.next_escalation(&request) {
+                self.escalation_due.insert((at, request.id));
+            }
+            if let Some(a) = self.accounts.get_mut(&r.station) {
+                a.open = Some(Open::Waiting(r.id));
+            }
+            self.waiting.insert(r.id, request);
+        }
+        for c in restore.calls {
+            self.next_request = self.next_request.max(c.request.id.0 + 1);
+            self.next_call = self.next_call.max(c.id.0 + 1);
+            let ok = is(self, c.request.station, Role::Station)
+                && is(self, c.clinician, Role::Clinician)
+                && self
+                    .accounts
+                    .get(&c.request.station)
+                    .is_some_and(|a| a.open.is_none())
+                && self
+                    .accounts
+                    .get(&c.clinician)
+                    .is_some_and(|a| a.engaged.is_none());
+            if !ok {
+                notes.push(format!(
+                    "call {} conflicts with another open call of its station or clinician; ended",
+                    c.id
+                ));
+                let reason = EndReason::ClinicianDisconnected;
+                self.record(
+                    c.request.id,
+                    ConsultEvent::CallEnded {
+                        call_id: c.id,
+                        reason,
+                    },
+                );
+                continue;
+            }
+            let request = Request {
+                id: c.request.id,
+                station: c.request.station,
+                urgency: c.request.urgency,
+                reason: c.request.reason,
+                patient_ref: c.request.patient_ref,
+                requested_at: c.request.requested_at,
+                test: c.request.test,
+                direct_to: None,
+                escalation: c.request.escalation,
+                last_told: None,
+            };
+            if let Some(a) = self.accounts.get_mut(&c.request.station) {
+                a.open = Some(Open::InCall(c.id));
+            }
+            if let Some(a) = self.accounts.get_mut(&c.clinician) {
+                a.engaged = Some(Engagement::InCall { call_id: c.id });
+            }
+            self.answered.insert(request.id, c.id);
+            self.calls.insert(
+                c.id,
+                Call {
+                    id: c.id,
+                    request,
+                    clinician: c.clinician,
+                    accepted_at: c.accepted_at,
+                    station_media: c.station_media,
+                    clinician_media: c.clinician_media,
+                    outcome: c.outcome,
+                },
+            );
+        }
+        for o in restore.owed {
+            self.next_request = self.next_request.max(o.request_id.0 + 1);
+            self.next_call = self.next_call.max(o.call_id.0 + 1);
+            let free = is(self, o.clinician, Role::Clinician)
+                && self
+                    .accounts
+                    .get(&o.clinician)
+                    .is_some_and(|a| a.engaged.is_none());
+            if !free {
+                notes.push(format!(
+                    "call {} owes an outcome but its clinician is engaged elsewhere; left unrecorded",
+                    o.call_id
+                ));
+                continue;
+            }
+            if let Some(a) = self.accounts.get_mut(&o.clinician) {
+                a.engaged = Some(Engagement::OutcomePending { call_id: o.call_id });
+            }
+            self.answered.insert(o.request_id, o.call_id);
+            self.ended.insert(
+                o.call_id,
+                EndedCall {
+                    request_id: o.request_id,
+                    station: o.station,
+                    clinician: o.clinician,
+                    reason: o.reason,
+                    requested_at: o.requested_at,
+                    accepted_at: o.accepted_at,
+                },
+            );
+        }
+        notes
     }
 
     /// Processes one input at time `now`. A clock that steps backwards is
@@ -244,7 +510,10 @@ impl Switchboard {
             } => self.connect(conn, identity, ice_servers),
             Input::Message { conn, message } => self.message(conn, message),
             Input::Disconnect { conn } => self.disconnect(conn),
-            Input::Timeout => self.expire_grace(),
+            Input::Timeout => {
+                self.expire_grace();
+                self.escalate_due();
+            }
         }
         self.flush_queue();
     }
@@ -256,7 +525,12 @@ impl Switchboard {
 
     /// When to call `handle(_, Input::Timeout)` next.
     pub fn poll_timeout(&self) -> Option<Millis> {
-        self.deadlines.first().map(|(at, _)| *at)
+        let grace = self.deadlines.first().map(|(at, _)| *at);
+        let escalation = self.escalation_due.first().map(|(at, _)| *at);
+        match (grace, escalation) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// The current time as last given.
@@ -614,6 +888,9 @@ impl Switchboard {
             (_, ClientMessage::Signal { call_id, data }) => self.signal(user_id, call_id, data),
             (_, ClientMessage::CallConnected { call_id }) => self.call_connected(user_id, call_id),
             (_, ClientMessage::HangUp { call_id }) => self.hang_up(user_id, call_id),
+            (_, ClientMessage::CallQuality { call_id, sample }) => {
+                self.call_quality(user_id, call_id, sample)
+            }
             (role, _) => Err(ProtocolError::new(
                 ErrorCode::ForbiddenRole,
                 format!(
@@ -660,6 +937,7 @@ impl Switchboard {
             requested_at: self.now,
             test,
             direct_to,
+            escalation: None,
             last_told: None,
         };
         let party = account.party();
@@ -674,6 +952,9 @@ impl Switchboard {
             },
         );
         self.queue.insert(request.queue_key());
+        if let Some(at) = self.next_escalation(&request) {
+            self.escalation_due.insert((at, id));
+        }
         self.waiting.insert(id, request);
         if let Some(a) = self.accounts.get_mut(&station) {
             a.open = Some(Open::Waiting(id));
@@ -718,6 +999,7 @@ impl Switchboard {
             return;
         };
         self.queue.remove(&request.queue_key());
+        self.unschedule_escalation(&request);
         self.record(request_id, event);
         if let Some(a) = self.accounts.get_mut(&request.station) {
             a.open = None;
@@ -731,6 +1013,7 @@ impl Switchboard {
             waited_ms: self.now - request.requested_at,
             outcome: None,
             clinician: None,
+            escalation: None,
         };
         self.send_to_user(request.station, msg);
         self.queue_dirty = true;
@@ -810,6 +1093,7 @@ impl Switchboard {
             });
         };
         self.queue.remove(&request.queue_key());
+        self.unschedule_escalation(&request);
         let call_id = CallId(self.next_call);
         self.next_call += 1;
         let party = self.accounts[&clinician].party();
@@ -847,6 +1131,7 @@ impl Switchboard {
             waited_ms: self.now - call.request.requested_at,
             outcome: None,
             clinician: Some(clinician_name),
+            escalation: None,
         };
         let to_station = self.call_start(&call, Side::Station, false);
         let to_clinician = self.call_start(&call, Side::Clinician, false);
@@ -922,6 +1207,25 @@ impl Switchboard {
         Ok(())
     }
 
+    fn call_quality(
+        &mut self,
+        user_id: UserId,
+        call_id: CallId,
+        sample: QualitySample,
+    ) -> Result<(), ProtocolError> {
+        let (call, side) = self.party_of(user_id, call_id)?;
+        let request_id = call.request.id;
+        self.record(
+            request_id,
+            ConsultEvent::QualityReported {
+                call_id,
+                side,
+                sample,
+            },
+        );
+        Ok(())
+    }
+
     fn hang_up(&mut self, user_id: UserId, call_id: CallId) -> Result<(), ProtocolError> {
         let (_, side) = self.party_of(user_id, call_id)?;
         let reason = match side {
@@ -987,6 +1291,7 @@ impl Switchboard {
                 .accounts
                 .get(&clinician)
                 .map(|a| a.identity.display_name.clone()),
+            escalation: None,
         };
         self.send_to_user(station, update);
         self.send_to_user(
@@ -1070,6 +1375,7 @@ impl Switchboard {
                 waited_ms: times.1 - times.0,
                 outcome: Some(outcome),
                 clinician: Some(clinician_name),
+                escalation: None,
             },
         );
         self.send_presence(clinician);
@@ -1149,6 +1455,7 @@ impl Switchboard {
             waited_ms: self.now - r.requested_at,
             station_connected: station.is_some_and(|a| a.conn.is_some()),
             test: r.test,
+            escalation: r.escalation,
         }
     }
 
@@ -1184,7 +1491,8 @@ impl Switchboard {
             let Some(r) = self.waiting.get_mut(&id) else {
                 continue;
             };
-            if r.last_told == Some((position, available)) {
+            let told = (position, available, r.escalation);
+            if r.last_told == Some(told) {
                 continue;
             }
             let station = r.station;
@@ -1192,7 +1500,7 @@ impl Switchboard {
             if conn.is_none() {
                 continue; // Told on reconnect.
             }
-            r.last_told = Some((position, available));
+            r.last_told = Some(told);
             let msg = ServerMessage::RequestUpdate {
                 request_id: id,
                 state: RequestState::Waiting,
@@ -1202,8 +1510,100 @@ impl Switchboard {
                 waited_ms: self.now - r.requested_at,
                 outcome: None,
                 clinician: None,
+                escalation: r.escalation,
             };
             self.send_to_user(station, msg);
+        }
+    }
+
+    // -----------------------------------------------------------------------
+    // Escalation
+    // -----------------------------------------------------------------------
+
+    /// When this request's next escalation step is due. Test calls are
+    /// never escalated: a probe must not page the nurse in charge.
+    fn next_escalation(&self, r: &Request) -> Option<Millis> {
+        if r.test {
+            return None;
+        }
+        let policy = self.config.escalation_for(r.urgency);
+        match r.escalation {
+            None => Some(r.requested_at + policy.realert_after_ms.max(0)),
+            Some(EscalationLevel::Realerted) => {
+                Some(r.requested_at + policy.escalate_after_ms.max(policy.realert_after_ms).max(0))
+            }
+            Some(EscalationLevel::Escalated) => None,
+        }
+    }
+
+    fn unschedule_escalation(&mut self, r: &Request) {
+        if let Some(at) = self.next_escalation(r) {
+            self.escalation_due.remove(&(at, r.id));
+        }
+    }
+
+    fn escalate_due(&mut self) {
+        while let Some(&(at, request_id)) = self.escalation_due.first() {
+            if at > self.now {
+                break;
+            }
+            self.escalation_due.pop_first();
+            let Some(r) = self.waiting.get_mut(&request_id) else {
+                continue;
+            };
+            let level = match r.escalation {
+                None => EscalationLevel::Realerted,
+                Some(_) => EscalationLevel::Escalated,
+            };
+            r.escalation = Some(level);
+            let r = r.clone();
+            if let Some(next) = self.next_escalation(&r) {
+                self.escalation_due.insert((next, request_id));
+            }
+            let entry = self.entry(&r);
+            // Every ringable clinician is rung again at each step.
+            let ringable: Vec<UserId> = self
+                .accounts
+                .values()
+                .filter(|a| a.ringable() && r.visible_to(a))
+                .map(|a| a.identity.user_id)
+                .collect();
+            let mut notified = ringable.clone();
+            let ring_to: Vec<ConnId> = ringable
+                .iter()
+                .filter_map(|u| self.accounts.get(u).and_then(|a| a.conn))
+                .collect();
+            if !ring_to.is_empty() {
+                self.outputs.push_back(Output::Send {
+                    to: ring_to,
+                    message: ServerMessage::Ring {
+                        request: entry.clone(),
+                    },
+                });
+            }
+            if level == EscalationLevel::Escalated {
+                // Duty holders are alerted whatever their availability.
+                let duty: Vec<(UserId, ConnId)> = self
+                    .accounts
+                    .values()
+                    .filter(|a| a.identity.escalation_duty && a.identity.role == Role::Clinician)
+                    .filter_map(|a| a.conn.map(|c| (a.identity.user_id, c)))
+                    .collect();
+                for (user, _) in &duty {
+                    if !notified.contains(user) {
+                        notified.push(*user);
+                    }
+                }
+                if !duty.is_empty() {
+                    self.outputs.push_back(Output::Send {
+                        to: duty.iter().map(|(_, c)| *c).collect(),
+                        message: ServerMessage::Escalation { request: entry },
+                    });
+                }
+            }
+            self.record(request_id, ConsultEvent::Escalated { level, notified });
+            // The queue shows the level; the station is told by flush_queue.
+            self.queue_dirty = true;
         }
     }
 
@@ -1414,6 +1814,19 @@ impl Switchboard {
             if self.accounts.get(user).and_then(|a| a.conn) != Some(*conn) {
                 return Err(format!("connection {conn} points at the wrong account"));
             }
+        }
+        // Each waiting request has exactly its next escalation step scheduled.
+        let mut expected = BTreeSet::new();
+        for r in self.waiting.values() {
+            if let Some(at) = self.next_escalation(r) {
+                expected.insert((at, r.id));
+            }
+        }
+        if expected != self.escalation_due {
+            return Err(format!(
+                "escalation schedule {:?} differs from the waiting requests' {:?}",
+                self.escalation_due, expected
+            ));
         }
         Ok(())
     }

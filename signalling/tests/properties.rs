@@ -196,7 +196,12 @@ proptest! {
     fn random_sessions_keep_every_invariant(ops in proptest::collection::vec(op(), 1..120)) {
         let users = users();
         let mut w = World {
-            sb: Switchboard::new(Config { disconnect_grace_ms: GRACE, ..Config::default() }, 0),
+            sb: Switchboard::new(Config {
+                disconnect_grace_ms: GRACE,
+                // Short enough that random time steps reach both steps.
+                escalation: [EscalationPolicy { realert_after_ms: 2_000, escalate_after_ms: 5_000 }; 3],
+                ..Config::default()
+            }, 0),
             now: 0,
             next_conn: 1,
             conn_of: HashMap::new(),
@@ -213,7 +218,7 @@ proptest! {
                     w.conn_of.insert(*u, conn);
                     w.user_of_conn.insert(conn, user);
                     let identity = Identity {
-                        user_id: UserId(user), username: format!("u{user}"), display_name: format!("U{user}"), role, site: None,
+                        user_id: UserId(user), username: format!("u{user}"), display_name: format!("U{user}"), role, site: None, escalation_duty: user == 11,
                     };
                     w.run(Input::Connect { conn, identity, ice_servers: vec![] }, None)?;
                 }

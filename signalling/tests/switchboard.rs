@@ -762,3 +762,387 @@ fn a_directed_test_call_rings_only_its_clinician() {
         }
     )));
 }
+
+fn urgent_policy() -> Config {
+    Config {
+        escalation: [
+            EscalationPolicy {
+                realert_after_ms: 60_000,
+                escalate_after_ms: 120_000,
+            },
+            EscalationPolicy {
+                realert_after_ms: 150_000,
+                escalate_after_ms: 300_000,
+            },
+            EscalationPolicy {
+                realert_after_ms: 450_000,
+                escalate_after_ms: 900_000,
+            },
+        ],
+        ..Config::default()
+    }
+}
+
+fn escalations(events: &[Event]) -> Vec<(EscalationLevel, Vec<UserId>)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Consult {
+                event: ConsultEvent::Escalated { level, notified },
+                ..
+            } => Some((*level, notified.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn an_unanswered_request_is_realerted_then_escalated_on_time() {
+    let mut h = Harness::with_config(urgent_policy());
+    h.duty = vec![30];
+    let s = h.connect(1, STATION, "Room 1");
+    let b = h.connect(11, CLINICIAN, "Dr B");
+    let away = h.connect(12, CLINICIAN, "Dr Away");
+    let nic = h.connect(30, CLINICIAN, "Nurse in charge");
+    h.send(
+        away,
+        ClientMessage::SetAvailability {
+            status: Availability::Away,
+        },
+    );
+    h.send(
+        nic,
+        ClientMessage::SetAvailability {
+            status: Availability::Busy,
+        },
+    );
+    let r = h.request(s, Urgency::Urgent, "Burn, child");
+    for c in [s, b, away, nic] {
+        h.take(c);
+    }
+    h.take_events();
+    assert_eq!(h.sb.poll_timeout(), Some(T0 + 150_000));
+
+    h.advance(149_999);
+    assert!(h.take(b).is_empty(), "nothing before the threshold");
+    h.advance(1);
+    // Step 1: every available clinician is rung again; the nurse is told.
+    let msgs = h.take(b);
+    assert_eq!(rings(&msgs), vec![r]);
+    assert!(msgs.iter().any(|m| matches!(m, ServerMessage::Ring { request } if request.escalation == Some(EscalationLevel::Realerted))));
+    assert!(h
+        .take(away)
+        .iter()
+        .all(|m| !matches!(m, ServerMessage::Ring { .. })));
+    assert!(
+        h.take(nic)
+            .iter()
+            .all(|m| !matches!(m, ServerMessage::Escalation { .. })),
+        "no duty alert yet"
+    );
+    assert!(h.take(s).iter().any(|m| matches!(
+        m,
+        ServerMessage::RequestUpdate {
+            state: RequestState::Waiting,
+            escalation: Some(EscalationLevel::Realerted),
+            ..
+        }
+    )));
+    assert_eq!(
+        escalations(&h.take_events()),
+        vec![(EscalationLevel::Realerted, vec![UserId(11)])]
+    );
+    assert_eq!(h.sb.poll_timeout(), Some(T0 + 300_000));
+
+    // Step 2: the nurse in charge is alerted even though busy.
+    h.advance(150_000);
+    let msgs = h.take(nic);
+    assert!(
+        msgs.iter()
+            .any(|m| matches!(m, ServerMessage::Escalation { request } if request.request_id == r)),
+        "{msgs:?}"
+    );
+    assert_eq!(
+        rings(&h.take(b)),
+        vec![r],
+        "available clinicians rung again"
+    );
+    assert!(h.take(away).iter().all(|m| !matches!(
+        m,
+        ServerMessage::Ring { .. } | ServerMessage::Escalation { .. }
+    )));
+    assert!(h.take(s).iter().any(|m| matches!(
+        m,
+        ServerMessage::RequestUpdate {
+            escalation: Some(EscalationLevel::Escalated),
+            ..
+        }
+    )));
+    let steps = escalations(&h.take_events());
+    assert_eq!(steps.len(), 1);
+    assert_eq!(steps[0].0, EscalationLevel::Escalated);
+    let mut notified = steps[0].1.clone();
+    notified.sort();
+    assert_eq!(notified, vec![UserId(11), UserId(30)]);
+    assert_eq!(h.sb.poll_timeout(), None, "nothing more to do");
+    // The queue shows the level to clinicians.
+    assert_eq!(
+        h.sb.queue_entries()[0].escalation,
+        Some(EscalationLevel::Escalated)
+    );
+    // Answering it still works.
+    assert!(h.accept(b, r).is_some());
+}
+
+#[test]
+fn an_answered_or_cancelled_request_is_not_escalated() {
+    let mut h = Harness::with_config(urgent_policy());
+    let s1 = h.connect(1, STATION, "Room 1");
+    let s2 = h.connect(2, STATION, "Room 2");
+    let doc = h.connect(10, CLINICIAN, "Dr A");
+    let r1 = h.request(s1, Urgency::Immediate, "One");
+    let r2 = h.request(s2, Urgency::Routine, "Two");
+    h.advance(59_000);
+    h.accept(doc, r1).unwrap();
+    h.send(s2, ClientMessage::CancelRequest { request_id: r2 });
+    assert_eq!(h.sb.poll_timeout(), None);
+    h.advance(1_000_000);
+    assert!(escalations(&h.take_events()).is_empty());
+}
+
+#[test]
+fn test_calls_are_never_escalated() {
+    let mut h = Harness::with_config(urgent_policy());
+    let s = h.connect(1, STATION, "Room 1");
+    h.send(
+        s,
+        ClientMessage::RequestConsult {
+            urgency: Urgency::Immediate,
+            reason: "Checking the kit".into(),
+            patient_ref: None,
+            test: true,
+            direct_to: None,
+        },
+    );
+    assert_eq!(h.sb.poll_timeout(), None);
+    h.advance(10 * 60_000);
+    assert!(escalations(&h.take_events()).is_empty());
+}
+
+#[test]
+fn quality_reports_are_logged_for_parties_only() {
+    let mut h = Harness::new();
+    let s = h.connect(1, STATION, "Room 1");
+    let doc = h.connect(10, CLINICIAN, "Dr A");
+    let other = h.connect(11, CLINICIAN, "Dr B");
+    let r = h.request(s, Urgency::Urgent, "One");
+    let call = h.accept(doc, r).unwrap();
+    h.take_events();
+    let sample = QualitySample {
+        rtt_ms: Some(40.0),
+        packet_loss_pct: Some(0.5),
+        ..QualitySample::default()
+    };
+    h.send(
+        s,
+        ClientMessage::CallQuality {
+            call_id: call,
+            sample,
+        },
+    );
+    h.send(
+        other,
+        ClientMessage::CallQuality {
+            call_id: call,
+            sample,
+        },
+    );
+    assert_eq!(errors(&h.take(other)), vec![ErrorCode::NotInCall]);
+    let events = h.take_events();
+    assert_eq!(events.len(), 1);
+    assert!(matches!(
+        &events[0],
+        Event::Consult {
+            event: ConsultEvent::QualityReported {
+                side: Side::Station,
+                ..
+            },
+            ..
+        }
+    ));
+}
+
+fn ident(user: i64, role: Role, name: &str) -> Identity {
+    Identity {
+        user_id: UserId(user),
+        username: name.to_lowercase().replace(' ', "-"),
+        display_name: name.into(),
+        role,
+        site: (role == Role::Station).then(|| "Millom".to_owned()),
+        escalation_duty: false,
+    }
+}
+
+fn restored(id: u64, station: i64, at: Millis, test: bool) -> RestoredRequest {
+    RestoredRequest {
+        id: RequestId(id),
+        station: UserId(station),
+        urgency: Urgency::Urgent,
+        reason: "Restored".into(),
+        patient_ref: None,
+        requested_at: at,
+        test,
+        escalation: None,
+    }
+}
+
+#[test]
+fn state_is_restored_after_a_restart_and_resumed_by_reconnecting_clients() {
+    let mut h = Harness::with_config(Config {
+        disconnect_grace_ms: 30_000,
+        ..Config::default()
+    });
+    let notes = h.sb.restore(Restore {
+        accounts: vec![
+            ident(1, STATION, "Room 1"),
+            ident(2, STATION, "Room 2"),
+            ident(3, STATION, "Room 3"),
+            ident(10, CLINICIAN, "Dr A"),
+            ident(11, CLINICIAN, "Dr B"),
+        ],
+        waiting: vec![
+            restored(40, 1, T0 - 20_000, false),
+            restored(41, 3, T0 - 5_000, true),
+        ],
+        calls: vec![RestoredCall {
+            id: CallId(7),
+            request: restored(39, 2, T0 - 90_000, false),
+            clinician: UserId(10),
+            accepted_at: T0 - 60_000,
+            station_media: true,
+            clinician_media: true,
+            outcome: None,
+        }],
+        owed: vec![RestoredOwed {
+            call_id: CallId(6),
+            request_id: RequestId(38),
+            station: UserId(3),
+            clinician: UserId(11),
+            reason: EndReason::HungUpByStation,
+            requested_at: T0 - 200_000,
+            accepted_at: T0 - 190_000,
+        }],
+    });
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    h.input(Input::Timeout); // drains the restore's outputs through the harness
+    let events = h.take_events();
+    assert_eq!(
+        consult_kinds(&events),
+        vec!["abandoned"],
+        "the waiting test call is ended, not dropped"
+    );
+    h.sb.check_invariants().unwrap();
+    assert_eq!(h.sb.queue_entries().len(), 1);
+    assert_eq!(
+        h.sb.queue_entries()[0].requested_at,
+        T0 - 20_000,
+        "original request time kept"
+    );
+
+    // The station comes back: same request, same wait clock.
+    h.advance(2_000);
+    let s1 = h.connect(1, STATION, "Room 1");
+    assert!(h.take(s1).iter().any(|m| matches!(
+        m,
+        ServerMessage::RequestUpdate {
+            request_id: RequestId(40),
+            state: RequestState::Waiting,
+            waited_ms: 22_000,
+            ..
+        }
+    )));
+    // The clinician in the call comes back to it; the station of that call too.
+    let a = h.connect(10, CLINICIAN, "Dr A");
+    assert!(h.take(a).iter().any(|m| matches!(
+        m,
+        ServerMessage::CallStart {
+            call_id: CallId(7),
+            resumed: true,
+            ..
+        }
+    )));
+    let s2 = h.connect(2, STATION, "Room 2");
+    assert!(h.take(s2).iter().any(|m| matches!(
+        m,
+        ServerMessage::CallStart {
+            call_id: CallId(7),
+            resumed: true,
+            offerer: true,
+            ..
+        }
+    )));
+    // The clinician who owed an outcome is asked for it.
+    let b = h.connect(11, CLINICIAN, "Dr B");
+    assert!(h.take(b).iter().any(|m| matches!(
+        m,
+        ServerMessage::CallEnd {
+            call_id: CallId(6),
+            outcome_required: true,
+            ..
+        }
+    )));
+    h.send(
+        b,
+        ClientMessage::RecordOutcome {
+            call_id: CallId(6),
+            outcome: Outcome::ManagedLocally,
+            note: None,
+        },
+    );
+    assert!(h
+        .take(b)
+        .iter()
+        .any(|m| matches!(m, ServerMessage::OutcomeRecorded { .. })));
+    // The call ends normally and is logged.
+    h.take_events();
+    h.send(a, ClientMessage::HangUp { call_id: CallId(7) });
+    assert_eq!(consult_kinds(&h.take_events()), vec!["call_ended"]);
+    // New ids never reuse restored ones.
+    let r = h.request(s2, Urgency::Routine, "New");
+    assert_eq!(r, RequestId(42));
+}
+
+#[test]
+fn restored_parties_who_never_come_back_are_ended_after_the_grace_period() {
+    let mut h = Harness::with_config(Config {
+        disconnect_grace_ms: 30_000,
+        ..Config::default()
+    });
+    h.sb.restore(Restore {
+        accounts: vec![
+            ident(1, STATION, "Room 1"),
+            ident(2, STATION, "Room 2"),
+            ident(10, CLINICIAN, "Dr A"),
+        ],
+        waiting: vec![restored(40, 1, T0 - 20_000, false)],
+        calls: vec![RestoredCall {
+            id: CallId(7),
+            request: restored(39, 2, T0 - 90_000, false),
+            clinician: UserId(10),
+            accepted_at: T0 - 60_000,
+            station_media: true,
+            clinician_media: false,
+            outcome: None,
+        }],
+        owed: vec![],
+    });
+    assert_eq!(h.sb.poll_timeout(), Some(T0 + 30_000));
+    h.advance(30_000);
+    let kinds = consult_kinds(&h.take_events());
+    assert!(
+        kinds.contains(&"abandoned") && kinds.contains(&"call_ended"),
+        "{kinds:?}"
+    );
+    assert!(h.sb.queue_entries().is_empty());
+    assert_eq!(h.sb.call_count(), 0);
+}

@@ -26,6 +26,58 @@ use tokio::time::Instant;
 pub const HARD_FRAME_LIMIT: usize = 1024 * 1024;
 pub const PING_EVERY: Duration = Duration::from_secs(15);
 pub const IDLE_LIMIT: Duration = Duration::from_secs(45);
+/// Messages a connection may send in a burst (a browser trickling ICE
+/// candidates sends a few dozen at once) and per second after that.
+pub const RATE_BURST: f64 = 200.0;
+pub const RATE_PER_SECOND: f64 = 50.0;
+/// A connection that keeps on past the limit this many times is closed.
+pub const RATE_STRIKES_TO_CLOSE: u32 = 1000;
+
+/// A token bucket: [`RATE_BURST`] tokens, refilled at [`RATE_PER_SECOND`].
+struct RateLimit {
+    tokens: f64,
+    last: Instant,
+    strikes: u32,
+    last_told: Option<Instant>,
+}
+
+impl RateLimit {
+    fn new() -> Self {
+        RateLimit {
+            tokens: RATE_BURST,
+            last: Instant::now(),
+            strikes: 0,
+            last_told: None,
+        }
+    }
+
+    fn allow(&mut self) -> bool {
+        let now = Instant::now();
+        let refill = now.duration_since(self.last).as_secs_f64() * RATE_PER_SECOND;
+        self.tokens = (self.tokens + refill).min(RATE_BURST);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            self.strikes += 1;
+            false
+        }
+    }
+
+    /// Whether to send the sender an error this time (at most once a second).
+    fn tell(&mut self) -> bool {
+        let now = Instant::now();
+        if self
+            .last_told
+            .is_some_and(|t| now.duration_since(t) < Duration::from_secs(1))
+        {
+            return false;
+        }
+        self.last_told = Some(now);
+        true
+    }
+}
 
 pub async fn upgrade(
     State(state): State<AppState>,
@@ -41,12 +93,11 @@ pub async fn upgrade(
         ));
     }
     let identity = who.user.identity();
-    let ice_servers = ice_servers(&state);
     let hub = state.hub.clone();
     Ok(ws
         .max_message_size(HARD_FRAME_LIMIT)
         .max_frame_size(HARD_FRAME_LIMIT)
-        .on_upgrade(move |socket| connection(socket, hub, identity, ice_servers)))
+        .on_upgrade(move |socket| connection(socket, state, hub, identity)))
 }
 
 fn same_origin(headers: &HeaderMap) -> bool {
@@ -64,20 +115,24 @@ fn same_origin(headers: &HeaderMap) -> bool {
     origin_host.eq_ignore_ascii_case(host)
 }
 
-fn ice_servers(state: &AppState) -> Vec<IceServer> {
-    if state.settings.stun_urls.is_empty() {
-        return Vec::new();
-    }
-    vec![IceServer {
-        urls: state.settings.stun_urls.clone(),
-        username: None,
-        credential: None,
-    }]
+/// TURN credentials are renewed at half their lifetime.
+fn ice_refresh_every(state: &AppState) -> Option<Duration> {
+    let s = &state.settings;
+    (s.turn_secret.is_some() && !s.turn_urls.is_empty())
+        .then(|| Duration::from_millis(u64::try_from(s.turn_ttl_ms / 2).unwrap_or(0).max(1000)))
 }
 
-async fn connection(socket: WebSocket, hub: HubHandle, identity: Identity, ice: Vec<IceServer>) {
+fn ice_servers(state: &AppState, username: &str) -> Vec<IceServer> {
+    crate::turn::ice_servers(&state.settings, username, state.clock.now_ms())
+}
+
+async fn connection(socket: WebSocket, state: AppState, hub: HubHandle, identity: Identity) {
     let conn = hub.next_conn_id();
     let user = identity.username.clone();
+    let ice = ice_servers(&state, &user);
+    let refresh_every = ice_refresh_every(&state);
+    let mut refresh = tokio::time::interval(refresh_every.unwrap_or(Duration::from_secs(86_400)));
+    refresh.tick().await;
     let (outbox_tx, mut outbox) = mpsc::channel(OUTBOX_CAPACITY);
     let connect = HubCommand::Connect {
         conn,
@@ -93,10 +148,31 @@ async fn connection(socket: WebSocket, hub: HubHandle, identity: Identity, ice: 
     let mut ping = tokio::time::interval(PING_EVERY);
     ping.tick().await;
     let mut last_heard = Instant::now();
+    let mut rate = RateLimit::new();
     loop {
         tokio::select! {
             incoming = stream.next() => {
                 last_heard = Instant::now();
+                let counted = matches!(incoming, Some(Ok(Message::Text(_) | Message::Binary(_))));
+                if counted && !rate.allow() {
+                    if rate.strikes >= RATE_STRIKES_TO_CLOSE {
+                        tracing::warn!(%conn, %user, "flooding past the rate limit; closing");
+                        let _ = sink
+                            .send(Message::Close(Some(CloseFrame { code: 1008, reason: Utf8Bytes::from_static("too many messages") })))
+                            .await;
+                        break;
+                    }
+                    if rate.tell() {
+                        let err = ProtocolError::new(
+                            ErrorCode::RateLimited,
+                            format!("more than {RATE_PER_SECOND} messages a second; messages were dropped, slow down"),
+                        );
+                        if sink.send(Message::Text(ServerMessage::error(err, None).to_json().into())).await.is_err() {
+                            break;
+                        }
+                    }
+                    continue;
+                }
                 let reply = match incoming {
                     Some(Ok(Message::Text(text))) => match signalling::decode(text.as_str()) {
                         Ok(message) => {
@@ -146,6 +222,12 @@ async fn connection(socket: WebSocket, hub: HubHandle, identity: Identity, ice: 
                     break;
                 }
             },
+            _ = refresh.tick(), if refresh_every.is_some() => {
+                let text = ServerMessage::IceServers { ice_servers: ice_servers(&state, &user) }.to_json();
+                if sink.send(Message::Text(text.into())).await.is_err() {
+                    break;
+                }
+            }
             _ = ping.tick() => {
                 if last_heard.elapsed() > IDLE_LIMIT {
                     tracing::info!(%conn, %user, "no sign of life; closing");

@@ -97,3 +97,56 @@ async fn a_huge_frame_closes_only_that_connection() {
         .await;
     doc.expect("ring").await;
 }
+
+#[tokio::test]
+async fn a_flood_is_rate_limited_and_others_are_unaffected() {
+    let app = TestApp::spawn().await;
+    let mut flooder = app.user("room1", "Room 1", Role::Station).await;
+    let mut doc = app.user("dr-a", "Dr A", Role::Clinician).await;
+    doc.expect("queue").await;
+    // Far more than the burst allowance, as fast as possible.
+    for _ in 0..600 {
+        flooder.send(json!({"type": "ping"})).await;
+    }
+    let err = flooder.expect("error").await;
+    assert_eq!(err["code"], "rate_limited");
+    // Everyone else carries on at once.
+    doc.expect_nothing_pending().await;
+    let mut other = app.user("room2", "Room 2", Role::Station).await;
+    other
+        .send(json!({"type": "request_consult", "urgency": "urgent", "reason": "Wrist"}))
+        .await;
+    doc.expect("ring").await;
+}
+
+#[tokio::test]
+async fn turn_credentials_come_with_the_welcome_and_are_renewed() {
+    let app = TestApp::spawn_with(|s| {
+        s.turn_urls = vec!["turn:127.0.0.1:3478?transport=udp".into()];
+        s.turn_secret = Some("test-secret".into());
+        s.turn_ttl_ms = 2_000;
+    })
+    .await;
+    let mut doc = app.user("dr-a", "Dr A", Role::Clinician).await;
+    let ice = &doc.welcome["ice_servers"][0];
+    assert_eq!(ice["urls"][0], "turn:127.0.0.1:3478?transport=udp");
+    let user = ice["username"].as_str().unwrap().to_owned();
+    let (expiry, name) = user.split_once(':').unwrap();
+    assert_eq!(name, "dr-a");
+    let expiry: i64 = expiry.parse().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    assert!(
+        (now..=now + 3).contains(&expiry),
+        "expires with the TTL: {expiry} vs {now}"
+    );
+    let (expected_user, expected_pass) = miulink::turn::credential("test-secret", "dr-a", expiry);
+    assert_eq!(user, expected_user);
+    assert_eq!(ice["credential"], expected_pass);
+    // Renewed at half the lifetime, before it expires.
+    let renewed = doc.expect("ice_servers").await;
+    let user2 = renewed["ice_servers"][0]["username"].as_str().unwrap();
+    assert!(user2.split_once(':').unwrap().0.parse::<i64>().unwrap() >= expiry);
+}

@@ -86,6 +86,7 @@ impl TestApp {
                 site,
                 password_hash: password_hash(),
                 demo: false,
+                escalation_duty: false,
                 now: 0,
             })
             .await
@@ -245,6 +246,13 @@ impl WsClient {
         let next = self.recv().await;
         assert_eq!(next["type"], "pong", "expected nothing pending, got {next}");
         assert_eq!(next["nonce"], 4242);
+    }
+
+    /// Waits until the server has handled everything this client sent so
+    /// far (a ping's pong comes after it), skipping whatever arrives first.
+    pub async fn sync(&mut self) {
+        self.send(json!({"type": "ping", "nonce": 777})).await;
+        self.expect_where("pong", |v| v["nonce"] == 777).await;
     }
 
     pub async fn error(&mut self) -> Value {

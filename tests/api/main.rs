@@ -3,6 +3,8 @@
 
 mod auth;
 mod consult;
+mod escalation;
 mod frames;
 mod helpers;
+mod restart;
 mod rules;

@@ -13,6 +13,8 @@ pub struct Harness {
     pub inbox: HashMap<ConnId, Vec<ServerMessage>>,
     pub events: Vec<Event>,
     pub closed: Vec<(ConnId, ErrorCode)>,
+    /// Accounts that connect with an escalation duty.
+    pub duty: Vec<i64>,
     next_conn: u64,
 }
 
@@ -28,6 +30,7 @@ impl Harness {
             inbox: HashMap::new(),
             events: Vec::new(),
             closed: Vec::new(),
+            duty: Vec::new(),
             next_conn: 1,
         }
     }
@@ -70,6 +73,7 @@ impl Harness {
                 display_name: name.to_owned(),
                 role,
                 site: (role == Role::Station).then(|| "Millom".to_owned()),
+                escalation_duty: self.duty.contains(&user),
             },
             ice_servers: vec![],
         });
