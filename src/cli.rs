@@ -15,8 +15,7 @@ use std::process::ExitCode;
 #[command(
     name = "miulink",
     version,
-    about = "MIU Link: live video consults between a Minor Injuries Unit and A&E",
-    args_conflicts_with_subcommands = true
+    about = "MIU Link: live video consults between a Minor Injuries Unit and A&E"
 )]
 pub struct Cli {
     /// The database (SQLite): created on first use.

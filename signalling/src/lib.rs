@@ -13,6 +13,7 @@
 
 pub mod event;
 pub mod protocol;
+pub mod sim;
 pub mod switchboard;
 
 pub use event::{ConsultEvent, Event, Party, PresenceStatus, RingTrigger, Side};

@@ -2,6 +2,7 @@
 //! driven over real HTTP and WebSocket connections.
 
 mod auth;
+mod cli;
 mod consult;
 mod escalation;
 mod frames;

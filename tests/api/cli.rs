@@ -1,0 +1,203 @@
+//! The command line: accounts, and a first start that leaves a newcomer
+//! able to log in.
+
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+
+fn miulink(db: &str, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_miulink"))
+        .arg("--database")
+        .arg(db)
+        .args(args)
+        .env("MIULINK_LOG", "error")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run miulink");
+    if let Some(input) = stdin {
+        // The command may refuse and exit before reading; that is its answer.
+        let _ = child.stdin.take().unwrap().write_all(input.as_bytes());
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn accounts_are_managed_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("m.db").display());
+    let (ok, out, err) = miulink(
+        &db,
+        &[
+            "user",
+            "add",
+            "--username",
+            "millom-room2",
+            "--display-name",
+            "Millom MIU Room 2",
+            "--role",
+            "station",
+            "--site",
+            "Millom",
+            "--password-stdin",
+        ],
+        Some("a long enough password\n"),
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("created station account"), "{out}");
+    let (ok, _, err) = miulink(
+        &db,
+        &[
+            "user",
+            "add",
+            "--username",
+            "millom-room2",
+            "--display-name",
+            "X",
+            "--role",
+            "station",
+            "--site",
+            "Millom",
+        ],
+        None,
+    );
+    assert!(!ok);
+    assert!(err.contains("already exists"), "{err}");
+    let (ok, _, err) = miulink(
+        &db,
+        &[
+            "user",
+            "add",
+            "--username",
+            "room9",
+            "--display-name",
+            "X",
+            "--role",
+            "station",
+        ],
+        None,
+    );
+    assert!(!ok);
+    assert!(err.contains("--site"), "a station needs a site: {err}");
+    let (ok, _, err) = miulink(
+        &db,
+        &[
+            "user",
+            "add",
+            "--username",
+            "dr-a",
+            "--display-name",
+            "Dr A",
+            "--role",
+            "clinician",
+            "--password-stdin",
+        ],
+        Some("short\n"),
+    );
+    assert!(!ok);
+    assert!(err.contains("at least"), "{err}");
+    let (ok, out, _) = miulink(
+        &db,
+        &[
+            "user",
+            "add",
+            "--username",
+            "nic",
+            "--display-name",
+            "Nurse in charge",
+            "--role",
+            "clinician",
+            "--escalation-duty",
+        ],
+        None,
+    );
+    assert!(ok);
+    assert!(
+        out.contains("password (shown once)"),
+        "a generated password is printed: {out}"
+    );
+    let (ok, out, _) = miulink(
+        &db,
+        &["user", "disable", "--username", "millom-room2"],
+        None,
+    );
+    assert!(ok, "{out}");
+    let (_, out, _) = miulink(&db, &["user", "list", "--json"], None);
+    let users: Value = serde_json::from_str(&out).unwrap();
+    let room = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["username"] == "millom-room2")
+        .unwrap();
+    assert_eq!(room["disabled"], true);
+    assert_eq!(room["site"], "Millom");
+    assert!(
+        room.get("password_hash").is_none(),
+        "hashes never leave the database"
+    );
+    let nic = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["username"] == "nic")
+        .unwrap();
+    assert_eq!(nic["escalation_duty"], true);
+    let (ok, _, err) = miulink(&db, &["user", "disable", "--username", "nobody"], None);
+    assert!(!ok);
+    assert!(err.contains("no account named"), "{err}");
+}
+
+#[tokio::test]
+async fn first_start_prints_a_one_time_admin_password_that_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("m.db").display());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_miulink"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--database", &db])
+        .env("MIULINK_LOG", "error")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut password = None;
+    let mut address = None;
+    while let Ok(line) = rx.recv_timeout(std::time::Duration::from_secs(30)) {
+        if line.contains("with password") {
+            password = rx
+                .recv_timeout(std::time::Duration::from_secs(5))
+                .ok()
+                .map(|l| l.trim().to_owned());
+        }
+        if let Some(rest) = line.strip_prefix("MIU Link is running at ") {
+            address = Some(rest.trim().trim_end_matches('/').to_owned());
+            break;
+        }
+    }
+    let (password, address) = (
+        password.expect("a password printed"),
+        address.expect("an address printed"),
+    );
+    assert!(password.len() >= 20, "a strong password: {password}");
+    let res = reqwest::Client::new()
+        .post(format!("{address}/api/login"))
+        .json(&json!({"username": "admin", "password": password}))
+        .send()
+        .await
+        .unwrap();
+    let status = res.status();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(status, 200, "the printed password logs in");
+}
