@@ -309,10 +309,8 @@ pub fn run(ops: &[Op]) -> Result<(), String> {
         } = e
         {
             match event {
-                ConsultEvent::Requested { .. } => {
-                    if !made.insert(*request_id) {
-                        return Err(format!("request id {request_id} reused"));
-                    }
+                ConsultEvent::Requested { .. } if !made.insert(*request_id) => {
+                    return Err(format!("request id {request_id} reused"));
                 }
                 ConsultEvent::Cancelled
                 | ConsultEvent::Abandoned
