@@ -64,7 +64,9 @@ fn same_origin(headers: &HeaderMap) -> bool {
     origin_host.eq_ignore_ascii_case(host)
 }
 
-fn ice_servers(state: &AppState) -> Vec<IceServer> {
+/// The ICE servers handed to clients (in `welcome`, and in `/api/me` for the
+/// device check page).
+pub fn ice_servers(state: &AppState) -> Vec<IceServer> {
     if state.settings.stun_urls.is_empty() {
         return Vec::new();
     }
