@@ -150,7 +150,23 @@ impl Browser {
             .as_str()
             .expect("a session id")
             .to_owned();
+        browser.set_viewport(width, height).await;
         browser
+    }
+
+    /// Makes the page area (not the window) this size, as on the device.
+    async fn set_viewport(&self, width: u32, height: u32) {
+        let chrome = self
+            .eval("return [window.outerWidth - window.innerWidth, window.outerHeight - window.innerHeight]")
+            .await;
+        let extra = |i: usize| chrome[i].as_u64().unwrap_or(0);
+        self.cmd(
+            "POST",
+            "/window/rect",
+            Some(json!({"width": u64::from(width) + extra(0), "height": u64::from(height) + extra(1)})),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{}: could not size the window: {e}", self.name));
     }
 
     async fn wait_for_driver(&self) {

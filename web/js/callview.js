@@ -85,8 +85,9 @@ export class CallView {
     section.replaceChildren(
       el('div', { class: 'call-stage' },
         el('header', { class: 'call-top' },
-          el('div', { class: 'peer' }, this.peerName, this.peerMeta),
-          this.consult,
+          el('div', { class: 'call-top-left' },
+            el('div', { class: 'peer' }, this.peerName, this.peerMeta),
+            this.consult),
           el('div', { class: 'call-top-right' }, this.waitingOthers, this.status, this.elapsed)),
         el('div', { class: 'remote' }, this.remoteVideo, this.remotePlaceholder, this.remoteFlags, this.soundButton),
         el('figure', { class: 'self-view' }, this.selfVideo, this.selfOff, el('figcaption', { text: 'You' })),

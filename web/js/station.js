@@ -145,9 +145,12 @@ function toRequestForm(notice) {
 
 function ensureMedia() {
   if (!state.media) {
+    $('#preview-off').hidden = false;
+    $('#preview-off-text').textContent = 'Starting the camera\u2026';
     state.media = openLocalMedia().then((local) => {
       $('#preview').srcObject = local.stream;
       $('#preview-off').hidden = local.hasVideo;
+      $('#preview-off-text').textContent = 'No camera: audio only';
       const warning = $('#media-warning');
       warning.hidden = !local.warning;
       warning.textContent = local.warning || '';
