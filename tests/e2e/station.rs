@@ -85,6 +85,26 @@ async fn the_request_form_refuses_a_name_and_a_request_can_be_cancelled() {
             "return !document.querySelector('#nobody').hidden",
         )
         .await;
+    // The signalling connection drops (a Wi-Fi blip): the page reconnects
+    // by itself and the request is still waiting.
+    nurse
+        .eval("window.miulink.socket.ws.close(); return true;")
+        .await;
+    nurse
+        .wait_for(
+            "the page to reconnect",
+            "return window.miulink.socket.welcomes >= 2 && window.miulink.socket.state === 'open'",
+        )
+        .await;
+    on_screen(&nurse, "waiting").await;
+    nurse
+        .wait_for(
+            "the queue position after reconnecting",
+            "return document.querySelector('#wait-position').textContent === '1'",
+        )
+        .await;
+    assert_eq!(server.consults().await["consults"][0]["status"], "waiting");
+
     // No fallback phone configured: the message still says what to do.
     assert!(nurse
         .text("#fallback-text")

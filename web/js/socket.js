@@ -21,6 +21,8 @@ export class Signalling {
     this.pingTimer = null;
     this.lastHeard = 0;
     this.welcome = null;
+    /** How many times this page has been welcomed (reconnects + 1). */
+    this.welcomes = 0;
     /** server clock minus local clock (ms). */
     this.clockOffset = 0;
     this.nonce = 0;
@@ -124,6 +126,7 @@ export class Signalling {
   receive(message) {
     if (message.type === 'welcome') {
       this.welcome = message;
+      this.welcomes += 1;
       this.clockOffset = message.server_time - Date.now();
       this.attempt = 0;
       this.setState('open');

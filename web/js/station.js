@@ -1,7 +1,7 @@
 // The MIU station (a nurse in a treatment room): request a consult, wait
 // with a live clock, hold the call, then see the recorded outcome.
 
-import { $, $$, el, icon, announce, showView, formatDuration, spokenDuration, patientRefProblem, URGENCY, OUTCOMES, END_REASONS } from './ui.js';
+import { $, el, icon, announce, showView, formatDuration, spokenDuration, patientRefProblem, URGENCY, OUTCOMES, END_REASONS } from './ui.js';
 import { requireRole } from './api.js';
 import { startShell } from './shell.js';
 import { openLocalMedia, stopStream } from './media.js';
@@ -13,11 +13,20 @@ const socket = startShell(account);
 const hook = window.miulink;
 const fallbackPhone = account.settings && account.settings.fallback_phone;
 
+function savedRequest() {
+  try {
+    return JSON.parse(window.sessionStorage.getItem('miulink.request') || 'null');
+  } catch {
+    return null;
+  }
+}
+
 /** What this screen believes; the server's messages correct it. */
 const state = {
   view: 'loading',
   request: null, // the latest request_update
-  submitted: null, // what we asked for, for the summary
+  // What we asked for, for the summary (kept over a reload of the page).
+  submitted: savedRequest(),
   media: null, // Promise of openLocalMedia()
   call: null,
   start: null, // the call_start of the live or last call
@@ -109,6 +118,7 @@ form.addEventListener('submit', (e) => {
     return;
   }
   state.submitted = message;
+  window.sessionStorage.setItem('miulink.request', JSON.stringify(message));
   const button = $('#request-button');
   button.disabled = true;
   $('.label', button).textContent = 'Sending request\u2026';
@@ -132,6 +142,8 @@ function clearForm() {
 }
 
 function toRequestForm(notice) {
+  window.sessionStorage.removeItem('miulink.request');
+  state.submitted = null;
   dropPreparedCall();
   releaseMedia();
   resetForm();
