@@ -8,6 +8,7 @@
 //! ```sh
 //! cargo bench --bench call_setup            # 10 calls
 //! MIULINK_BENCH_CALLS=30 cargo bench --bench call_setup
+//! MIULINK_BENCH_RING_CAMERA=off cargo bench --bench call_setup  # camera opens at the click
 //! ```
 //!
 //! Times come from the pages' own clocks (`performance.timeOrigin +
@@ -105,6 +106,8 @@ async fn run() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(10);
+    // The clinician's setting "turn my camera on while a request rings".
+    let ring_camera = std::env::var("MIULINK_BENCH_RING_CAMERA").as_deref() != Ok("off");
     let server = Server::start(|_| {}).await;
     server
         .add_user(
@@ -127,6 +130,12 @@ async fn run() {
     sign_in(&doctor, &server, "bench-doc", "/clinician").await;
     sign_in(&nurse, &server, "bench-room", "/station").await;
     turn_on_alerts(&doctor).await;
+    let checked = doctor
+        .eval("return document.querySelector('#camera-ready').checked")
+        .await;
+    if checked.as_bool() != Some(ring_camera) {
+        doctor.click("#camera-ready").await;
+    }
 
     // The floor, in the station's browser, before any call.
     let floor = nurse.eval_async(FLOOR_SCRIPT).await;
@@ -136,7 +145,10 @@ async fn run() {
     let floor_frames: Vec<f64> = floor_runs.iter().map(|r| num(r, "frames")).collect();
     let floor_ice: Vec<f64> = floor_runs.iter().map(|r| num(r, "ice")).collect();
 
-    println!("call set-up: Answer click -> remote video decoding on both sides ({calls} calls)");
+    println!(
+        "call set-up: Answer click -> remote video decoding on both sides ({calls} calls, camera while ringing: {})",
+        if ring_camera { "on" } else { "off" }
+    );
     println!(
         "{:>4} {:>9} {:>11} {:>10} {:>10} {:>11} {:>11}",
         "call", "total ms", "call_start", "offer in", "ICE conn", "clin frame", "stat frame"
@@ -146,15 +158,15 @@ async fn run() {
     for i in 0..calls {
         request_consult(&nurse, "urgent", "Head injury", "", "").await;
         on_screen(&nurse, "waiting").await;
-        // The clinician sees it ring (and, as configured by default, their
-        // camera opens for the preview) before answering, as a person would.
-        doctor
-            .wait_for(
-                "the request to ring",
-                "return document.querySelectorAll('#queue > li.ringing').length === 1
-                    && !document.querySelector('#ring-preview-box').hidden",
-            )
-            .await;
+        // The clinician sees it ring (and, with the default setting, their
+        // camera preview open) before answering, as a person would.
+        let ringing = if ring_camera {
+            "return document.querySelectorAll('#queue > li.ringing').length === 1
+                && !document.querySelector('#ring-preview-box').hidden"
+        } else {
+            "return document.querySelectorAll('#queue > li.ringing').length === 1"
+        };
+        doctor.wait_for("the request to ring", ringing).await;
         answer_first(&doctor).await;
         let d = doctor
             .wait_for(

@@ -180,7 +180,10 @@ export class Call {
   }
 
   makePeerConnection() {
-    return new RTCPeerConnection({ iceServers: this.iceServers, bundlePolicy: 'max-bundle' });
+    // A candidate pool makes the browser gather candidates as soon as the
+    // peer connection exists, before it has a description: the answerer's
+    // candidates are then ready the moment it answers.
+    return new RTCPeerConnection({ iceServers: this.iceServers, bundlePolicy: 'max-bundle', iceCandidatePoolSize: 1 });
   }
 
   /** Makes `pc` (or a new peer connection) this call's, for `session`. */

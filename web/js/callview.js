@@ -60,7 +60,7 @@ export class CallView {
     this.peerNotice = el('div', { class: 'call-notice peer-notice', role: 'status', hidden: true });
     this.waitingOthers = el('span', { class: 'others-waiting', hidden: true });
 
-    this.micButton = controlButton('mic', 'mic', 'Mute', { 'aria-pressed': 'false' });
+    this.micButton = controlButton('mic', 'mic', 'Mute', { 'aria-pressed': 'false', 'data-focus': true });
     this.camButton = controlButton('camera', 'cam', 'Camera off', { 'aria-pressed': 'false' });
     this.switchButton = controlButton('switch', 'switch-cam', 'Switch camera', { hidden: true });
     this.hangUpButton = controlButton('hangup', 'hangup', 'Hang up');
@@ -102,19 +102,42 @@ export class CallView {
         chatForm));
   }
 
+  showHeader(peer, consult) {
+    this.peerName.textContent = peer.display_name;
+    this.peerMeta.textContent = [peer.role === 'clinician' ? 'A&E clinician' : 'MIU station', peer.site].filter(Boolean).join(' \u00b7 ');
+    const u = URGENCY[consult.urgency] || { label: consult.urgency, icon: 'info' };
+    fill(this.consult,
+      el('span', { class: `badge urgency-${consult.urgency}` }, icon(u.icon), u.label),
+      el('span', { class: 'consult-reason', text: consult.reason }),
+      consult.patient_ref ? el('span', { class: 'consult-ref', text: `Ref ${consult.patient_ref}` }) : null);
+  }
+
+  /**
+   * The clinician pressed Answer: show the call screen straight away (the
+   * server confirms within a moment), with their own camera.
+   */
+  answering(entry, media) {
+    this.call = null;
+    this.info = null;
+    this.disarmHangUp();
+    this.showHeader({ display_name: entry.station, role: 'station', site: entry.site }, entry);
+    this.chatLog.replaceChildren();
+    this.chatEmpty.hidden = false;
+    this.setConnection('new');
+    this.statusText.textContent = 'Answering\u2026';
+    this.setPeerOnline(true);
+    this.showPeerMedia({ mic: true, camera: true });
+    this.elapsed.textContent = '0:00';
+    media.then((local) => this.showLocal(local));
+  }
+
   /** A `call_start`, with the Call that carries it. */
   begin(start, call) {
     this.call = call;
     this.info = start;
     this.disarmHangUp();
     const peer = start.peer;
-    this.peerName.textContent = peer.display_name;
-    this.peerMeta.textContent = [peer.role === 'clinician' ? 'A&E clinician' : 'MIU station', peer.site].filter(Boolean).join(' \u00b7 ');
-    const u = URGENCY[start.consult.urgency] || { label: start.consult.urgency, icon: 'info' };
-    fill(this.consult,
-      el('span', { class: `badge urgency-${start.consult.urgency}` }, icon(u.icon), u.label),
-      el('span', { class: 'consult-reason', text: start.consult.reason }),
-      start.consult.patient_ref ? el('span', { class: 'consult-ref', text: `Ref ${start.consult.patient_ref}` }) : null);
+    this.showHeader(peer, start.consult);
     if (!start.resumed) {
       this.chatLog.replaceChildren();
       this.chatEmpty.hidden = false;

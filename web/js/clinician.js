@@ -265,6 +265,12 @@ function acceptRequest(requestId) {
   state.pending.prepare();
   notice(null);
   renderQueue();
+  // The call screen at once: it is drawn while the server confirms.
+  const entry = state.queue.find((r) => r.request_id === requestId);
+  if (entry) {
+    callView.answering(entry, state.answerMedia);
+    go('call');
+  }
 }
 
 function newCall(media) {
@@ -417,6 +423,14 @@ socket.on('welcome', async () => {
     endCall();
     go('queue');
     notice('The call ended while this screen was offline.');
+  } else if (!state.told && state.answering !== null) {
+    // The answer was lost with the connection: nothing was answered.
+    state.answering = null;
+    dropAnswerMedia();
+    callView.end();
+    go('queue');
+    notice('Your answer did not reach the server (the connection dropped). Answer again if the request is still waiting.');
+    renderQueue();
   }
   if (state.view === 'loading') go('queue');
 });
@@ -491,6 +505,8 @@ socket.on('error', (err) => {
     case 'accept': {
       state.answering = null;
       dropAnswerMedia();
+      callView.end();
+      if (state.view === 'call' && !state.call) go('queue');
       const text = err.code === 'already_taken'
         ? 'Another clinician answered that request first.'
         : err.code === 'unknown_request' ? 'That request is no longer waiting (it was cancelled or answered).' : err.message;

@@ -76,13 +76,29 @@ export function announce(text, { assertive = false } = {}) {
   window.setTimeout(() => { region.textContent = text; }, 50);
 }
 
-/** Shows one view (a <section data-view>) and hides the others. */
+/**
+ * Shows one view (a <section data-view>) and hides the others. Keyboard
+ * and screen-reader users are taken to the new view (its first
+ * `[data-focus]`, else its heading) when their focus was in the old one.
+ */
 export function showView(name) {
+  let shown = null;
   for (const section of $$('main [data-view]')) {
     section.hidden = section.dataset.view !== name;
+    if (!section.hidden) shown = section;
   }
-  if (document.body.dataset.screen !== name) window.scrollTo(0, 0);
+  const changed = document.body.dataset.screen !== name;
+  if (changed) window.scrollTo(0, 0);
   document.body.dataset.screen = name;
+  const active = document.activeElement;
+  const lost = !active || active === document.body || !!active.closest('[hidden]');
+  if (changed && shown && lost) {
+    const target = shown.querySelector('[data-focus]') || shown.querySelector('h1');
+    if (target) {
+      if (!target.hasAttribute('tabindex') && !target.matches('button, input, a[href]')) target.setAttribute('tabindex', '-1');
+      target.focus({ preventScroll: true });
+    }
+  }
 }
 
 export const URGENCY = {
