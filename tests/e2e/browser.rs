@@ -32,7 +32,6 @@ const CHROMIUM_FLAGS: &[&str] = &[
     "--no-sandbox",
     "--disable-gpu",
     "--disable-dev-shm-usage",
-    "--use-fake-device-for-media-stream",
     "--use-fake-ui-for-media-stream",
     "--allow-loopback-in-peer-connection",
     "--disable-background-networking",
@@ -91,8 +90,14 @@ fn truthy(v: &Value) -> bool {
 }
 
 impl Browser {
-    /// Starts chromedriver and a Chromium window of this size.
+    /// Starts chromedriver and a Chromium window of this size, with one
+    /// fake camera and a fake microphone.
     pub async fn launch(name: &str, width: u32, height: u32) -> Browser {
+        Self::launch_with_cameras(name, width, height, 1).await
+    }
+
+    /// As [`Browser::launch`], with this many fake cameras (0: none).
+    pub async fn launch_with_cameras(name: &str, width: u32, height: u32, cameras: u32) -> Browser {
         let chromedriver = find_on_path("chromedriver").unwrap_or_else(|| {
             panic!("chromedriver is not installed: run scripts/setup.sh (installs chromium and chromium-driver)")
         });
@@ -127,6 +132,11 @@ impl Browser {
         browser.wait_for_driver().await;
 
         let mut args: Vec<String> = CHROMIUM_FLAGS.iter().map(|s| (*s).to_owned()).collect();
+        args.push(if cameras == 1 {
+            "--use-fake-device-for-media-stream".to_owned()
+        } else {
+            format!("--use-fake-device-for-media-stream=device-count={cameras}")
+        });
         args.push(format!(
             "--user-data-dir={}",
             browser._profile.path().display()

@@ -8,6 +8,7 @@
 
 mod browser;
 mod consult;
+mod devices;
 mod flows;
 mod resume;
 mod server;

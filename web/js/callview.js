@@ -55,7 +55,8 @@ export class CallView {
     });
     this.selfVideo = el('video', { class: 'self-video', autoplay: true, playsinline: true, muted: true, 'aria-label': 'Your camera' });
     this.selfVideo.muted = true;
-    this.selfOff = el('div', { class: 'self-off', hidden: true }, icon('cam-off'), el('span', { text: 'Your camera is off' }));
+    this.selfOffText = el('span', { text: 'Your camera is off' });
+    this.selfOff = el('div', { class: 'self-off', hidden: true }, icon('cam-off'), this.selfOffText);
     this.notice = el('div', { class: 'call-notice', role: 'alert', hidden: true });
     this.peerNotice = el('div', { class: 'call-notice peer-notice', role: 'status', hidden: true });
     this.waitingOthers = el('span', { class: 'others-waiting', hidden: true });
@@ -160,6 +161,7 @@ export class CallView {
   showLocal(local) {
     this.selfVideo.srcObject = local.stream;
     this.selfOff.hidden = local.hasVideo;
+    this.selfOffText.textContent = local.hasVideo ? 'Your camera is off' : 'No camera: audio only';
     this.camButton.disabled = !local.hasVideo;
     this.micButton.disabled = !local.hasAudio;
     if (local.warning) this.showNotice(local.warning);
