@@ -144,6 +144,27 @@ async fn a_nurse_and_a_clinician_hold_a_video_consult() {
         )
         .await;
 
+    doctor.screenshot("05-clinician-queue-ringing").await;
+
+    // A long wait is marked in words, not only colour. (The real threshold
+    // for an urgent request is 5 minutes; the page's is shortened here.)
+    assert!(doctor
+        .eval("return document.querySelector('#queue > li .long-tag').hidden")
+        .await
+        .as_bool()
+        .unwrap_or(false));
+    doctor
+        .eval("window.miulink.longWaitMs.urgent = 1000; return true;")
+        .await;
+    doctor
+        .wait_for(
+            "the long-wait mark",
+            "const li = document.querySelector('#queue > li');
+             return li.classList.contains('long-wait') && !li.querySelector('.long-tag').hidden
+                 && li.querySelector('.long-tag').textContent === 'Long wait';",
+        )
+        .await;
+
     // And the station now has a clinician available.
     nurse
         .wait_for(
@@ -153,7 +174,6 @@ async fn a_nurse_and_a_clinician_hold_a_video_consult() {
         )
         .await;
     nurse.screenshot("04-station-waiting").await;
-    doctor.screenshot("05-clinician-queue-ringing").await;
     let waited_before_answer = seconds(&doctor.text("#queue > li .wait-value").await);
 
     // The clinician answers; both sides get each other's video.

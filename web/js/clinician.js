@@ -51,6 +51,8 @@ const callView = new CallView($('#call-section'), {
 Object.defineProperty(hook, 'pc', { get: () => (state.call ? state.call.pc : null) });
 Object.defineProperty(hook, 'call', { get: () => state.call });
 hook.alerts = alerts;
+// The thresholds, live (support can inspect them; tests shorten them).
+hook.longWaitMs = LONG_WAIT_MS;
 hook.state = state;
 
 function go(view) {
@@ -241,7 +243,7 @@ function tickQueue() {
     const value = $('.wait-value', item);
     value.textContent = formatDuration(ms);
     value.setAttribute('aria-label', `waited ${spokenDuration(ms)}`);
-    const long = ms >= (LONG_WAIT_MS[entry.urgency] || LONG_WAIT_MS.routine);
+    const long = ms >= (hook.longWaitMs[entry.urgency] ?? LONG_WAIT_MS.routine);
     item.classList.toggle('long-wait', long);
     $('.long-tag', item).hidden = !long;
   }
