@@ -8,7 +8,7 @@
 //! ```sh
 //! cargo bench --bench call_setup            # 10 calls
 //! MIULINK_BENCH_CALLS=30 cargo bench --bench call_setup
-//! MIULINK_BENCH_RING_CAMERA=off cargo bench --bench call_setup  # camera opens at the click
+//! MIULINK_BENCH_RING_CAMERA=on cargo bench --bench call_setup   # camera already open while ringing
 //! ```
 //!
 //! Times come from the pages' own clocks (`performance.timeOrigin +
@@ -106,8 +106,9 @@ async fn run() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(10);
-    // The clinician's setting "turn my camera on while a request rings".
-    let ring_camera = std::env::var("MIULINK_BENCH_RING_CAMERA").as_deref() != Ok("off");
+    // The clinician's setting "turn my camera on while a request rings"
+    // (off by default: then the camera opens at the Answer click).
+    let ring_camera = std::env::var("MIULINK_BENCH_RING_CAMERA").as_deref() == Ok("on");
     let server = Server::start(|_| {}).await;
     server
         .add_user(
@@ -158,8 +159,8 @@ async fn run() {
     for i in 0..calls {
         request_consult(&nurse, "urgent", "Head injury", "", "").await;
         on_screen(&nurse, "waiting").await;
-        // The clinician sees it ring (and, with the default setting, their
-        // camera preview open) before answering, as a person would.
+        // The clinician sees it ring (and, with the setting on, their camera
+        // preview open) before answering, as a person would.
         let ringing = if ring_camera {
             "return document.querySelectorAll('#queue > li.ringing').length === 1
                 && !document.querySelector('#ring-preview-box').hidden"

@@ -105,6 +105,14 @@ async fn a_nurse_and_a_clinician_hold_a_video_consult() {
     );
     assert_eq!(doctor.text("#queue > li .badge").await, "Urgent");
     turn_on_alerts(&doctor).await;
+    // This clinician likes a camera preview while a request rings.
+    doctor.click("#camera-ready").await;
+    doctor
+        .wait_for(
+            "the camera preview while ringing",
+            "return !document.querySelector('#ring-preview-box').hidden",
+        )
+        .await;
 
     // It rings: a repeating tone, a notification, the title.
     doctor

@@ -94,7 +94,9 @@ for (const type of ['pointerdown', 'keydown']) {
 
 const CAMERA_READY_KEY = 'miulink.cameraWhileRinging';
 const cameraReady = $('#camera-ready');
-cameraReady.checked = window.localStorage.getItem(CAMERA_READY_KEY) !== 'off';
+// Off unless the clinician chose it: answering is about as quick without
+// it (the call sets up while the camera starts; see BENCHMARKS.md).
+cameraReady.checked = window.localStorage.getItem(CAMERA_READY_KEY) === 'on';
 cameraReady.addEventListener('change', () => {
   window.localStorage.setItem(CAMERA_READY_KEY, cameraReady.checked ? 'on' : 'off');
   updateRinging();
