@@ -139,7 +139,7 @@ export class Call {
   async restart(why, { send = true } = {}) {
     if (this.closed || !this.offerer) return null;
     this.lastRestart = Date.now();
-    console.info(`call ${this.callId}: new negotiation (${why})`);
+    console.info(`call ${this.callId ?? '(not started yet)'}: new negotiation (${why})`);
     const pc = this.newPeer(newSessionId());
     this.mark('offer-start');
     // Both directions are negotiated straight away, before the camera is

@@ -298,7 +298,6 @@ function dropAnswerMedia() {
 // ----- The call and the outcome --------------------------------------------
 
 function onCallStart(start) {
-  hook.marks.callStartHandler = performance.timeOrigin + performance.now();
   state.told = true;
   state.start = start;
   hook.marks.callStart = performance.timeOrigin + performance.now();
@@ -319,7 +318,6 @@ function onCallStart(start) {
   go('call');
   call.start({ callId: start.call_id, resumed: start.resumed });
   updateRinging();
-  hook.marks.callStartDone = performance.timeOrigin + performance.now();
 }
 
 function endCall() {
