@@ -5,6 +5,8 @@ set -euo pipefail
 
 # command-to-check:debian-package
 NEEDED=(
+  chromium:chromium                # headless browser for tests/e2e
+  chromedriver:chromium-driver     # WebDriver for it
 )
 
 missing=()

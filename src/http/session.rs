@@ -158,6 +158,7 @@ pub async fn me(State(state): State<AppState>, who: AuthUser) -> Json<serde_json
         "demo": u.demo,
         "settings": {
             "fallback_phone": state.settings.fallback_phone,
+            "ice_servers": super::ws::ice_servers(&state, &u.username),
         },
     }))
 }

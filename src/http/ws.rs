@@ -122,7 +122,9 @@ fn ice_refresh_every(state: &AppState) -> Option<Duration> {
         .then(|| Duration::from_millis(u64::try_from(s.turn_ttl_ms / 2).unwrap_or(0).max(1000)))
 }
 
-fn ice_servers(state: &AppState, username: &str) -> Vec<IceServer> {
+/// The ICE servers handed to this account (in `welcome`, `ice_servers`, and
+/// in `/api/me` for the device check page), with fresh TURN credentials.
+pub fn ice_servers(state: &AppState, username: &str) -> Vec<IceServer> {
     crate::turn::ice_servers(&state.settings, username, state.clock.now_ms())
 }
 

@@ -1,0 +1,109 @@
+//! What a nurse and a clinician do, step by step, in the real pages.
+
+#![allow(dead_code)]
+
+use crate::browser::Browser;
+use crate::server::{Server, PASSWORD};
+use serde_json::json;
+
+/// Signs in on the login page and waits for the role's own screen.
+pub async fn sign_in(b: &Browser, server: &Server, username: &str, home: &str) {
+    b.goto(&server.url("/")).await;
+    b.wait_for(
+        "the login form",
+        "return !!document.querySelector('#username')",
+    )
+    .await;
+    b.type_text("#username", username).await;
+    b.type_text("#password", PASSWORD).await;
+    b.click("#login-button").await;
+    b.wait_for(
+        &format!("{home} after signing in"),
+        &format!(
+            "return location.pathname === {} && !!window.miulink && window.miulink.socket.state === 'open'",
+            json!(home)
+        ),
+    )
+    .await;
+}
+
+/// Waits until the page shows this screen (`body[data-screen]`).
+pub async fn on_screen(b: &Browser, screen: &str) {
+    b.wait_for(
+        &format!("the {screen} screen"),
+        &format!("return document.body.dataset.screen === {}", json!(screen)),
+    )
+    .await;
+}
+
+/// Fills in and sends the station's request form.
+pub async fn request_consult(
+    nurse: &Browser,
+    urgency: &str,
+    reason: &str,
+    details: &str,
+    reference: &str,
+) {
+    on_screen(nurse, "request").await;
+    nurse.click(&format!(".tile.urgency-{urgency}")).await;
+    nurse
+        .click(&format!(
+            "#reason-chips input[value={}] + span",
+            json!(reason)
+        ))
+        .await;
+    if !details.is_empty() {
+        nurse.type_text("#details", details).await;
+    }
+    if !reference.is_empty() {
+        nurse.type_text("#patient-ref", reference).await;
+    }
+    nurse.click("#request-button").await;
+}
+
+/// Sound may need a click on the page first (the browsers' autoplay rule);
+/// then a banner asks for it. Waits until the ringer can sound.
+pub async fn turn_on_alerts(doctor: &Browser) {
+    let banner = doctor
+        .eval("return !document.querySelector('#alerts-banner').hidden")
+        .await;
+    if banner.as_bool() == Some(true) {
+        doctor.click("#alerts-button").await;
+    }
+    doctor
+        .wait_for("sound to be on", "return window.miulink.alerts.soundOn")
+        .await;
+}
+
+/// The clinician answers the (only) request in the queue.
+pub async fn answer_first(doctor: &Browser) {
+    doctor.click("#queue > li [data-action=answer]").await;
+}
+
+/// Two presses: the hang-up button asks to be pressed again.
+pub async fn hang_up(b: &Browser) {
+    b.click(".call-controls .control-hangup").await;
+    b.wait_for(
+        "the hang-up button to ask for confirmation",
+        "return document.querySelector('.control-hangup').classList.contains('armed')",
+    )
+    .await;
+    b.click(".call-controls .control-hangup").await;
+}
+
+pub async fn record_outcome(doctor: &Browser, outcome: &str, note: &str) {
+    on_screen(doctor, "outcome").await;
+    doctor
+        .click(&format!("#outcome-options .outcome-{outcome}"))
+        .await;
+    if !note.is_empty() {
+        doctor.type_text("#outcome-note", note).await;
+    }
+    doctor.click("#outcome-button").await;
+    on_screen(doctor, "queue").await;
+}
+
+/// The page's timing marks (`window.miulink.marks`, epoch milliseconds).
+pub async fn marks(b: &Browser) -> serde_json::Value {
+    b.eval("return window.miulink.marks").await
+}

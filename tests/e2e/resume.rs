@@ -1,0 +1,78 @@
+//! A station page reloaded in the middle of a call (a tablet restarted, a
+//! browser crash) comes back to the same call, with video again.
+
+use crate::browser::Browser;
+use crate::flows::*;
+use crate::server::Server;
+use signalling::Role;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reloaded_station_page_resumes_its_call() {
+    let _one = crate::one_at_a_time().await;
+    let server = Server::start(|_| {}).await;
+    server
+        .add_user(
+            "millom-room3",
+            "Millom MIU Room 3",
+            Role::Station,
+            Some("Millom"),
+        )
+        .await;
+    server
+        .add_user(
+            "dr-jones",
+            "Dr Rhys Jones",
+            Role::Clinician,
+            Some("Furness General"),
+        )
+        .await;
+    let nurse = Browser::launch("station-resume", 1280, 800).await;
+    let doctor = Browser::launch("clinician-resume", 1280, 800).await;
+    sign_in(&doctor, &server, "dr-jones", "/clinician").await;
+    sign_in(&nurse, &server, "millom-room3", "/station").await;
+
+    request_consult(&nurse, "immediate", "Chest pain", "", "").await;
+    on_screen(&nurse, "waiting").await;
+    doctor
+        .wait_for(
+            "the request",
+            "return document.querySelectorAll('#queue > li').length === 1",
+        )
+        .await;
+    answer_first(&doctor).await;
+    nurse.wait_for_remote_video().await;
+    doctor.wait_for_remote_video().await;
+    let before = doctor.eval("return window.miulink.call.session").await;
+
+    nurse.refresh().await;
+    on_screen(&nurse, "call").await;
+    // A fresh negotiation: a new peer connection on both sides, video again.
+    doctor
+        .wait_for(
+            "the clinician to take the new offer",
+            &format!(
+                "return window.miulink.call && window.miulink.call.session !== {}",
+                before
+            ),
+        )
+        .await;
+    nurse.wait_for_remote_video().await;
+    doctor.wait_for_remote_video().await;
+    assert_eq!(nurse.text(".peer-name").await, "Dr Rhys Jones");
+
+    // Still one consult, ended and recorded normally.
+    hang_up(&nurse).await;
+    on_screen(&nurse, "after").await;
+    record_outcome(&doctor, "transfer_to_ed", "").await;
+    nurse
+        .wait_for(
+            "the outcome on the station",
+            "const e = document.querySelector('#outcome-value'); return e && e.textContent === 'Transfer to A&E';",
+        )
+        .await;
+    let log = server.consults().await;
+    assert_eq!(log["total"], 1, "{log}");
+    assert_eq!(log["consults"][0]["end_reason"], "hung_up_by_station");
+    assert_eq!(log["consults"][0]["outcome"], "transfer_to_ed");
+    assert!(log["consults"][0]["connect_ms"].as_i64().is_some());
+}

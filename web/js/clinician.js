@@ -1,0 +1,538 @@
+// The A&E clinician: availability, the live queue with ticking waits,
+// ringing for every request, answering, the call with chat, and the
+// outcome form that must be filled before the next ring.
+
+import { $, $$, el, fill, icon, announce, showView, formatDuration, spokenDuration, clockTime, URGENCY, OUTCOMES, END_REASONS } from './ui.js';
+import { requireRole } from './api.js';
+import { startShell } from './shell.js';
+import { openLocalMedia, stopStream } from './media.js';
+import { Call } from './call.js';
+import { CallView } from './callview.js';
+import { Alerts } from './alerts.js';
+
+/** A wait at or over this is highlighted (by urgency). */
+const LONG_WAIT_MS = { immediate: 60_000, urgent: 5 * 60_000, routine: 15 * 60_000 };
+
+const AVAILABILITY_HINT = {
+  available: 'You are alerted for every new request.',
+  busy: 'You are not alerted. The queue stays visible and you can still answer.',
+  away: 'You are not alerted. Set Available when you are back.',
+};
+
+const account = await requireRole('clinician');
+const socket = startShell(account);
+const hook = window.miulink;
+
+const state = {
+  view: 'loading',
+  presence: null,
+  queue: [],
+  queueAt: 0, // performance.now() when the queue arrived
+  rung: new Map(), // request id -> entry, for each request this clinician was rung for
+  answering: null, // request id we sent `accept` for
+  answerMedia: null,
+  ringMedia: null, // camera opened while a request rings
+  pending: null, // the Call prepared when Answer was pressed
+  call: null,
+  start: null,
+  owed: null, // {callId, start} while an outcome is owed
+  told: false,
+};
+
+const alerts = new Alerts({ onChange: renderAlertState });
+const callView = new CallView($('#call-section'), {
+  socket,
+  marks: hook.marks,
+  onHangUp: () => {
+    if (state.call) socket.send({ type: 'hang_up', call_id: state.call.callId });
+  },
+});
+
+Object.defineProperty(hook, 'pc', { get: () => (state.call ? state.call.pc : null) });
+Object.defineProperty(hook, 'call', { get: () => state.call });
+hook.alerts = alerts;
+// The thresholds, live (support can inspect them; tests shorten them).
+hook.longWaitMs = LONG_WAIT_MS;
+hook.state = state;
+
+function go(view) {
+  state.view = view;
+  showView(view);
+}
+
+function notice(text) {
+  const box = $('#queue-notice');
+  box.hidden = !text;
+  box.textContent = text || '';
+}
+
+// ----- Alerts ------------------------------------------------------------
+
+function renderAlertState() {
+  const soundOn = alerts.soundOn;
+  const notifyOn = alerts.notificationsOn;
+  const notifyBlocked = 'Notification' in window && Notification.permission === 'denied';
+  $('#sound-state').textContent = soundOn ? 'On' : 'Off';
+  $('#notify-state').textContent = notifyOn ? 'On' : notifyBlocked ? 'Blocked in the browser' : 'Off';
+  const banner = $('#alerts-banner');
+  const needsGesture = !soundOn || (!notifyOn && !notifyBlocked && 'Notification' in window);
+  banner.hidden = !needsGesture;
+  $('#alerts-text').textContent = !soundOn
+    ? 'Sound alerts are off. Turn them on so that you hear new requests.'
+    : 'Desktop notifications are off. Turn them on to be alerted while working in other programs.';
+}
+
+$('#alerts-button').addEventListener('click', () => alerts.enable());
+// Any click or key press on the page may unlock sound.
+for (const type of ['pointerdown', 'keydown']) {
+  window.addEventListener(type, () => {
+    if (!alerts.soundOn && alerts.ctx) alerts.ctx.resume().catch(() => {});
+  }, { capture: true });
+}
+
+// ----- Camera while ringing -------------------------------------------------
+
+const CAMERA_READY_KEY = 'miulink.cameraWhileRinging';
+const cameraReady = $('#camera-ready');
+// Off unless the clinician chose it: answering is about as quick without
+// it (the call sets up while the camera starts; see BENCHMARKS.md).
+cameraReady.checked = window.localStorage.getItem(CAMERA_READY_KEY) === 'on';
+cameraReady.addEventListener('change', () => {
+  window.localStorage.setItem(CAMERA_READY_KEY, cameraReady.checked ? 'on' : 'off');
+  updateRinging();
+});
+
+/** Opens the camera while something rings (if chosen), closes it after. */
+function ringCamera(ringing) {
+  const want = ringing && cameraReady.checked && !state.call && state.answering === null;
+  const box = $('#ring-preview-box');
+  if (want && !state.ringMedia) {
+    const media = openLocalMedia();
+    state.ringMedia = media;
+    media.then((local) => {
+      if (state.ringMedia !== media) return;
+      $('#ring-preview').srcObject = local.stream;
+      box.hidden = !local.hasVideo;
+    });
+  } else if (!want && state.ringMedia) {
+    const media = state.ringMedia;
+    state.ringMedia = null;
+    media.then((local) => stopStream(local.stream));
+  }
+  if (!state.ringMedia) {
+    box.hidden = true;
+    $('#ring-preview').srcObject = null;
+  }
+}
+
+function ringable() {
+  const p = state.presence;
+  return !!p && p.status === 'available' && !p.engaged && !state.call;
+}
+
+function updateRinging() {
+  // Queue order, with the freshest copy of each entry; a ring may arrive
+  // just before the queue that lists it.
+  const ringing = !ringable() ? [] : [
+    ...state.queue.filter((r) => state.rung.has(r.request_id)),
+    ...[...state.rung.values()].filter((r) => !state.queue.some((q) => q.request_id === r.request_id)),
+  ];
+  alerts.setRinging(ringing);
+  ringCamera(ringing.length > 0);
+  const banner = $('#ringing-banner');
+  banner.hidden = ringing.length === 0;
+  if (ringing.length) {
+    const top = ringing[0];
+    const u = URGENCY[top.urgency] || { label: top.urgency };
+    $('#ringing-text').textContent = ringing.length === 1
+      ? `Ringing: ${u.label} request from ${top.station}. Answer it below.`
+      : `Ringing: ${ringing.length} requests waiting for an answer.`;
+  }
+  for (const item of $$('#queue > li')) {
+    item.classList.toggle('ringing', ringing.some((r) => String(r.request_id) === item.dataset.id));
+  }
+}
+
+// ----- Availability ------------------------------------------------------
+
+for (const input of $$('input[name=availability]')) {
+  input.addEventListener('change', () => {
+    if (!socket.send({ type: 'set_availability', status: input.value })) {
+      notice('Not connected: your status was not changed. Try again when connected.');
+      renderPresence();
+    }
+  });
+}
+
+function renderPresence() {
+  const p = state.presence;
+  if (!p) return;
+  for (const input of $$('input[name=availability]')) input.checked = input.value === p.status;
+  let hint = AVAILABILITY_HINT[p.status] || '';
+  if (p.engaged && p.engaged.state === 'in_call') hint = 'You are in a call, so you are not alerted.';
+  if (p.engaged && p.engaged.state === 'outcome_pending') hint = 'Record the outcome of your last call to be alerted again.';
+  $('#availability-hint').textContent = hint;
+  $('#availability').dataset.status = p.status;
+}
+
+// ----- The queue ---------------------------------------------------------
+
+function waitedNow(entry) {
+  return entry.waited_ms + (performance.now() - state.queueAt);
+}
+
+function queueItem(entry) {
+  const u = URGENCY[entry.urgency] || { label: entry.urgency, icon: 'info' };
+  const answer = el('button', { type: 'button', class: 'btn btn-go answer', 'data-action': 'answer' },
+    icon('phone'), el('span', { class: 'label', text: 'Answer' }));
+  answer.addEventListener('click', () => acceptRequest(entry.request_id));
+  return el('li', { class: 'request', 'data-id': entry.request_id },
+    el('div', { class: 'request-urgency' }, el('span', { class: `badge urgency-${entry.urgency}` }, icon(u.icon), u.label)),
+    el('div', { class: 'request-main' },
+      el('p', { class: 'request-station' }),
+      el('p', { class: 'request-reason' }),
+      el('p', { class: 'request-meta' })),
+    el('div', { class: 'request-wait' },
+      el('span', { class: 'wait-value' }),
+      el('span', { class: 'wait-label', text: 'waiting' }),
+      el('span', { class: 'long-tag', hidden: true }, icon('alert'), 'Long wait')),
+    answer);
+}
+
+function fillItem(item, entry) {
+  const u = URGENCY[entry.urgency] || { label: entry.urgency };
+  item.className = `request urgency-${entry.urgency}`;
+  $('.request-station', item).textContent = entry.station;
+  $('.request-reason', item).textContent = entry.reason;
+  fill($('.request-meta', item),
+    entry.site ? el('span', { text: entry.site }) : null,
+    entry.patient_ref ? el('span', { text: `Ref ${entry.patient_ref}` }) : null,
+    el('span', { text: `Requested ${clockTime(entry.requested_at)}` }),
+    entry.station_connected ? null : el('span', { class: 'tag tag-warn' }, icon('signal'), 'Station offline: reconnecting'),
+    entry.test ? el('span', { class: 'tag' }, icon('info'), 'Test call') : null);
+  const answer = $('[data-action=answer]', item);
+  answer.setAttribute('aria-label', `Answer: ${u.label}, ${entry.station}, ${entry.reason}`);
+  answer.disabled = state.answering !== null || !!state.call || !!state.owed;
+  $('.label', answer).textContent = state.answering === entry.request_id ? 'Answering\u2026' : 'Answer';
+}
+
+function renderQueue() {
+  const list = $('#queue');
+  const existing = new Map($$('#queue > li').map((li) => [li.dataset.id, li]));
+  const items = state.queue.map((entry) => {
+    const item = existing.get(String(entry.request_id)) || queueItem(entry);
+    existing.delete(String(entry.request_id));
+    fillItem(item, entry);
+    return item;
+  });
+  for (const gone of existing.values()) gone.remove();
+  // Reorder in place, moving only what is out of place (keeps focus).
+  items.forEach((item, i) => {
+    if (list.children[i] !== item) list.insertBefore(item, list.children[i] || null);
+  });
+  $('#queue-empty').hidden = state.queue.length > 0;
+  $('#queue-count').textContent = String(state.queue.length);
+  tickQueue();
+  updateRinging();
+  callView.setOthersWaiting(state.queue.length);
+}
+
+function tickQueue() {
+  for (const item of $$('#queue > li')) {
+    const entry = state.queue.find((r) => String(r.request_id) === item.dataset.id);
+    if (!entry) continue;
+    const ms = waitedNow(entry);
+    const value = $('.wait-value', item);
+    value.textContent = formatDuration(ms);
+    value.setAttribute('aria-label', `waited ${spokenDuration(ms)}`);
+    const long = ms >= (hook.longWaitMs[entry.urgency] ?? LONG_WAIT_MS.routine);
+    item.classList.toggle('long-wait', long);
+    $('.long-tag', item).hidden = !long;
+  }
+}
+window.setInterval(tickQueue, 500);
+
+function acceptRequest(requestId) {
+  if (state.answering !== null || state.call) return;
+  for (const key of Object.keys(hook.marks)) delete hook.marks[key];
+  hook.marks.acceptClick = performance.timeOrigin + performance.now();
+  if (!socket.send({ type: 'accept', request_id: requestId })) {
+    notice('Not connected: the request was not answered. Try again when connected.');
+    return;
+  }
+  state.answering = requestId;
+  // The camera (if not already open while ringing) and the peer connection
+  // start while the server confirms: the call sets up sooner.
+  state.answerMedia = state.ringMedia || openLocalMedia();
+  state.ringMedia = null;
+  state.pending = newCall(state.answerMedia);
+  state.pending.prepare();
+  notice(null);
+  renderQueue();
+  // The call screen at once: it is drawn while the server confirms.
+  const entry = state.queue.find((r) => r.request_id === requestId);
+  if (entry) {
+    callView.answering(entry, state.answerMedia);
+    go('call');
+  }
+}
+
+function newCall(media) {
+  return new Call({
+    socket,
+    offerer: false,
+    iceServers: (socket.welcome && socket.welcome.ice_servers) || [],
+    media,
+    onEvent: (event, detail) => callView.handle(event, detail),
+  });
+}
+
+function dropAnswerMedia() {
+  if (state.pending) state.pending.close();
+  state.pending = null;
+  const media = state.answerMedia;
+  state.answerMedia = null;
+  if (media) media.then((local) => stopStream(local.stream));
+}
+
+// ----- The call and the outcome --------------------------------------------
+
+function onCallStart(start) {
+  state.told = true;
+  state.start = start;
+  hook.marks.callStart = performance.timeOrigin + performance.now();
+  state.answering = null;
+  const same = state.call && state.call.callId === start.call_id;
+  if (same && state.call.healthy) {
+    callView.begin(start, state.call);
+    go('call');
+    return;
+  }
+  if (state.call) state.call.close();
+  let call = state.pending;
+  state.pending = null;
+  if (!call) call = newCall(state.answerMedia || openLocalMedia());
+  state.answerMedia = null;
+  state.call = call;
+  callView.begin(start, call);
+  go('call');
+  call.start({ callId: start.call_id, resumed: start.resumed });
+  updateRinging();
+}
+
+function endCall() {
+  const call = state.call;
+  state.call = null;
+  callView.end();
+  if (call) {
+    call.close();
+    call.media.then((local) => stopStream(local.stream));
+  }
+}
+
+function onCallEnd(end) {
+  const start = state.call && state.call.callId === end.call_id ? state.start : (state.start && state.start.call_id === end.call_id ? state.start : null);
+  endCall();
+  const peer = start ? start.peer.display_name : 'The station';
+  const text = (END_REASONS[end.reason] || (() => 'The call ended.'))(peer, end.reason === 'hung_up_by_clinician');
+  if (end.outcome_required) {
+    showOutcomeForm(end.call_id, start, text);
+  } else {
+    go('queue');
+    notice(text);
+  }
+  announce(text, { assertive: true });
+  updateRinging();
+}
+
+function buildOutcomeOptions() {
+  const box = $('#outcome-options');
+  box.replaceChildren(...Object.entries(OUTCOMES).map(([value, o]) =>
+    el('label', { class: `option outcome-${value}` },
+      el('input', { type: 'radio', name: 'outcome', value }),
+      el('span', { class: 'option-body' },
+        el('span', { class: 'option-title', text: o.label }),
+        el('span', { class: 'option-hint', text: o.hint })))));
+}
+
+function showOutcomeForm(callId, start, endText) {
+  state.owed = { callId, start };
+  const rows = [];
+  if (endText) rows.push(['Call', endText]);
+  if (start) {
+    rows.push(['Station', [start.peer.display_name, start.peer.site].filter(Boolean).join(', ')]);
+    const u = URGENCY[start.consult.urgency] || { label: start.consult.urgency };
+    rows.push(['Request', `${u.label}: ${start.consult.reason}`]);
+    if (start.consult.patient_ref) rows.push(['Reference', start.consult.patient_ref]);
+  }
+  $('#outcome-summary').replaceChildren(...rows.flatMap(([k, v]) => [el('dt', { text: k }), el('dd', { text: v })]));
+  if (state.view !== 'outcome') {
+    $('#outcome-form').reset();
+    updateNoteCounter();
+    showOutcomeErrors([]);
+    const button = $('#outcome-button');
+    button.disabled = false;
+    $('.label', button).textContent = 'Save outcome';
+  }
+  go('outcome');
+  const first = $('input[name=outcome]');
+  if (first) first.focus();
+}
+
+function showOutcomeErrors(errors) {
+  const box = $('#outcome-errors');
+  $('ul', box).replaceChildren(...errors.map((e) => el('li', {}, el('a', { href: '#outcome-field', text: e }))));
+  box.hidden = errors.length === 0;
+  $('#outcome-field').classList.toggle('has-error', errors.length > 0);
+  if (errors.length) box.focus();
+}
+
+function updateNoteCounter() {
+  const note = $('#outcome-note');
+  const left = note.maxLength - note.value.length;
+  $('#note-count').textContent = `${left} character${left === 1 ? '' : 's'} left`;
+}
+$('#outcome-note').addEventListener('input', updateNoteCounter);
+
+$('#outcome-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  if (!state.owed) return;
+  const chosen = $('input[name=outcome]:checked');
+  if (!chosen) {
+    showOutcomeErrors(['Choose what happened to the patient.']);
+    return;
+  }
+  const note = $('#outcome-note').value.trim();
+  const message = { type: 'record_outcome', call_id: state.owed.callId, outcome: chosen.value };
+  if (note) message.note = note;
+  if (!socket.send(message)) {
+    showOutcomeErrors(['Not connected, so nothing was saved. Wait for \u201cConnected\u201d at the top, then save again.']);
+    return;
+  }
+  showOutcomeErrors([]);
+  const button = $('#outcome-button');
+  button.disabled = true;
+  $('.label', button).textContent = 'Saving\u2026';
+});
+
+// ----- Messages from the server ------------------------------------------
+
+socket.on('welcome', async () => {
+  state.told = false;
+  const synced = await socket.barrier();
+  if (!synced) return;
+  if (!state.told && state.call) {
+    endCall();
+    go('queue');
+    notice('The call ended while this screen was offline.');
+  } else if (!state.told && state.answering !== null) {
+    // The answer was lost with the connection: nothing was answered.
+    state.answering = null;
+    dropAnswerMedia();
+    callView.end();
+    go('queue');
+    notice('Your answer did not reach the server (the connection dropped). Answer again if the request is still waiting.');
+    renderQueue();
+  }
+  if (state.view === 'loading') go('queue');
+});
+
+socket.on('presence', (p) => {
+  state.presence = p;
+  renderPresence();
+  const engaged = p.engaged;
+  if (engaged && engaged.state === 'outcome_pending') {
+    state.told = true;
+    if (!state.owed || state.owed.callId !== engaged.call_id) {
+      showOutcomeForm(engaged.call_id, state.start && state.start.call_id === engaged.call_id ? state.start : null, null);
+    }
+  } else if (engaged && engaged.state === 'in_call') {
+    state.told = true;
+  } else if (!engaged && state.owed) {
+    state.owed = null;
+    if (state.view === 'outcome') go('queue');
+  }
+  if (!ringable()) state.rung.clear();
+  if (state.view === 'loading' && !engaged) go('queue');
+  renderQueue();
+});
+
+socket.on('queue', (q) => {
+  state.queue = q.requests;
+  state.queueAt = performance.now();
+  // A request that left the queue (answered, cancelled) stops ringing.
+  for (const id of [...state.rung.keys()]) {
+    if (!q.requests.some((r) => r.request_id === id)) state.rung.delete(id);
+  }
+  const n = q.clinicians_available;
+  $('#clinicians-available').textContent = `${n}${n === 0 ? ' (nobody is being alerted)' : ''}`;
+  renderQueue();
+});
+
+socket.on('ring', ({ request }) => {
+  if (state.call) return;
+  const isNew = !state.rung.has(request.request_id);
+  state.rung.set(request.request_id, request);
+  const u = URGENCY[request.urgency] || { label: request.urgency };
+  if (isNew) {
+    alerts.notify(request, u.label);
+    announce(`New ${u.label} request from ${request.station}: ${request.reason}.`, { assertive: true });
+  }
+  updateRinging();
+});
+
+socket.on('call_start', onCallStart);
+socket.on('signal', (m) => {
+  if (state.call && state.call.callId === m.call_id) state.call.handleSignal(m.data);
+});
+socket.on('peer_status', (m) => {
+  if (!state.call || state.call.callId !== m.call_id) return;
+  callView.setPeerOnline(m.connected);
+  if (m.connected) state.call.peerReturned();
+});
+socket.on('call_end', (end) => {
+  state.told = true;
+  onCallEnd(end);
+});
+socket.on('outcome_recorded', (m) => {
+  const o = OUTCOMES[m.outcome] || { label: m.outcome };
+  if (state.owed && state.owed.callId === m.call_id) state.owed = null;
+  if (state.view === 'outcome') go('queue');
+  notice(`Outcome saved: ${o.label}. You are alerted for new requests again.`);
+  announce(`Outcome saved: ${o.label}.`);
+  renderQueue();
+});
+socket.on('error', (err) => {
+  switch (err.in_reply_to) {
+    case 'accept': {
+      state.answering = null;
+      dropAnswerMedia();
+      callView.end();
+      if (state.view === 'call' && !state.call) go('queue');
+      const text = err.code === 'already_taken'
+        ? 'Another clinician answered that request first.'
+        : err.code === 'unknown_request' ? 'That request is no longer waiting (it was cancelled or answered).' : err.message;
+      notice(text);
+      announce(text, { assertive: true });
+      renderQueue();
+      break;
+    }
+    case 'record_outcome': {
+      const button = $('#outcome-button');
+      button.disabled = false;
+      $('.label', button).textContent = 'Save outcome';
+      showOutcomeErrors([err.message]);
+      break;
+    }
+    case 'set_availability':
+      notice(err.code === 'outcome_required' ? 'Record the outcome of your last call first.' : err.message);
+      renderPresence();
+      break;
+    default:
+      if (err.code !== 'replaced') console.warn('server refused a message', err);
+  }
+});
+
+buildOutcomeOptions();
+renderAlertState();
+socket.start();

@@ -1,0 +1,238 @@
+// The signalling WebSocket, kept open: reconnects by itself with exponential
+// backoff and jitter. The server resumes this account's state on every new
+// connection (PROTOCOL.md, "Connection life"), so a reconnect needs no
+// bookkeeping here beyond "we are back".
+
+const BACKOFF_FIRST_MS = 500;
+const BACKOFF_MAX_MS = 20_000;
+const PING_EVERY_MS = 15_000;
+/** Nothing heard for this long (not even a pong): the link is dead. */
+const SILENCE_LIMIT_MS = 40_000;
+const CLOSE_REPLACED = 4000;
+
+export class Signalling {
+  constructor() {
+    this.ws = null;
+    this.handlers = new Map();
+    this.state = 'idle'; // connecting | open | waiting | replaced | expired
+    this.attempt = 0;
+    this.retryAt = 0;
+    this.retryTimer = null;
+    this.pingTimer = null;
+    this.lastHeard = 0;
+    this.welcome = null;
+    /** How many times this page has been welcomed (reconnects + 1). */
+    this.welcomes = 0;
+    /** server clock minus local clock (ms). */
+    this.clockOffset = 0;
+    this.nonce = 0;
+    this.barriers = new Map();
+  }
+
+  /** Registers a handler for a message type, or for 'state' changes. */
+  on(type, fn) {
+    if (!this.handlers.has(type)) this.handlers.set(type, []);
+    this.handlers.get(type).push(fn);
+    return this;
+  }
+
+  emit(type, value) {
+    for (const fn of this.handlers.get(type) || []) {
+      try {
+        fn(value);
+      } catch (e) {
+        console.error(`handler for ${type} failed`, e);
+      }
+    }
+  }
+
+  setState(state) {
+    this.state = state;
+    this.emit('state', state);
+  }
+
+  /** Server time now, corrected by the offset learnt from welcome and pong. */
+  serverNow() {
+    return Date.now() + this.clockOffset;
+  }
+
+  get open() {
+    return this.state === 'open';
+  }
+
+  start() {
+    window.clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    const url = `${window.location.protocol === 'https:' ? 'wss' : 'ws'}://${window.location.host}/ws`;
+    let ws;
+    try {
+      ws = new WebSocket(url);
+    } catch (e) {
+      console.error('cannot open the signalling socket', e);
+      this.scheduleRetry();
+      return;
+    }
+    this.ws = ws;
+    this.setState('connecting');
+    let opened = false;
+    ws.addEventListener('open', () => {
+      opened = true;
+      this.lastHeard = Date.now();
+    });
+    ws.addEventListener('message', (event) => {
+      if (ws !== this.ws) return;
+      this.lastHeard = Date.now();
+      let message;
+      try {
+        message = JSON.parse(event.data);
+      } catch {
+        console.error('the server sent something that is not JSON', event.data);
+        return;
+      }
+      this.receive(message);
+    });
+    ws.addEventListener('close', (event) => {
+      if (ws !== this.ws) return;
+      this.ws = null;
+      window.clearInterval(this.pingTimer);
+      for (const resolve of this.barriers.values()) resolve(false);
+      this.barriers.clear();
+      if (event.code === CLOSE_REPLACED) {
+        this.setState('replaced');
+        return;
+      }
+      if (!opened) {
+        // The upgrade was refused or the server is down. A lapsed login
+        // also looks like this: ask the API which one it is.
+        this.checkLogin();
+      }
+      this.scheduleRetry();
+    });
+  }
+
+  async checkLogin() {
+    try {
+      const response = await fetch('/api/me', { credentials: 'same-origin' });
+      if (response.status === 401) {
+        window.clearTimeout(this.retryTimer);
+        this.setState('expired');
+        window.location.replace(`/?expired=1&next=${encodeURIComponent(window.location.pathname)}`);
+      }
+    } catch {
+      // The server is unreachable: keep retrying.
+    }
+  }
+
+  receive(message) {
+    if (message.type === 'welcome') {
+      this.welcome = message;
+      this.welcomes += 1;
+      this.clockOffset = message.server_time - Date.now();
+      this.attempt = 0;
+      this.setState('open');
+      window.clearInterval(this.pingTimer);
+      this.pingTimer = window.setInterval(() => this.heartbeat(), PING_EVERY_MS);
+    } else if (message.type === 'pong') {
+      if (typeof message.server_time === 'number') this.clockOffset = message.server_time - Date.now();
+      const resolve = this.barriers.get(message.nonce);
+      if (resolve) {
+        this.barriers.delete(message.nonce);
+        resolve(true);
+      }
+    }
+    this.emit(message.type, message);
+    this.emit('*', message);
+  }
+
+  heartbeat() {
+    if (!this.ws) return;
+    if (Date.now() - this.lastHeard > SILENCE_LIMIT_MS) {
+      // Half-open TCP: the browser would wait minutes. Start again now.
+      this.ws.close();
+      return;
+    }
+    this.send({ type: 'ping', nonce: ++this.nonce });
+  }
+
+  /**
+   * Resolves once the server has handled everything sent so far and we have
+   * received all it sent before: the server resumes state straight after
+   * welcome, so a barrier right after welcome tells "nothing more to resume".
+   */
+  barrier() {
+    const nonce = ++this.nonce;
+    return new Promise((resolve) => {
+      if (!this.send({ type: 'ping', nonce })) {
+        resolve(false);
+        return;
+      }
+      this.barriers.set(nonce, resolve);
+    });
+  }
+
+  scheduleRetry() {
+    if (this.state === 'expired' || this.state === 'replaced') return;
+    const ceiling = Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * 2 ** this.attempt);
+    // "Equal jitter": between half and all of the ceiling, so that many
+    // screens restarting together do not reconnect in step.
+    const delay = ceiling / 2 + Math.random() * (ceiling / 2);
+    this.attempt += 1;
+    this.retryAt = Date.now() + delay;
+    this.setState('waiting');
+    this.retryTimer = window.setTimeout(() => this.start(), delay);
+  }
+
+  /** Reconnect at once (the user asked, or took the account back). */
+  reconnectNow() {
+    this.attempt = 0;
+    if (this.ws) this.ws.close();
+    else this.start();
+  }
+
+  /** Sends a message; false if there is no live connection to send it on. */
+  send(message) {
+    if (!this.ws || this.ws.readyState !== WebSocket.OPEN) return false;
+    this.ws.send(JSON.stringify(message));
+    return true;
+  }
+}
+
+/**
+ * Shows the connection in a status pill: a dot and words, never colour
+ * alone. `element` holds `.label`.
+ */
+export function bindConnectionPill(socket, element) {
+  const label = element.querySelector('.label');
+  let timer = null;
+  const render = () => {
+    window.clearInterval(timer);
+    element.dataset.state = socket.state;
+    switch (socket.state) {
+      case 'open':
+        label.textContent = 'Connected';
+        break;
+      case 'connecting':
+        label.textContent = 'Connecting\u2026';
+        break;
+      case 'waiting': {
+        const update = () => {
+          const s = Math.max(1, Math.ceil((socket.retryAt - Date.now()) / 1000));
+          label.textContent = `Offline: retrying in ${s} s`;
+        };
+        update();
+        timer = window.setInterval(update, 1000);
+        break;
+      }
+      case 'replaced':
+        label.textContent = 'Open elsewhere';
+        break;
+      case 'expired':
+        label.textContent = 'Signed out';
+        break;
+      default:
+        label.textContent = 'Starting';
+    }
+  };
+  socket.on('state', render);
+  render();
+}

@@ -1,0 +1,432 @@
+// The MIU station (a nurse in a treatment room): request a consult, wait
+// with a live clock, hold the call, then see the recorded outcome.
+
+import { $, el, icon, announce, showView, formatDuration, spokenDuration, patientRefProblem, URGENCY, OUTCOMES, END_REASONS } from './ui.js';
+import { requireRole } from './api.js';
+import { startShell } from './shell.js';
+import { openLocalMedia, stopStream } from './media.js';
+import { Call } from './call.js';
+import { CallView } from './callview.js';
+
+const account = await requireRole('station');
+const socket = startShell(account);
+const hook = window.miulink;
+const fallbackPhone = account.settings && account.settings.fallback_phone;
+
+function savedRequest() {
+  try {
+    return JSON.parse(window.sessionStorage.getItem('miulink.request') || 'null');
+  } catch {
+    return null;
+  }
+}
+
+/** What this screen believes; the server's messages correct it. */
+const state = {
+  view: 'loading',
+  request: null, // the latest request_update
+  // What we asked for, for the summary (kept over a reload of the page).
+  submitted: savedRequest(),
+  media: null, // Promise of openLocalMedia()
+  call: null,
+  start: null, // the call_start of the live or last call
+  endedAt: null,
+  told: false, // the server told us about our request since the last welcome
+  waitBase: null, // {waitedMs, at}
+};
+
+const callView = new CallView($('#call-section'), {
+  socket,
+  marks: hook.marks,
+  onHangUp: () => {
+    if (state.call) socket.send({ type: 'hang_up', call_id: state.call.callId });
+  },
+});
+
+Object.defineProperty(hook, 'pc', { get: () => (state.call ? state.call.pc : null) });
+Object.defineProperty(hook, 'call', { get: () => state.call });
+hook.state = state;
+
+function go(view) {
+  state.view = view;
+  showView(view);
+}
+
+// ----- The request form --------------------------------------------------
+
+const form = $('#request-form');
+const details = $('#details');
+const ref = $('#patient-ref');
+
+function updateCounter() {
+  const left = details.maxLength - details.value.length;
+  $('#details-count').textContent = `${left} character${left === 1 ? '' : 's'} left`;
+}
+details.addEventListener('input', updateCounter);
+ref.addEventListener('input', () => {
+  if (!$('#ref-error').hidden) showFieldError('ref', patientRefProblem(ref.value));
+});
+
+function showFieldError(name, message) {
+  const box = $(`#${name}-error`);
+  const field = $(`#${name}-field`);
+  box.hidden = !message;
+  box.textContent = message || '';
+  field.classList.toggle('has-error', !!message);
+  if (name === 'ref') ref.setAttribute('aria-invalid', message ? 'true' : 'false');
+}
+
+function showErrors(errors) {
+  const summary = $('#request-errors');
+  const list = $('ul', summary);
+  list.replaceChildren(...errors.map(([target, message]) =>
+    el('li', {}, el('a', { href: `#${target}`, text: message }))));
+  summary.hidden = errors.length === 0;
+  if (errors.length) summary.focus();
+}
+
+function readForm() {
+  const urgency = ($('input[name=urgency]:checked', form) || {}).value;
+  const chip = ($('input[name=reason]:checked', form) || {}).value;
+  const extra = details.value.trim();
+  const errors = [];
+  showFieldError('urgency', urgency ? null : 'Choose how urgent the consult is.');
+  if (!urgency) errors.push(['urgency-field', 'Choose how urgent the consult is.']);
+  let reasonError = null;
+  if (!chip) reasonError = 'Choose a reason.';
+  else if (chip === 'Other' && !extra) reasonError = 'For \u201cOther\u201d, say in a few words what it is about.';
+  showFieldError('reason', reasonError);
+  if (reasonError) errors.push([chip ? 'details' : 'reason-field', reasonError]);
+  const refProblem = patientRefProblem(ref.value);
+  showFieldError('ref', refProblem);
+  if (refProblem) errors.push(['patient-ref', `Local reference: ${refProblem}`]);
+  showErrors(errors);
+  if (errors.length) return null;
+  let reason = chip === 'Other' ? extra : chip;
+  if (chip !== 'Other' && extra) reason = `${chip}: ${extra}`;
+  const message = { type: 'request_consult', urgency, reason: reason.slice(0, 200) };
+  if (ref.value.trim()) message.patient_ref = ref.value.trim();
+  return message;
+}
+
+form.addEventListener('submit', (e) => {
+  e.preventDefault();
+  const message = readForm();
+  if (!message) return;
+  if (!socket.send(message)) {
+    showErrors([['request-button', 'Not connected to the server, so nothing was sent. Wait for \u201cConnected\u201d at the top, then try again.']]);
+    return;
+  }
+  state.submitted = message;
+  window.sessionStorage.setItem('miulink.request', JSON.stringify(message));
+  const button = $('#request-button');
+  button.disabled = true;
+  $('.label', button).textContent = 'Sending request\u2026';
+  // Start the camera now: it is ready (and previewed) by the time a
+  // clinician answers, which saves set-up time in the call.
+  ensureMedia();
+});
+
+function resetForm() {
+  const button = $('#request-button');
+  button.disabled = false;
+  $('.label', button).textContent = 'Request A&E consult';
+}
+
+function clearForm() {
+  form.reset();
+  updateCounter();
+  for (const name of ['urgency', 'reason', 'ref']) showFieldError(name, null);
+  showErrors([]);
+  resetForm();
+}
+
+function toRequestForm(notice) {
+  window.sessionStorage.removeItem('miulink.request');
+  state.submitted = null;
+  dropPreparedCall();
+  releaseMedia();
+  resetForm();
+  const box = $('#request-notice');
+  box.hidden = !notice;
+  box.textContent = notice || '';
+  go('request');
+}
+
+// ----- Media -------------------------------------------------------------
+
+function ensureMedia() {
+  if (!state.media) {
+    $('#preview-off').hidden = false;
+    $('#preview-off-text').textContent = 'Starting the camera\u2026';
+    state.media = openLocalMedia().then((local) => {
+      $('#preview').srcObject = local.stream;
+      $('#preview-off').hidden = local.hasVideo;
+      $('#preview-off-text').textContent = 'No camera: audio only';
+      const warning = $('#media-warning');
+      warning.hidden = !local.warning;
+      warning.textContent = local.warning || '';
+      return local;
+    });
+  }
+  return state.media;
+}
+
+function releaseMedia() {
+  const media = state.media;
+  state.media = null;
+  $('#preview').srcObject = null;
+  if (media) media.then((local) => stopStream(local.stream));
+}
+
+// ----- Waiting -----------------------------------------------------------
+
+function summaryRows(target, { urgency, reason, patient_ref: patientRef }) {
+  const u = URGENCY[urgency] || { label: urgency, icon: 'info' };
+  const rows = [
+    ['Urgency', el('span', { class: `badge urgency-${urgency}` }, icon(u.icon), u.label)],
+    ['Reason', reason],
+  ];
+  if (patientRef) rows.push(['Reference', patientRef]);
+  target.replaceChildren(...rows.flatMap(([k, v]) => [el('dt', { text: k }), el('dd', {}, v)]));
+}
+
+function showPhone() {
+  const links = [$('#fallback-phone'), $('#fallback-phone-2')];
+  for (const a of links) {
+    a.textContent = fallbackPhone || '';
+    a.href = `tel:${(fallbackPhone || '').replace(/[^0-9+]/g, '')}`;
+  }
+  const text = $('#fallback-text');
+  if (fallbackPhone) text.replaceChildren('If the patient cannot wait, phone A&E on ', links[0], '.');
+  else text.textContent = 'If the patient cannot wait, phone A&E directly.';
+  $('#fallback-line').hidden = !fallbackPhone;
+}
+
+function onWaiting(update) {
+  const first = state.view !== 'waiting';
+  state.waitBase = { waitedMs: update.waited_ms, at: performance.now() };
+  $('#wait-position').textContent = String(update.position ?? '\u2013');
+  $('#wait-clinicians').textContent = String(update.clinicians_available);
+  const nobody = update.clinicians_available === 0;
+  $('#nobody').hidden = !nobody;
+  $('#nobody').setAttribute('role', nobody ? 'alert' : 'none');
+  $('#fallback-line').hidden = nobody || !fallbackPhone;
+  $('#waiting-sub').textContent = nobody
+    ? 'Nobody can be alerted at the moment.'
+    : `${update.clinicians_available} clinician${update.clinicians_available === 1 ? ' is' : 's are'} being alerted.`;
+  if (state.submitted) summaryRows($('#waiting-summary'), state.submitted);
+  else $('#waiting-summary').replaceChildren();
+  const cancel = $('#cancel-button');
+  cancel.disabled = false;
+  $('.label', cancel).textContent = 'Cancel request';
+  if (first) {
+    ensureMedia();
+    prepareCall();
+    go('waiting');
+    clearForm();
+    announce(`Request sent. Position ${update.position} in the queue. ${nobody ? 'No clinician is available.' : ''}`, { assertive: nobody });
+  } else if (nobody) {
+    announce('No A&E clinician is available right now.', { assertive: true });
+  }
+  tickWait();
+}
+
+function tickWait() {
+  if (state.view !== 'waiting' || !state.waitBase) return;
+  const ms = state.waitBase.waitedMs + (performance.now() - state.waitBase.at);
+  const clock = $('#wait-clock');
+  clock.textContent = formatDuration(ms);
+  clock.setAttribute('aria-label', `Waited ${spokenDuration(ms)}`);
+}
+window.setInterval(tickWait, 500);
+
+$('#cancel-button').addEventListener('click', () => {
+  if (!state.request) return;
+  if (!socket.send({ type: 'cancel_request', request_id: state.request.request_id })) {
+    announce('Not connected: the request was not cancelled. Try again when connected.', { assertive: true });
+    return;
+  }
+  const cancel = $('#cancel-button');
+  cancel.disabled = true;
+  $('.label', cancel).textContent = 'Cancelling\u2026';
+});
+
+// ----- The call ----------------------------------------------------------
+
+function onCallStart(start) {
+  state.told = true;
+  state.start = start;
+  for (const key of Object.keys(hook.marks)) delete hook.marks[key];
+  hook.marks.callStart = performance.timeOrigin + performance.now();
+  const same = state.call && state.call.callId === start.call_id;
+  if (same && state.call.healthy) {
+    // Our signalling connection blipped but the media kept flowing.
+    callView.begin(start, state.call);
+    go('call');
+    return;
+  }
+  let call = state.call;
+  if (!call || call.callId !== null) {
+    if (call) call.close();
+    call = newCall();
+  }
+  state.call = call;
+  callView.begin(start, call);
+  go('call');
+  call.start({ callId: start.call_id, resumed: start.resumed });
+}
+
+function newCall() {
+  return new Call({
+    socket,
+    offerer: true,
+    iceServers: (socket.welcome && socket.welcome.ice_servers) || [],
+    media: ensureMedia(),
+    onEvent: (event, detail) => callView.handle(event, detail),
+  });
+}
+
+/** While waiting: the offer is made in advance, so answering is quick. */
+function prepareCall() {
+  if (state.call) return;
+  state.call = newCall();
+  state.call.prepare();
+}
+
+function dropPreparedCall() {
+  if (state.call && state.call.callId === null) {
+    state.call.close();
+    state.call = null;
+  }
+}
+
+function onCallEnd(end) {
+  const start = state.start;
+  if (state.call) state.call.close();
+  state.call = null;
+  callView.end();
+  releaseMedia();
+  state.endedAt = socket.serverNow();
+  const peer = start ? start.peer.display_name : 'The clinician';
+  const reasonText = (END_REASONS[end.reason] || (() => 'The call ended.'))(peer, end.reason === 'hung_up_by_station');
+  $('#after-reason').textContent = reasonText;
+  const rows = [];
+  if (start) {
+    rows.push(['Clinician', start.peer.display_name]);
+    rows.push(['Waited', formatDuration(start.consult.accepted_at - start.consult.requested_at)]);
+    rows.push(['Call length', formatDuration(state.endedAt - start.consult.accepted_at)]);
+  }
+  $('#after-summary').replaceChildren(...rows.flatMap(([k, v]) => [el('dt', { text: k }), el('dd', { text: v })]));
+  showOutcome(null, peer);
+  go('after');
+  announce(reasonText, { assertive: true });
+}
+
+function showOutcome(outcome, clinician) {
+  const box = $('#after-outcome');
+  if (!outcome) {
+    box.dataset.state = 'pending';
+    box.replaceChildren(el('span', { class: 'spinner', 'aria-hidden': 'true' }),
+      el('span', { text: `Waiting for ${clinician} to record the outcome\u2026` }));
+    return;
+  }
+  const o = OUTCOMES[outcome] || { label: outcome, hint: '' };
+  box.dataset.state = 'done';
+  box.replaceChildren(icon('check', 'big'),
+    el('div', {},
+      el('p', { class: 'outcome-label', text: 'Outcome recorded by the clinician' }),
+      el('p', { class: 'outcome-value', id: 'outcome-value', text: o.label }),
+      el('p', { class: 'outcome-hint', text: o.hint })));
+  announce(`Outcome recorded: ${o.label}.`);
+}
+
+$('#new-request').addEventListener('click', () => {
+  state.start = null;
+  toRequestForm(null);
+  $('input[name=urgency]', form).focus();
+});
+
+// ----- Messages from the server ------------------------------------------
+
+socket.on('welcome', async () => {
+  state.told = false;
+  const synced = await socket.barrier();
+  if (!synced) return;
+  // Everything the server had to resume has arrived by now.
+  if (!state.told) {
+    if (state.view === 'waiting') {
+      toRequestForm('Your last request was closed while this screen was offline. If it is still needed, request again.');
+    } else if (state.view === 'call') {
+      onCallEnd({ reason: 'station_disconnected' });
+    } else if (state.view === 'loading') {
+      go('request');
+    }
+  }
+});
+
+socket.on('request_update', (update) => {
+  state.told = true;
+  state.request = update;
+  switch (update.state) {
+    case 'waiting':
+      onWaiting(update);
+      break;
+    case 'accepted':
+      $('#waiting-sub').textContent = `${update.clinician || 'A clinician'} is answering\u2026`;
+      announce(`${update.clinician || 'A clinician'} is answering.`, { assertive: true });
+      break;
+    case 'ended':
+      if (state.view !== 'after') onCallEnd({ reason: 'hung_up_by_clinician' });
+      showOutcome(null, update.clinician || 'the clinician');
+      break;
+    case 'completed':
+      if (state.view !== 'after') onCallEnd({ reason: 'hung_up_by_clinician' });
+      showOutcome(update.outcome, update.clinician);
+      break;
+    case 'cancelled':
+      state.request = null;
+      toRequestForm('Request cancelled. Nobody will be alerted.');
+      announce('Request cancelled.');
+      break;
+    case 'abandoned':
+      state.request = null;
+      toRequestForm('Your request was closed because this screen was offline for too long. If it is still needed, request again.');
+      break;
+    default:
+      break;
+  }
+});
+
+socket.on('call_start', onCallStart);
+socket.on('signal', (m) => {
+  if (state.call && state.call.callId === m.call_id) state.call.handleSignal(m.data);
+});
+socket.on('peer_status', (m) => {
+  if (!state.call || state.call.callId !== m.call_id) return;
+  callView.setPeerOnline(m.connected);
+  if (m.connected) state.call.peerReturned();
+});
+socket.on('call_end', (end) => {
+  state.told = true;
+  if (state.call && state.call.callId !== end.call_id) return;
+  onCallEnd(end);
+});
+socket.on('error', (err) => {
+  if (err.in_reply_to === 'request_consult') {
+    resetForm();
+    releaseMedia();
+    const message = err.code === 'request_open'
+      ? 'This station already has an open request. Wait for it, or cancel it first.'
+      : err.message;
+    showErrors([['request-button', message]]);
+  } else if (err.in_reply_to === 'cancel_request') {
+    announce(`Could not cancel: ${err.message}`, { assertive: true });
+  } else if (err.code !== 'replaced') {
+    console.warn('server refused a message', err);
+  }
+});
+
+showPhone();
+updateCounter();
+socket.start();
