@@ -1,6 +1,7 @@
 //! Run-time settings of a server, independent of how they were given
 //! (command line, environment, or a test building them directly).
 
+use crate::reports::ReportSettings;
 use std::path::PathBuf;
 
 #[derive(Clone, Debug)]
@@ -24,6 +25,8 @@ pub struct Settings {
     pub web_dir: Option<PathBuf>,
     /// Mark the session cookie `Secure` (set when served over HTTPS).
     pub secure_cookies: bool,
+    /// Answer targets, travel times and time zone of the dashboard.
+    pub reports: ReportSettings,
 }
 
 impl Settings {
@@ -39,6 +42,7 @@ impl Settings {
             fallback_phone: None,
             web_dir: None,
             secure_cookies: false,
+            reports: ReportSettings::default(),
         }
     }
 }
