@@ -5,4 +5,5 @@ mod auth;
 mod consult;
 mod frames;
 mod helpers;
+mod reports;
 mod rules;
