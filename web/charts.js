@@ -25,8 +25,9 @@ function tooltip(node, str) {
 }
 
 /** A rounded-up axis maximum and tick step for counts or shares. */
-export function niceScale(max, ticks = 4) {
+export function niceScale(max, ticks = 4, { whole = true } = {}) {
   if (!(max > 0)) return { max: ticks, step: 1 };
+  if (whole && max < ticks) return { max: ticks, step: 1 };
   const raw = max / ticks;
   const mag = 10 ** Math.floor(Math.log10(raw));
   const norm = raw / mag;

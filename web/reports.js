@@ -120,6 +120,22 @@ async function getJson(url) {
   return body;
 }
 
+/** The page is for managers and admins: say so, and where to go instead. */
+function notForYou(why) {
+  $('filters').hidden = true;
+  $('report').hidden = true;
+  const box = $('error');
+  box.replaceChildren();
+  const p = document.createElement('p');
+  p.textContent = `Response-time reports are for managers and administrators. ${why.charAt(0).toUpperCase()}${why.slice(1)}`;
+  const a = document.createElement('a');
+  a.href = '/';
+  a.textContent = 'Go to the MIU Link start page';
+  box.append(p, a);
+  box.hidden = false;
+  $('status').textContent = '';
+}
+
 function showError(message) {
   $('error').textContent = message;
   $('error').hidden = false;
@@ -143,8 +159,7 @@ async function load() {
     $('status').classList.add('visually-hidden');
   } catch (e) {
     if (e.status === 403) {
-      showError(`${e.message}. Reports are for managers and administrators.`);
-      $('report').hidden = true;
+      notForYou(e.message);
     } else if (e.status === 400) {
       showError(`Those dates cannot be shown: ${e.message}.`);
     } else if (e.message !== 'not logged in') {
@@ -553,6 +568,11 @@ async function init() {
     const me = await getJson('/api/me');
     $('who').textContent = `Logged in as ${me.display_name || me.username}`;
     $('logout').hidden = false;
+    if (!['manager', 'admin'].includes(me.role)) {
+      notForYou(`You are logged in as a ${me.role}.`);
+      $('main').setAttribute('aria-busy', 'false');
+      return;
+    }
   } catch (e) {
     if (e.message === 'not logged in') return;
   }

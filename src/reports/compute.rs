@@ -27,11 +27,11 @@
 
 use super::local::{LocalTime, DAY_MS};
 use super::packed::{
-    Chunk, Fact, NONE16, NONE32, OUTCOMES, OUTCOME_MANAGED_LOCALLY, OUTCOME_NONE, STATUS_ABANDONED,
+    Chunk, Fact, NONE32, OUTCOMES, OUTCOME_MANAGED_LOCALLY, OUTCOME_NONE, STATUS_ABANDONED,
     STATUS_CANCELLED, STATUS_WAITING, URGENCIES,
 };
 use super::settings::ReportSettings;
-use super::stats::{share, Samples};
+use super::stats::{share, Grouped, Samples, NO_GROUP};
 use super::{ReportQuery, MAX_DAYS};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
@@ -263,7 +263,7 @@ pub struct Choices {
     pub stations: Vec<StationChoice>,
 }
 
-/// Counts and waits of a group of requests.
+/// Counts of a group of requests (their waits go to [`Grouped`]).
 #[derive(Default)]
 struct Acc {
     requests: u64,
@@ -273,7 +273,6 @@ struct Acc {
     waiting: u64,
     met: u64,
     missed: u64,
-    waits: Samples,
 }
 
 impl Acc {
@@ -288,13 +287,22 @@ impl Acc {
         }
         if f.answered {
             self.answered += 1;
-            self.waits.push(f.wait_ms);
         }
         match judged {
             Judged::Met => self.met += 1,
             Judged::Missed => self.missed += 1,
             Judged::Neither => {}
         }
+    }
+
+    fn merge(&mut self, o: &Acc) {
+        self.requests += o.requests;
+        self.answered += o.answered;
+        self.cancelled += o.cancelled;
+        self.abandoned += o.abandoned;
+        self.waiting += o.waiting;
+        self.met += o.met;
+        self.missed += o.missed;
     }
 
     fn within_target(&self) -> WithinTarget {
@@ -308,16 +316,20 @@ impl Acc {
     fn answer_rate(&self) -> Option<f64> {
         share(self.answered, self.requests - self.waiting)
     }
+}
 
-    fn spread(&mut self) -> Spread {
-        let p = self.waits.percentiles(&[0.5, 0.9, 0.95, 1.0]);
-        Spread {
-            count: self.waits.len() as u64,
-            median_ms: p[0],
-            p90_ms: p[1],
-            p95_ms: p[2],
-            longest_ms: p[3],
-        }
+/// Median, p90, p95 and longest, from `SPREAD` percentiles.
+const SPREAD: &[f64] = &[0.5, 0.9, 0.95, 1.0];
+const MEDIAN_P90: &[f64] = &[0.5, 0.9];
+const MEDIAN: &[f64] = &[0.5];
+
+fn spread(count: u64, p: &[Option<i64>]) -> Spread {
+    Spread {
+        count,
+        median_ms: p[0],
+        p90_ms: p[1],
+        p95_ms: p[2],
+        longest_ms: p[3],
     }
 }
 
@@ -350,192 +362,474 @@ fn judge(f: &Fact, target_ms: i64, now: i64) -> Judged {
     }
 }
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct DayAcc {
     requests: u64,
     answered: u64,
     met: u64,
     missed: u64,
-    waits: Samples,
 }
 
-#[derive(Default)]
+#[derive(Default, Clone, Copy)]
 struct CellAcc {
     requests: u64,
     answered: u64,
-    waits: Samples,
 }
 
-#[derive(Default)]
-struct ClinicianAcc {
-    answered: u64,
-    waits: Samples,
-    calls: Samples,
+/// The waits' dimensions in [`Grouped`]: all, urgency, station, clinician,
+/// day, weekday-hour cell.
+const W_ALL: usize = 0;
+const W_URGENCY: usize = 1;
+const W_STATION: usize = 2;
+const W_CLINICIAN: usize = 3;
+const W_DAY: usize = 4;
+const W_CELL: usize = 5;
+
+/// A group index for [`Grouped`] (groups past its range count in none).
+fn group(i: usize) -> u16 {
+    u16::try_from(i).unwrap_or(NO_GROUP)
 }
 
-struct StationAcc {
-    name: String,
-    site: Option<String>,
-    acc: Acc,
-    journeys_avoided: u64,
+fn groups_of(n: usize) -> usize {
+    n.min(usize::from(NO_GROUP))
 }
 
-pub fn compute(chunks: &[Chunk], q: &ReportQuery, settings: &ReportSettings, now: i64) -> Report {
-    let lt = LocalTime::new(settings.timezone);
-    let targets = settings.targets_ms;
-    let from = q.from.unwrap_or(i64::MIN);
-    let to = q.to.unwrap_or(i64::MAX);
+/// Everything one pass over some days' consults adds up; passes over
+/// different days run on different threads and are merged.
+struct Pass {
+    all: Acc,
+    by_urgency: [Acc; 3],
+    /// By global station index.
+    stations: Vec<Acc>,
+    journeys_avoided: Vec<u64>,
+    /// Stations with a request in the period, filtered out or not.
+    seen: Vec<bool>,
+    clinician_answered: Vec<u64>,
+    days: Vec<DayAcc>,
+    cells: [CellAcc; 7 * 24],
+    dist: [Vec<u64>; 3],
+    unanswered_over: [u64; 3],
+    unanswered_within: [u64; 3],
+    outcomes: [u64; 8],
+    synthetic: u64,
+    test_calls_left_out: u64,
+    observed: Option<(i64, i64)>,
+    /// Waits of answered requests by [all, urgency, station, clinician, day, cell].
+    waits: Grouped<6>,
+    /// Call lengths by [all, clinician].
+    calls: Grouped<2>,
+    connect: Samples,
+}
 
-    let mut edges: Vec<i64> = WAIT_EDGES_MS.to_vec();
-    edges.extend(targets);
-    edges.sort_unstable();
-    edges.dedup();
+/// What every pass shares: the query, and the report's numbering of
+/// stations, clinicians and days.
+struct Frame<'a> {
+    from: i64,
+    to: i64,
+    include_test_calls: bool,
+    targets: [i64; 3],
+    edges: &'a [i64],
+    now: i64,
+    lt: LocalTime,
+    base: i64,
+    days: usize,
+    /// Per chunk: its stations' global indices, and its clinicians'.
+    station_maps: &'a [Vec<usize>],
+    clinician_maps: &'a [Vec<usize>],
+    /// By global station index: passes the site and station filter.
+    passes: &'a [bool],
+    clinicians: usize,
+}
 
-    let mut all = Acc::default();
-    let mut connect = Samples::default();
-    let mut duration = Samples::default();
-    let mut by_urgency: [Acc; 3] = Default::default();
-    let mut dist = vec![vec![0u64; edges.len() + 1]; 3];
-    let mut unanswered_over = [0u64; 3];
-    let mut unanswered_within = [0u64; 3];
-    let mut outcomes = [0u64; 8];
-    let mut synthetic = 0u64;
-    let mut test_calls_left_out = 0u64;
-
-    let mut stations: Vec<StationAcc> = Vec::new();
-    let mut station_ix: HashMap<(String, Option<String>), usize> = HashMap::new();
-    let mut clinicians: Vec<(String, ClinicianAcc)> = Vec::new();
-    let mut clinician_ix: HashMap<String, usize> = HashMap::new();
-    // Every station seen in the period (for the filter menus).
-    let mut seen: BTreeMap<(String, Option<String>), ()> = BTreeMap::new();
-
-    // Days are counted from `base` (the first possible local day).
-    let base = match q.from {
-        Some(f) => lt.day_number(f),
-        None => chunks.first().map_or(0, |c| c.index - 1),
-    };
-    let mut days: Vec<DayAcc> = Vec::new();
-    let mut observed: Option<(i64, i64)> = None;
-    let mut cells: Vec<CellAcc> = (0..7 * 24).map(|_| CellAcc::default()).collect();
-
-    for chunk in chunks {
-        let start = chunk.start_ms();
-        if start + DAY_MS <= from || start >= to {
-            continue;
+impl Pass {
+    fn new(frame: &Frame, records: usize) -> Pass {
+        let stations = frame.passes.len();
+        Pass {
+            all: Acc::default(),
+            by_urgency: Default::default(),
+            stations: (0..stations).map(|_| Acc::default()).collect(),
+            journeys_avoided: vec![0; stations],
+            seen: vec![false; stations],
+            clinician_answered: vec![0; frame.clinicians],
+            days: vec![DayAcc::default(); frame.days],
+            cells: [CellAcc::default(); 7 * 24],
+            dist: std::array::from_fn(|_| vec![0; frame.edges.len() + 1]),
+            unanswered_over: [0; 3],
+            unanswered_within: [0; 3],
+            outcomes: [0; 8],
+            synthetic: 0,
+            test_calls_left_out: 0,
+            observed: None,
+            waits: Grouped::with_capacity(records),
+            calls: Grouped::with_capacity(records),
+            connect: Samples::default(),
         }
-        // This day's stations and clinicians, in the report's numbering;
-        // `None` for a station the site or station filter leaves out.
-        let station_map: Vec<Option<usize>> = chunk
-            .stations
-            .iter()
-            .map(|(name, site)| {
-                let passes = q.site.as_ref().is_none_or(|s| site.as_ref() == Some(s))
-                    && q.station.as_ref().is_none_or(|s| s == name);
-                if !passes {
-                    return None;
-                }
-                let key = (name.clone(), site.clone());
-                Some(*station_ix.entry(key).or_insert_with(|| {
-                    stations.push(StationAcc {
-                        name: name.clone(),
-                        site: site.clone(),
-                        acc: Acc::default(),
-                        journeys_avoided: 0,
-                    });
-                    stations.len() - 1
-                }))
-            })
-            .collect();
-        let clinician_map: Vec<usize> = chunk
-            .clinicians
-            .iter()
-            .map(|name| {
-                *clinician_ix.entry(name.clone()).or_insert_with(|| {
-                    clinicians.push((name.clone(), ClinicianAcc::default()));
-                    clinicians.len() - 1
-                })
-            })
-            .collect();
-        let mut seen_here = vec![false; chunk.stations.len()];
-        let offsets = lt.offsets(start, start + DAY_MS);
+    }
 
-        for f in chunk.facts() {
-            if f.requested_at < from || f.requested_at >= to {
+    /// One pass over `chunks` (the `first`-th onwards of the report's).
+    fn run(frame: &Frame, chunks: &[&Chunk], first: usize) -> Pass {
+        let records = chunks.iter().map(|c| c.len()).sum();
+        let mut p = Pass::new(frame, records);
+        for (n, chunk) in chunks.iter().enumerate() {
+            let start = chunk.start_ms();
+            if start + DAY_MS <= frame.from || start >= frame.to {
                 continue;
             }
-            if f.test_call && !q.include_test_calls {
-                test_calls_left_out += 1;
-                continue;
+            let station_map = &frame.station_maps[first + n];
+            let clinician_map = &frame.clinician_maps[first + n];
+            let offsets = frame.lt.offsets(start, start + DAY_MS);
+            for f in chunk.facts() {
+                p.add(frame, &f, station_map, clinician_map, &offsets);
             }
-            seen_here[usize::from(f.station)] = true;
-            let Some(st) = station_map[usize::from(f.station)] else {
-                continue;
-            };
-            let u = usize::from(f.urgency);
-            let judged = judge(&f, targets[u], now);
-            all.add(&f, judged);
-            by_urgency[u].add(&f, judged);
-            stations[st].acc.add(&f, judged);
-            if f.synthetic {
-                synthetic += 1;
-            }
+        }
+        p
+    }
 
-            let local = f.requested_at + offsets.at(f.requested_at);
-            let day = LocalTime::day_of_local(local);
-            observed = Some(observed.map_or((day, day), |(a, b)| (a.min(day), b.max(day))));
-            let di = usize::try_from(day - base).unwrap_or(0);
-            if di >= days.len() {
-                days.resize_with(di + 1, DayAcc::default);
-            }
-            let d = &mut days[di];
+    #[inline]
+    fn add(
+        &mut self,
+        frame: &Frame,
+        f: &Fact,
+        station_map: &[usize],
+        clinician_map: &[usize],
+        offsets: &super::local::Offsets,
+    ) {
+        if f.requested_at < frame.from || f.requested_at >= frame.to {
+            return;
+        }
+        if f.test_call && !frame.include_test_calls {
+            self.test_calls_left_out += 1;
+            return;
+        }
+        // Decoding checked the indices; a bad one is skipped, never a panic.
+        let Some(&st) = station_map.get(usize::from(f.station)) else {
+            return;
+        };
+        self.seen[st] = true;
+        if !frame.passes[st] {
+            return;
+        }
+        let u = usize::from(f.urgency).min(2);
+        let judged = judge(f, frame.targets[u], frame.now);
+        self.all.add(f, judged);
+        self.by_urgency[u].add(f, judged);
+        self.stations[st].add(f, judged);
+        if f.synthetic {
+            self.synthetic += 1;
+        }
+
+        let local = f.requested_at + offsets.at(f.requested_at);
+        let day = LocalTime::day_of_local(local);
+        self.observed = Some(
+            self.observed
+                .map_or((day, day), |(a, b)| (a.min(day), b.max(day))),
+        );
+        let di = usize::try_from(day - frame.base).unwrap_or(usize::MAX);
+        let ci = LocalTime::weekday_of_day(day) * 24 + LocalTime::hour_of_local(local);
+        let cell = &mut self.cells[ci];
+        cell.requests += 1;
+        if let Some(d) = self.days.get_mut(di) {
             d.requests += 1;
             match judged {
                 Judged::Met => d.met += 1,
                 Judged::Missed => d.missed += 1,
                 Judged::Neither => {}
             }
-            let cell =
-                &mut cells[LocalTime::weekday_of_day(day) * 24 + LocalTime::hour_of_local(local)];
-            cell.requests += 1;
-
             if f.answered {
                 d.answered += 1;
-                d.waits.push(f.wait_ms);
-                cell.answered += 1;
-                cell.waits.push(f.wait_ms);
-                let wait = i64::from(f.wait_ms);
-                let b = edges.partition_point(|&e| e < wait);
-                dist[u][b] += 1;
-                if f.connect_ms != NONE32 {
-                    connect.push(f.connect_ms);
-                }
-                if f.clinician != NONE16 {
-                    let c = &mut clinicians[clinician_map[usize::from(f.clinician)]].1;
-                    c.answered += 1;
-                    c.waits.push(f.wait_ms);
-                    if f.duration_ms != NONE32 {
-                        c.calls.push(f.duration_ms);
-                    }
-                }
-                if f.duration_ms != NONE32 {
-                    duration.push(f.duration_ms);
-                }
-                outcomes[usize::from(f.outcome)] += 1;
-                if f.outcome == OUTCOME_MANAGED_LOCALLY {
-                    stations[st].journeys_avoided += 1;
-                }
-            } else if judged == Judged::Missed {
-                unanswered_over[u] += 1;
-            } else if f.status != STATUS_WAITING {
-                unanswered_within[u] += 1;
             }
         }
-        for (i, s) in chunk.stations.iter().enumerate() {
-            if seen_here[i] {
-                seen.insert(s.clone(), ());
+
+        if f.answered {
+            cell.answered += 1;
+            let clinician = clinician_map.get(usize::from(f.clinician)).copied();
+            if let Some(c) = clinician {
+                self.clinician_answered[c] += 1;
             }
+            let c_group = clinician.map_or(NO_GROUP, group);
+            self.waits.push(
+                f.wait_ms,
+                [0, u as u16, group(st), c_group, group(di), ci as u16],
+            );
+            let wait = i64::from(f.wait_ms);
+            let b = frame.edges.partition_point(|&e| e < wait);
+            self.dist[u][b] += 1;
+            if f.connect_ms != NONE32 {
+                self.connect.push(f.connect_ms);
+            }
+            if f.duration_ms != NONE32 {
+                self.calls.push(f.duration_ms, [0, c_group]);
+            }
+            self.outcomes[usize::from(f.outcome)] += 1;
+            if f.outcome == OUTCOME_MANAGED_LOCALLY {
+                self.journeys_avoided[st] += 1;
+            }
+        } else if judged == Judged::Missed {
+            self.unanswered_over[u] += 1;
+        } else if f.status != STATUS_WAITING {
+            self.unanswered_within[u] += 1;
         }
     }
+
+    fn merge(&mut self, o: Pass) {
+        self.all.merge(&o.all);
+        for (a, b) in self.by_urgency.iter_mut().zip(&o.by_urgency) {
+            a.merge(b);
+        }
+        for (a, b) in self.stations.iter_mut().zip(&o.stations) {
+            a.merge(b);
+        }
+        add_all(&mut self.journeys_avoided, &o.journeys_avoided);
+        for (a, b) in self.seen.iter_mut().zip(&o.seen) {
+            *a |= *b;
+        }
+        add_all(&mut self.clinician_answered, &o.clinician_answered);
+        for (a, b) in self.days.iter_mut().zip(&o.days) {
+            a.requests += b.requests;
+            a.answered += b.answered;
+            a.met += b.met;
+            a.missed += b.missed;
+        }
+        for (a, b) in self.cells.iter_mut().zip(&o.cells) {
+            a.requests += b.requests;
+            a.answered += b.answered;
+        }
+        for (a, b) in self.dist.iter_mut().zip(&o.dist) {
+            add_all(a, b);
+        }
+        add_all(&mut self.unanswered_over, &o.unanswered_over);
+        add_all(&mut self.unanswered_within, &o.unanswered_within);
+        add_all(&mut self.outcomes, &o.outcomes);
+        self.synthetic += o.synthetic;
+        self.test_calls_left_out += o.test_calls_left_out;
+        self.observed = match (self.observed, o.observed) {
+            (Some((a, b)), Some((c, d))) => Some((a.min(c), b.max(d))),
+            (x, None) | (None, x) => x,
+        };
+        self.waits.append(o.waits);
+        self.calls.append(o.calls);
+        self.connect.append(o.connect);
+    }
+}
+
+fn add_all(a: &mut [u64], b: &[u64]) {
+    for (x, y) in a.iter_mut().zip(b) {
+        *x += y;
+    }
+}
+
+/// The passes over all the chunks, on `threads` threads, merged in order.
+fn run_passes(frame: &Frame, chunks: &[&Chunk], threads: usize) -> Pass {
+    if threads <= 1 {
+        return Pass::run(frame, chunks, 0);
+    }
+    let parts = split(chunks, threads);
+    let mut results: Vec<Pass> = std::thread::scope(|scope| {
+        let handles: Vec<_> = parts
+            .iter()
+            .skip(1)
+            .map(|&(first, part)| {
+                (
+                    first,
+                    part,
+                    scope.spawn(move || Pass::run(frame, part, first)),
+                )
+            })
+            .collect();
+        let mut results = vec![Pass::run(frame, parts[0].1, parts[0].0)];
+        for (first, part, h) in handles {
+            // A pass has no way to panic; were one to, its days are done
+            // again here, so that nothing is silently left out.
+            results.push(h.join().unwrap_or_else(|_| Pass::run(frame, part, first)));
+        }
+        results
+    });
+    let mut pass = results.remove(0);
+    for r in results {
+        pass.merge(r);
+    }
+    pass
+}
+
+/// Contiguous runs of chunks, one per thread, of about equal size.
+fn split<'c, 'a>(chunks: &'c [&'a Chunk], parts: usize) -> Vec<(usize, &'c [&'a Chunk])> {
+    let total: usize = chunks.iter().map(|c| c.len()).sum();
+    let mut out = Vec::with_capacity(parts);
+    let (mut first, mut filled) = (0, 0);
+    for (i, c) in chunks.iter().enumerate() {
+        filled += c.len();
+        let due = total * (out.len() + 1) / parts;
+        if filled >= due && out.len() + 1 < parts {
+            out.push((first, &chunks[first..=i]));
+            first = i + 1;
+        }
+    }
+    out.push((first, &chunks[first..]));
+    out
+}
+
+/// Below this many consults one thread does it all.
+const RECORDS_PER_THREAD: usize = 100_000;
+
+/// The whole report, on as many threads as are worth it (one per
+/// [`RECORDS_PER_THREAD`] consults, up to four).
+pub fn compute(chunks: &[Chunk], q: &ReportQuery, settings: &ReportSettings, now: i64) -> Report {
+    let records: usize = chunks.iter().map(Chunk::len).sum();
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(4)
+        .min(records / RECORDS_PER_THREAD)
+        .max(1);
+    compute_on(chunks, q, settings, now, threads)
+}
+
+/// The whole report, its passes split over `threads` threads.
+pub fn compute_on(
+    chunks: &[Chunk],
+    q: &ReportQuery,
+    settings: &ReportSettings,
+    now: i64,
+    threads: usize,
+) -> Report {
+    let threads = threads.max(1);
+    let lt = LocalTime::new(settings.timezone);
+    let targets = settings.targets_ms;
+    let from = q.from.unwrap_or(i64::MIN);
+    let to = q.to.unwrap_or(i64::MAX);
+    let chunks: Vec<&Chunk> = chunks
+        .iter()
+        .filter(|c| c.start_ms() + DAY_MS > from && c.start_ms() < to)
+        .collect();
+
+    let mut edges: Vec<i64> = WAIT_EDGES_MS.to_vec();
+    edges.extend(targets);
+    edges.sort_unstable();
+    edges.dedup();
+
+    // The report's numbering of stations and clinicians, from the days'
+    // own tables (a handful of names a day).
+    let mut station_keys: Vec<(String, Option<String>)> = Vec::new();
+    let mut station_ix: HashMap<(String, Option<String>), usize> = HashMap::new();
+    let mut clinician_names: Vec<String> = Vec::new();
+    let mut clinician_ix: HashMap<String, usize> = HashMap::new();
+    let mut station_maps = Vec::with_capacity(chunks.len());
+    let mut clinician_maps = Vec::with_capacity(chunks.len());
+    for chunk in &chunks {
+        station_maps.push(
+            chunk
+                .stations
+                .iter()
+                .map(|key| {
+                    *station_ix.entry(key.clone()).or_insert_with(|| {
+                        station_keys.push(key.clone());
+                        station_keys.len() - 1
+                    })
+                })
+                .collect::<Vec<_>>(),
+        );
+        clinician_maps.push(
+            chunk
+                .clinicians
+                .iter()
+                .map(|name| {
+                    *clinician_ix.entry(name.clone()).or_insert_with(|| {
+                        clinician_names.push(name.clone());
+                        clinician_names.len() - 1
+                    })
+                })
+                .collect::<Vec<_>>(),
+        );
+    }
+    let passes: Vec<bool> = station_keys
+        .iter()
+        .map(|(name, site)| {
+            q.site.as_ref().is_none_or(|s| site.as_ref() == Some(s))
+                && q.station.as_ref().is_none_or(|s| s == name)
+        })
+        .collect();
+
+    // Days are counted from `base` (the first possible local day) up to
+    // the last possible one.
+    let base = match q.from {
+        Some(f) => lt.day_number(f),
+        None => chunks.first().map_or(0, |c| c.index - 1),
+    };
+    let last_possible = chunks.last().map_or(base, |c| c.index + 1);
+    let day_slots = usize::try_from(last_possible - base + 1)
+        .unwrap_or(0)
+        .min(usize::from(NO_GROUP));
+    let frame = Frame {
+        from,
+        to,
+        include_test_calls: q.include_test_calls,
+        targets,
+        edges: &edges,
+        now,
+        lt,
+        base,
+        days: day_slots,
+        station_maps: &station_maps,
+        clinician_maps: &clinician_maps,
+        passes: &passes,
+        clinicians: clinician_names.len(),
+    };
+
+    let Pass {
+        all,
+        by_urgency,
+        stations,
+        journeys_avoided,
+        seen,
+        clinician_answered,
+        days,
+        cells,
+        dist,
+        unanswered_over,
+        unanswered_within,
+        outcomes,
+        synthetic,
+        test_calls_left_out,
+        observed,
+        waits,
+        calls,
+        mut connect,
+    } = run_passes(&frame, &chunks, threads);
+
+    let call_count = calls.len() as u64;
+    let connect_count = connect.len() as u64;
+    let wait_sizes = [
+        1,
+        3,
+        groups_of(station_keys.len()),
+        groups_of(clinician_names.len()),
+        groups_of(days.len()),
+        7 * 24,
+    ];
+    let wait_ps = [SPREAD, SPREAD, MEDIAN_P90, MEDIAN_P90, MEDIAN, MEDIAN];
+    let call_sizes = [1, groups_of(clinician_names.len())];
+    // The waits' percentiles are most of the work: on a thread of their
+    // own when the report is big enough to be worth one.
+    let (wait_p, call_p, connect_median) = if threads > 1 {
+        std::thread::scope(|scope| {
+            let w = scope.spawn(move || waits.percentiles(wait_sizes, wait_ps));
+            let c = calls.percentiles(call_sizes, [MEDIAN, MEDIAN]);
+            let m = connect.median();
+            let w = w.join().unwrap_or_else(|_| {
+                std::array::from_fn(|d| vec![vec![None; wait_ps[d].len()]; wait_sizes[d]])
+            });
+            (w, c, m)
+        })
+    } else {
+        (
+            waits.percentiles(wait_sizes, wait_ps),
+            calls.percentiles(call_sizes, [MEDIAN, MEDIAN]),
+            connect.median(),
+        )
+    };
+    let none = |n: usize| vec![None; n];
+    let wait_of = |d: usize, g: usize, n: usize| -> Vec<Option<i64>> {
+        wait_p[d].get(g).cloned().unwrap_or_else(|| none(n))
+    };
 
     // The daily series: every day of the period up to today, zeros included.
     let today = lt.day_number(now);
@@ -563,29 +857,18 @@ pub fn compute(chunks: &[Chunk], q: &ReportQuery, settings: &ReportSettings, now
             }
             period_last = Some(date.clone());
             let weekday = WEEKDAYS[LocalTime::weekday_of_day(day)];
-            let acc = usize::try_from(day - base)
-                .ok()
-                .and_then(|i| days.get_mut(i));
-            daily.push(match acc {
-                Some(d) => DayRow {
-                    date,
-                    weekday,
-                    requests: d.requests,
-                    answered: d.answered,
-                    median_wait_ms: d.waits.median(),
-                    within_target: WithinTarget {
-                        met: d.met,
-                        missed: d.missed,
-                        share: share(d.met, d.met + d.missed),
-                    },
-                },
-                None => DayRow {
-                    date,
-                    weekday,
-                    requests: 0,
-                    answered: 0,
-                    median_wait_ms: None,
-                    within_target: WithinTarget::default(),
+            let index = usize::try_from(day - base).ok();
+            let acc = index.and_then(|i| days.get(i)).cloned().unwrap_or_default();
+            daily.push(DayRow {
+                date,
+                weekday,
+                requests: acc.requests,
+                answered: acc.answered,
+                median_wait_ms: index.and_then(|i| wait_of(W_DAY, i, 1)[0]),
+                within_target: WithinTarget {
+                    met: acc.met,
+                    missed: acc.missed,
+                    share: share(acc.met, acc.met + acc.missed),
                 },
             });
         }
@@ -594,10 +877,10 @@ pub fn compute(chunks: &[Chunk], q: &ReportQuery, settings: &ReportSettings, now
     let mut heat_requests = vec![vec![0u64; 24]; 7];
     let mut heat_answered = vec![vec![0u64; 24]; 7];
     let mut heat_median = vec![vec![None; 24]; 7];
-    for (i, c) in cells.iter_mut().enumerate() {
+    for (i, c) in cells.iter().enumerate() {
         heat_requests[i / 24][i % 24] = c.requests;
         heat_answered[i / 24][i % 24] = c.answered;
-        heat_median[i / 24][i % 24] = c.waits.median();
+        heat_median[i / 24][i % 24] = wait_of(W_CELL, i, 1)[0];
     }
 
     let mut counts: Vec<OutcomeCount> = OUTCOMES
@@ -622,9 +905,9 @@ pub fn compute(chunks: &[Chunk], q: &ReportQuery, settings: &ReportSettings, now
 
     // Journeys avoided and travel time saved, per site.
     let mut per_site: BTreeMap<Option<String>, u64> = BTreeMap::new();
-    for s in &stations {
-        if s.journeys_avoided > 0 {
-            *per_site.entry(s.site.clone()).or_default() += s.journeys_avoided;
+    for (i, &journeys) in journeys_avoided.iter().enumerate() {
+        if journeys > 0 {
+            *per_site.entry(station_keys[i].1.clone()).or_default() += journeys;
         }
     }
     let mut by_site = Vec::new();
@@ -647,46 +930,50 @@ pub fn compute(chunks: &[Chunk], q: &ReportQuery, settings: &ReportSettings, now
         });
     }
 
-    let mut clinician_rows: Vec<ClinicianRow> = clinicians
+    let mut clinician_rows: Vec<ClinicianRow> = clinician_names
         .into_iter()
-        .filter(|(_, c)| c.answered > 0)
-        .map(|(name, mut c)| {
-            let p = c.waits.percentiles(&[0.5, 0.9]);
+        .zip(clinician_answered)
+        .enumerate()
+        .filter(|(_, (_, answered))| *answered > 0)
+        .map(|(i, (name, answered))| {
+            let p = wait_of(W_CLINICIAN, i, 2);
             ClinicianRow {
                 name,
-                answered: c.answered,
+                answered,
                 median_wait_ms: p[0],
                 p90_wait_ms: p[1],
-                median_call_ms: c.calls.median(),
+                median_call_ms: call_p[1].get(i).and_then(|c| c[0]),
             }
         })
         .collect();
     clinician_rows.sort_by(|a, b| b.answered.cmp(&a.answered).then(a.name.cmp(&b.name)));
 
-    let mut station_rows: Vec<StationRow> = stations
-        .into_iter()
-        .filter(|s| s.acc.requests > 0)
-        .map(|mut s| {
-            let p = s.acc.waits.percentiles(&[0.5, 0.9]);
+    let mut station_rows: Vec<StationRow> = station_keys
+        .iter()
+        .zip(&stations)
+        .enumerate()
+        .filter(|(_, (_, acc))| acc.requests > 0)
+        .map(|(i, ((name, site), acc))| {
+            let p = wait_of(W_STATION, i, 2);
             StationRow {
-                answer_rate: s.acc.answer_rate(),
-                within_target: s.acc.within_target(),
-                name: s.name,
-                site: s.site,
-                requests: s.acc.requests,
-                answered: s.acc.answered,
-                cancelled: s.acc.cancelled,
-                abandoned: s.acc.abandoned,
+                answer_rate: acc.answer_rate(),
+                within_target: acc.within_target(),
+                name: name.clone(),
+                site: site.clone(),
+                requests: acc.requests,
+                answered: acc.answered,
+                cancelled: acc.cancelled,
+                abandoned: acc.abandoned,
                 median_wait_ms: p[0],
                 p90_wait_ms: p[1],
-                journeys_avoided: s.journeys_avoided,
+                journeys_avoided: journeys_avoided[i],
             }
         })
         .collect();
     station_rows.sort_by(|a, b| (&a.site, &a.name).cmp(&(&b.site, &b.name)));
 
     let urgency_rows: Vec<UrgencyRow> = by_urgency
-        .iter_mut()
+        .iter()
         .enumerate()
         .map(|(u, acc)| UrgencyRow {
             urgency: URGENCIES[u],
@@ -695,7 +982,7 @@ pub fn compute(chunks: &[Chunk], q: &ReportQuery, settings: &ReportSettings, now
             answered: acc.answered,
             cancelled: acc.cancelled,
             abandoned: acc.abandoned,
-            time_to_answer: acc.spread(),
+            time_to_answer: spread(acc.answered, &wait_of(W_URGENCY, u, 4)),
             within_target: acc.within_target(),
         })
         .collect();
@@ -714,16 +1001,28 @@ pub fn compute(chunks: &[Chunk], q: &ReportQuery, settings: &ReportSettings, now
         to_ms: None,
     });
 
-    let mut sites: Vec<String> = seen.keys().filter_map(|(_, s)| s.clone()).collect();
+    // The filter menus: every station with a request in the period.
+    let mut seen_stations: Vec<&(String, Option<String>)> = station_keys
+        .iter()
+        .zip(&seen)
+        .filter(|(_, &seen)| seen)
+        .map(|(key, _)| key)
+        .collect();
+    seen_stations.sort();
+    let mut sites: Vec<String> = seen_stations
+        .iter()
+        .filter_map(|(_, site)| site.clone())
+        .collect();
     sites.sort();
     sites.dedup();
-    let choice_stations = seen
-        .into_keys()
-        .map(|(name, site)| StationChoice { name, site })
+    let choice_stations = seen_stations
+        .into_iter()
+        .map(|(name, site)| StationChoice {
+            name: name.clone(),
+            site: site.clone(),
+        })
         .collect();
 
-    let connect_median = connect.median();
-    let duration_median = duration.median();
     Report {
         period: Period {
             from: q.from,
@@ -756,14 +1055,14 @@ pub fn compute(chunks: &[Chunk], q: &ReportQuery, settings: &ReportSettings, now
             still_waiting: all.waiting,
             answer_rate: all.answer_rate(),
             within_target: all.within_target(),
-            time_to_answer: all.spread(),
+            time_to_answer: spread(all.answered, &wait_of(W_ALL, 0, 4)),
             answer_to_connected: Middle {
-                count: connect.len() as u64,
+                count: connect_count,
                 median_ms: connect_median,
             },
             call_duration: Middle {
-                count: duration.len() as u64,
-                median_ms: duration_median,
+                count: call_count,
+                median_ms: call_p[0].first().and_then(|c| c[0]),
             },
             escalations: None,
             synthetic_requests: synthetic,
@@ -802,5 +1101,82 @@ pub fn compute(chunks: &[Chunk], q: &ReportQuery, settings: &ReportSettings, now
             sites,
             stations: choice_stations,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::ConsultFact;
+
+    /// Pseudo-random consults over `days` UTC days from `first_day`.
+    fn chunks(first_day: i64, days: i64, per_day: i64) -> Vec<Chunk> {
+        let mut x: u64 = 7;
+        let mut next = move |m: u64| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (x >> 33) % m
+        };
+        (first_day..first_day + days)
+            .map(|day| {
+                let facts: Vec<ConsultFact> = (0..per_day)
+                    .map(|i| {
+                        let t = day * DAY_MS + i * (DAY_MS / per_day);
+                        let answered = next(10) < 8;
+                        let wait = next(1_800_000) as i64;
+                        let station = ["Millom MIU Room 1", "Millom MIU Room 2", "Ulverston MIU"]
+                            [next(3) as usize];
+                        ConsultFact {
+                            requested_at: t,
+                            station: station.into(),
+                            site: Some(station.split(' ').next().unwrap_or("").into()),
+                            urgency: URGENCIES[next(3) as usize].into(),
+                            status: if answered {
+                                "completed"
+                            } else {
+                                ["cancelled", "abandoned"][next(2) as usize]
+                            }
+                            .into(),
+                            clinician: answered.then(|| format!("Dr {}", next(12))),
+                            accepted_at: answered.then_some(t + wait),
+                            connected_at: (answered && next(20) > 0).then_some(t + wait + 2_000),
+                            ended_at: answered.then_some(t + wait + 400_000),
+                            closed_at: (!answered).then_some(t + wait),
+                            outcome: answered.then(|| OUTCOMES[next(5) as usize].into()),
+                            synthetic: true,
+                            test_call: next(100) == 0,
+                        }
+                    })
+                    .collect();
+                Chunk::build(day, &facts).expect("chunk")
+            })
+            .collect()
+    }
+
+    #[test]
+    fn threads_change_nothing_but_the_time() {
+        let days = chunks(20_600, 40, 700);
+        let settings = ReportSettings::default();
+        let now = 20_700 * DAY_MS;
+        for q in [
+            ReportQuery::default(),
+            ReportQuery {
+                from: Some(20_610 * DAY_MS + 3_600_000),
+                to: Some(20_630 * DAY_MS),
+                site: Some("Millom".into()),
+                ..ReportQuery::default()
+            },
+        ] {
+            let one = compute_on(&days, &q, &settings, now, 1);
+            assert!(one.headline.answered > 1_000);
+            for threads in [2, 3, 4] {
+                assert_eq!(
+                    compute_on(&days, &q, &settings, now, threads),
+                    one,
+                    "{threads} threads"
+                );
+            }
+        }
     }
 }

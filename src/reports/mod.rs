@@ -140,12 +140,30 @@ pub enum ReportError {
     Task(String),
 }
 
+/// How a report saves the days it had to rebuild.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Save {
+    /// In the background: the report does not wait for the disk.
+    Background,
+    /// Before returning (bringing the cache up to date is the point).
+    Wait,
+}
+
 /// Every day of the period from the cache, rebuilding stale days from the
-/// consults table (and saving them for next time).
+/// consults table (and saving them, in the background, for next time).
 pub async fn load_chunks(
     store: &Store,
     from: Option<i64>,
     to: Option<i64>,
+) -> Result<Vec<Chunk>, ReportError> {
+    load(store, from, to, Save::Background).await
+}
+
+async fn load(
+    store: &Store,
+    from: Option<i64>,
+    to: Option<i64>,
+    save: Save,
 ) -> Result<Vec<Chunk>, ReportError> {
     let (first, last) = chunk_span(from, to);
     let mut snapshot = store.report_snapshot().await?;
@@ -187,10 +205,20 @@ pub async fn load_chunks(
     if !rebuilt.is_empty() {
         // The figures of this report are right either way; a failed save
         // only means the next report rebuilds these days again.
-        if let Err(e) = store.save_report_chunks(FORMAT, &rebuilt).await {
-            tracing::warn!(error = %e, days = rebuilt.len(), "could not save the report cache");
-        } else {
-            tracing::debug!(days = rebuilt.len(), "report cache: rebuilt days");
+        let store = store.clone();
+        let saving = async move {
+            match store.save_report_chunks(FORMAT, &rebuilt).await {
+                Ok(()) => tracing::debug!(days = rebuilt.len(), "report cache: saved rebuilt days"),
+                Err(e) => {
+                    tracing::warn!(error = %e, days = rebuilt.len(), "could not save the report cache")
+                }
+            }
+        };
+        match save {
+            Save::Background => {
+                tokio::spawn(saving);
+            }
+            Save::Wait => saving.await,
         }
     }
     Ok(chunks)
@@ -199,7 +227,7 @@ pub async fn load_chunks(
 /// Brings the whole report cache up to date (after seeding history, so the
 /// first dashboard is quick). Returns the number of days in the log.
 pub async fn refresh_cache(store: &Store) -> Result<usize, ReportError> {
-    Ok(load_chunks(store, None, None).await?.len())
+    Ok(load(store, None, None, Save::Wait).await?.len())
 }
 
 /// The whole dashboard for one query.
