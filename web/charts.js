@@ -98,9 +98,10 @@ export function seriesChart(figure, opts) {
   const {
     title, summary, labels, values, kind = 'bar', format = String, scale,
     refLines = [], describe = (i, v) => `${labels[i]}: ${format(v)}`, unit, tickLabel = (s) => s,
+    rightMargin = refLines.length ? 100 : 20,
   } = opts;
   const width = 960, height = 230;
-  const left = 70, right = width - 170, top = 26, bottom = height - 36;
+  const left = 70, right = width - rightMargin, top = 26, bottom = height - 36;
   const { svg } = start(figure, { title, summary, width, height });
   axisY(svg, { left, right, top, bottom, scale, format, unit });
   const n = labels.length;

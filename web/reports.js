@@ -235,6 +235,10 @@ function wireControls() {
     state.station = $('station').value;
     load();
   });
+  $('clinicians-more').addEventListener('click', () => {
+    showAllClinicians = !showAllClinicians;
+    if (lastReport) renderClinicians(lastReport);
+  });
   $('logout').addEventListener('click', async () => {
     try { await fetch('/api/logout', { method: 'POST', credentials: 'same-origin' }); } finally { location.assign('/'); }
   });
@@ -363,7 +367,8 @@ function shareCell(wt) {
   const span = document.createElement('span');
   span.className = 'share';
   const text = document.createElement('span');
-  text.textContent = wt.share == null ? '–' : `${pct(wt.share)} (${nf.format(wt.met)} of ${nf.format(wt.met + wt.missed)})`;
+  text.className = 'share__pct';
+  text.textContent = pct(wt.share);
   span.append(text);
   if (wt.share != null) {
     const bar = document.createElement('span');
@@ -373,7 +378,10 @@ function shareCell(wt) {
     fill.className = 'share__fill';
     fill.style.width = `${(wt.share * 100).toFixed(1)}%`;
     bar.append(fill);
-    span.append(bar);
+    const of = document.createElement('span');
+    of.className = 'share__of';
+    of.textContent = `${nf.format(wt.met)} of ${nf.format(wt.met + wt.missed)} met`;
+    span.append(bar, of);
   }
   return span;
 }
@@ -424,7 +432,7 @@ function renderDaily(r) {
     title: 'Requests per day',
     summary: peak && peak.requests ? `Busiest day: ${dayName(peak.date)} with ${nf.format(peak.requests)} requests.` : 'No requests in this period.',
     labels, values: days.map((d) => d.requests), kind: 'bar', scale: niceScale(Math.max(...days.map((d) => d.requests), 1)),
-    format: (v) => nf.format(v), unit: 'requests', tickLabel: tick,
+    format: (v) => nf.format(v), unit: 'requests', tickLabel: tick, rightMargin: 100,
     describe: (i, v) => `${dayName(labels[i])}: ${nf.format(v)} requests, ${nf.format(days[i].answered)} answered`,
   });
   const waits = days.map((d) => d.median_wait_ms);
@@ -434,7 +442,7 @@ function renderDaily(r) {
   seriesChart($('daily-wait'), {
     title: 'Median time to answer, per day',
     summary: worst ? `All urgencies together. Slowest day: ${dayName(worst.date)}, median ${duration(worst.median_wait_ms)}.` : 'No answered requests in this period.',
-    labels, values: waits, kind: 'line', scale: waitScale, format: axisTime, unit: 'wait', tickLabel: tick,
+    labels, values: waits, kind: 'line', scale: waitScale, format: axisTime, unit: 'wait', tickLabel: tick, rightMargin: 100,
     describe: (i, v) => `${dayName(labels[i])}: median wait ${duration(v)} over ${nf.format(days[i].answered)} answered`,
   });
   const shares = days.map((d) => (d.within_target.share == null ? null : d.within_target.share * 100));
@@ -532,10 +540,23 @@ function renderHeatmaps(r) {
     { caption: 'Median time to answer (minutes:seconds) by hour of the day (UK time)', numeric });
 }
 
-function renderPeople(r) {
+const CLINICIANS_SHOWN = 12;
+let showAllClinicians = false;
+
+function renderClinicians(r) {
+  const all = r.clinicians;
+  const shown = showAllClinicians ? all : all.slice(0, CLINICIANS_SHOWN);
   table('clinician-table', ['Clinician', 'Answered', 'Median time to answer', '9 in 10 within', 'Median call length'],
-    r.clinicians.map((c) => [c.name, nf.format(c.answered), duration(c.median_wait_ms), duration(c.p90_wait_ms), duration(c.median_call_ms)]),
-    { caption: 'Clinicians who answered requests in the period, most answers first', numeric: [1, 2, 3, 4] });
+    shown.map((c) => [c.name, nf.format(c.answered), duration(c.median_wait_ms), duration(c.p90_wait_ms), duration(c.median_call_ms)]),
+    { caption: `Clinicians who answered requests in the period, most answers first${shown.length < all.length ? ` (the first ${shown.length} of ${all.length})` : ''}`, numeric: [1, 2, 3, 4] });
+  const more = $('clinicians-more');
+  more.hidden = all.length <= CLINICIANS_SHOWN;
+  more.textContent = showAllClinicians ? `Show the first ${CLINICIANS_SHOWN} only` : `Show all ${all.length} clinicians`;
+  more.setAttribute('aria-expanded', String(showAllClinicians));
+}
+
+function renderPeople(r) {
+  renderClinicians(r);
   table('station-table', ['Station', 'Site', 'Requests', 'Answered', 'Cancelled', 'Abandoned', 'Median wait', 'Within target', 'Journeys avoided'],
     r.stations.map((s) => [s.name, s.site || '–', nf.format(s.requests), nf.format(s.answered), nf.format(s.cancelled),
       nf.format(s.abandoned), duration(s.median_wait_ms), shareCell(s.within_target), nf.format(s.journeys_avoided)]),
