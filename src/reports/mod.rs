@@ -177,7 +177,7 @@ async fn load(
         blobs
             .into_iter()
             .map(|(chunk, version, data)| {
-                let decoded = data.map(|d| Chunk::decode(chunk, &d));
+                let decoded = data.map(|d| Chunk::decode(chunk, d));
                 (chunk, version, decoded)
             })
             .collect::<Vec<_>>()

@@ -73,13 +73,27 @@ pub struct Fact {
 }
 
 /// The consults of one UTC day: `index` is `requested_at / 86_400_000`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Chunk {
     pub index: i64,
     pub stations: Vec<(String, Option<String>)>,
     pub clinicians: Vec<String>,
-    records: Vec<u8>,
+    /// The records are `bytes[records_at..]` (a decoded blob is kept whole
+    /// rather than copied).
+    bytes: Vec<u8>,
+    records_at: usize,
 }
+
+impl PartialEq for Chunk {
+    fn eq(&self, other: &Chunk) -> bool {
+        self.index == other.index
+            && self.stations == other.stations
+            && self.clinicians == other.clinicians
+            && self.records() == other.records()
+    }
+}
+
+impl Eq for Chunk {}
 
 fn span(from: i64, to: Option<i64>) -> u32 {
     match to {
@@ -100,11 +114,11 @@ impl Chunk {
     }
 
     pub fn len(&self) -> usize {
-        self.records.len() / RECORD_BYTES
+        self.records().len() / RECORD_BYTES
     }
 
     pub fn is_empty(&self) -> bool {
-        self.records.is_empty()
+        self.records().is_empty()
     }
 
     /// Packs one day's consults (all with `requested_at / DAY_MS == index`).
@@ -190,12 +204,13 @@ impl Chunk {
             index,
             stations,
             clinicians,
-            records,
+            bytes: records,
+            records_at: 0,
         })
     }
 
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.records.len() + 64 * self.stations.len() + 16);
+        let mut out = Vec::with_capacity(self.records().len() + 64 * self.stations.len() + 16);
         let put_str = |out: &mut Vec<u8>, s: &str| {
             let bytes = &s.as_bytes()[..s.len().min(usize::from(NONE16 - 1))];
             out.extend_from_slice(&(bytes.len() as u16).to_le_bytes());
@@ -214,14 +229,14 @@ impl Chunk {
             put_str(&mut out, name);
         }
         out.extend_from_slice(&(self.len() as u32).to_le_bytes());
-        out.extend_from_slice(&self.records);
+        out.extend_from_slice(self.records());
         out
     }
 
     /// Reads a blob back. A damaged or foreign blob is an error (the caller
     /// rebuilds it from the consults table), never a panic.
-    pub fn decode(index: i64, blob: &[u8]) -> Result<Chunk, String> {
-        let mut r = Reader { blob, at: 0 };
+    pub fn decode(index: i64, blob: Vec<u8>) -> Result<Chunk, String> {
+        let mut r = Reader { blob: &blob, at: 0 };
         let n = r.u16()?;
         let mut stations = Vec::with_capacity(usize::from(n));
         for _ in 0..n {
@@ -234,7 +249,8 @@ impl Chunk {
             clinicians.push(r.string()?.ok_or("a clinician without a name")?);
         }
         let count = r.u32()? as usize;
-        let records = r.take(count.checked_mul(RECORD_BYTES).ok_or("too many records")?)?;
+        let records_at = r.at;
+        r.take(count.checked_mul(RECORD_BYTES).ok_or("too many records")?)?;
         if r.at != blob.len() {
             return Err("trailing bytes after the records".into());
         }
@@ -242,7 +258,8 @@ impl Chunk {
             index,
             stations,
             clinicians,
-            records: records.to_vec(),
+            bytes: blob,
+            records_at,
         };
         // Indices must point into the tables, so that readers can index freely.
         for f in chunk.facts() {
@@ -257,10 +274,14 @@ impl Chunk {
         Ok(chunk)
     }
 
+    fn records(&self) -> &[u8] {
+        self.bytes.get(self.records_at..).unwrap_or(&[])
+    }
+
     /// The records, unpacked one at a time.
     pub fn facts(&self) -> impl Iterator<Item = Fact> + '_ {
         let start = self.start_ms();
-        self.records.chunks_exact(RECORD_BYTES).map(move |r| {
+        self.records().chunks_exact(RECORD_BYTES).map(move |r| {
             let u32_at = |i: usize| u32::from_le_bytes([r[i], r[i + 1], r[i + 2], r[i + 3]]);
             let u16_at = |i: usize| u16::from_le_bytes([r[i], r[i + 1]]);
             let codes = u16_at(8);
@@ -359,7 +380,7 @@ mod tests {
             fact(start + 1000, "Millom MIU Room 1", Some("Dr B")),
         ];
         let chunk = Chunk::build(day, &facts).unwrap();
-        let back = Chunk::decode(day, &chunk.encode()).unwrap();
+        let back = Chunk::decode(day, chunk.encode()).unwrap();
         assert_eq!(back, chunk);
         let got: Vec<Fact> = back.facts().collect();
         assert_eq!(got.len(), 3);
@@ -391,16 +412,19 @@ mod tests {
             .unwrap()
             .encode();
         for cut in 0..blob.len() {
-            assert!(Chunk::decode(day, &blob[..cut]).is_err(), "cut at {cut}");
+            assert!(
+                Chunk::decode(day, blob[..cut].to_vec()).is_err(),
+                "cut at {cut}"
+            );
         }
         let mut longer = blob.clone();
         longer.push(0);
-        assert!(Chunk::decode(day, &longer).is_err());
+        assert!(Chunk::decode(day, longer).is_err());
         // A record pointing at a station that is not in the table.
         let mut bad = blob.clone();
         let record_start = blob.len() - RECORD_BYTES;
         bad[record_start + 4] = 9;
-        assert!(Chunk::decode(day, &bad).is_err());
-        assert!(Chunk::decode(day, &[]).is_err());
+        assert!(Chunk::decode(day, bad).is_err());
+        assert!(Chunk::decode(day, Vec::new()).is_err());
     }
 }
