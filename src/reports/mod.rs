@@ -243,7 +243,9 @@ pub async fn build(
                 "`from` is after `to`; swap them".into(),
             ));
         }
-        if t - f > MAX_DAYS * DAY_MS {
+    }
+    if let Some(f) = query.from {
+        if query.to.unwrap_or(now).saturating_sub(f) > MAX_DAYS * DAY_MS {
             return Err(ReportError::BadRequest(format!(
                 "that period is over {MAX_DAYS} days; choose a shorter one"
             )));

@@ -22,7 +22,8 @@ use super::local::DAY_MS;
 use crate::store::ConsultFact;
 use std::collections::HashMap;
 
-/// Bump when the layout changes: blobs of another format are rebuilt.
+/// Bump when the layout changes (for example to add an "escalated" flag
+/// once escalation is logged): blobs of another format are rebuilt.
 pub const FORMAT: i64 = 1;
 pub const NONE16: u16 = u16::MAX;
 pub const NONE32: u32 = u32::MAX;
