@@ -2,6 +2,7 @@
 //! as an environment variable (shown in `miulink serve --help`).
 
 use crate::auth;
+use crate::reports::settings::{self, ReportSettings};
 use crate::settings::Settings;
 use crate::startup::{self, Application};
 use crate::store::{NewUser, Store};
@@ -42,6 +43,26 @@ pub enum Command {
     /// Manage accounts.
     #[command(subcommand)]
     User(UserCommand),
+    /// Fill the log with realistic synthetic consult history (marked
+    /// synthetic) to try the dashboard or measure it. Run it while the
+    /// server is stopped: new consults take the next ids.
+    Seed(SeedArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SeedArgs {
+    /// How many consults to generate.
+    #[arg(long, default_value_t = 10_000)]
+    pub consults: u64,
+    /// Over how many days, ending now.
+    #[arg(long, default_value_t = 90)]
+    pub days: u32,
+    /// The random seed: the same seed, count and days give the same history.
+    #[arg(long, default_value_t = 1)]
+    pub rng_seed: u64,
+    /// Local time zone for the evening and weekend peaks.
+    #[arg(long, env = "MIULINK_TIMEZONE", default_value = "Europe/London", value_parser = settings::parse_timezone)]
+    pub timezone: chrono_tz::Tz,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -94,6 +115,22 @@ pub struct ServeArgs {
     /// Hours TURN credentials handed to a client stay valid (renewed at half).
     #[arg(long, env = "MIULINK_TURN_TTL_HOURS", default_value_t = 12)]
     pub turn_ttl_hours: u32,
+    /// Answer target for immediate requests, in minutes (decimals allowed).
+    #[arg(long, env = "MIULINK_TARGET_IMMEDIATE_MINUTES", default_value = "2", value_parser = settings::parse_target_minutes)]
+    pub target_immediate_minutes: f64,
+    /// Answer target for urgent requests, in minutes.
+    #[arg(long, env = "MIULINK_TARGET_URGENT_MINUTES", default_value = "5", value_parser = settings::parse_target_minutes)]
+    pub target_urgent_minutes: f64,
+    /// Answer target for routine requests, in minutes.
+    #[arg(long, env = "MIULINK_TARGET_ROUTINE_MINUTES", default_value = "15", value_parser = settings::parse_target_minutes)]
+    pub target_routine_minutes: f64,
+    /// Minutes each way from a site to A&E, as SITE=MINUTES (repeatable;
+    /// list every site, the default is only Millom=50).
+    #[arg(long = "travel-minutes", env = "MIULINK_TRAVEL_MINUTES", value_delimiter = ',', default_value = "Millom=50", value_parser = settings::parse_travel)]
+    pub travel_minutes: Vec<(String, u32)>,
+    /// The trust's time zone: days and hours in reports are local.
+    #[arg(long, env = "MIULINK_TIMEZONE", default_value = "Europe/London", value_parser = settings::parse_timezone)]
+    pub timezone: chrono_tz::Tz,
 }
 
 #[derive(Subcommand, Debug)]
@@ -196,6 +233,16 @@ impl ServeArgs {
                 .collect(),
             turn_secret: self.turn_secret.clone().filter(|s| !s.is_empty()),
             turn_ttl_ms: i64::from(self.turn_ttl_hours.max(1)) * 3_600_000,
+            reports: ReportSettings {
+                targets_ms: [
+                    self.target_immediate_minutes,
+                    self.target_urgent_minutes,
+                    self.target_routine_minutes,
+                ]
+                .map(settings::minutes_to_ms),
+                travel_minutes: self.travel_minutes.iter().cloned().collect(),
+                timezone: self.timezone,
+            },
         }
     }
 }
@@ -236,7 +283,37 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         None => serve(cli.serve.settings(&cli.database_url)).await,
         Some(Command::Serve(args)) => serve(args.settings(&cli.database_url)).await,
         Some(Command::User(cmd)) => user(&cli.database_url, cmd).await,
+        Some(Command::Seed(args)) => seed(&cli.database_url, args).await,
     }
+}
+
+async fn seed(database_url: &str, args: SeedArgs) -> anyhow::Result<()> {
+    let store = Store::open(database_url).await?;
+    let started = std::time::Instant::now();
+    let summary = crate::seed::seed(
+        &store,
+        &crate::seed::SeedOptions {
+            consults: args.consults,
+            days: args.days,
+            end: crate::clock::Clock::new().now_ms(),
+            rng_seed: args.rng_seed,
+            timezone: args.timezone,
+        },
+    )
+    .await?;
+    store.close().await;
+    println!(
+        "wrote {} synthetic consults over {} days (ids {} to {}): {} answered, {} cancelled, {} abandoned, in {:.1} s",
+        summary.consults,
+        args.days,
+        summary.first_id,
+        summary.last_id,
+        summary.answered,
+        summary.cancelled,
+        summary.abandoned,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {

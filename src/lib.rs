@@ -11,6 +11,8 @@
 //! * [`http`]: the router: login/session, the session log API, the
 //!   signalling WebSocket (one task per connection).
 //! * [`store`]: every line of SQL (SQLite now; PostgreSQL slots in here).
+//! * [`reports`]: the managers' response-time dashboard (`/api/reports`).
+//! * [`seed`]: generated synthetic history (`miulink seed`, the demo).
 //! * [`auth`]: passwords (Argon2id), session tokens, login throttling.
 //! * [`bootstrap`]: first start (one-time admin password, or `--demo`).
 //! * [`turn`]: ICE servers for clients, with expiring TURN credentials.
@@ -26,6 +28,8 @@ pub mod cli;
 pub mod clock;
 pub mod http;
 pub mod hub;
+pub mod reports;
+pub mod seed;
 pub mod settings;
 pub mod startup;
 pub mod store;

@@ -1,6 +1,7 @@
 //! Run-time settings of a server, independent of how they were given
 //! (command line, environment, or a test building them directly).
 
+use crate::reports::ReportSettings;
 use signalling::EscalationPolicy;
 use std::path::PathBuf;
 
@@ -34,6 +35,8 @@ pub struct Settings {
     pub turn_secret: Option<String>,
     /// How long TURN credentials handed to a client are valid.
     pub turn_ttl_ms: i64,
+    /// Answer targets, travel times and time zone of the dashboard.
+    pub reports: ReportSettings,
 }
 
 impl Settings {
@@ -53,6 +56,7 @@ impl Settings {
             turn_urls: Vec::new(),
             turn_secret: None,
             turn_ttl_ms: 12 * 3_600_000,
+            reports: ReportSettings::default(),
         }
     }
 }

@@ -35,6 +35,10 @@ impl Application {
             .with_context(|| format!("opening the database {}", settings.database_url))?;
         let clock = Clock::new();
         bootstrap::first_start(&store, settings.demo, clock.now_ms()).await?;
+        if settings.demo {
+            // Before the switchboard reads the next free ids.
+            crate::seed::demo_history(&store, settings.reports.timezone, clock.now_ms()).await?;
+        }
         store.delete_expired_sessions(clock.now_ms()).await?;
         let (first_request_id, first_call_id) = store.next_ids().await?;
         let config = Config {

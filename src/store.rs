@@ -10,6 +10,12 @@
 //! all. SQLite runs in WAL mode with `synchronous=FULL`: a committed event
 //! survives a crash of the process or the machine.
 
+mod history;
+mod reports;
+
+pub use history::HistoricConsult;
+pub use reports::{CachedChunk, ConsultFact, ReportSnapshot};
+
 use crate::timefmt;
 use signalling::{
     CallId, ConsultEvent, EndReason, EscalationLevel, Event, Outcome, RequestId, Restore,

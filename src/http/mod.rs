@@ -2,10 +2,12 @@
 //!
 //! * [`session`]: login, logout, who am I, and the [`session::AuthUser`] extractor.
 //! * [`consults`]: the session log for managers, as JSON and CSV.
+//! * [`reports`]: the response-time dashboard's figures.
 //! * [`ws`]: the signalling WebSocket.
 //! * [`web`]: the browser client's files.
 
 pub mod consults;
+pub mod reports;
 pub mod session;
 pub mod web;
 pub mod ws;
@@ -45,6 +47,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/consults", get(consults::list))
         .route("/api/consults.csv", get(consults::csv))
         .route("/api/consults/{id}/events", get(consults::events))
+        .route("/api/reports", get(reports::report))
         .route("/ws", get(ws::upgrade))
         .route("/api/{*rest}", axum::routing::any(not_found))
         .fallback(web::serve)

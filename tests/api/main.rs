@@ -7,5 +7,6 @@ mod consult;
 mod escalation;
 mod frames;
 mod helpers;
+mod reports;
 mod restart;
 mod rules;

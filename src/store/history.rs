@@ -1,0 +1,117 @@
+//! Writing whole consults at once: generated history (`miulink seed`, the
+//! demo) and hand-built logs in tests. Live consults never come this way:
+//! they are written event by event by [`Store::record`].
+
+use super::{Result, Store, StoreError};
+use signalling::ConsultEvent;
+
+/// A finished (or open) consult with every column and its events.
+#[derive(Debug, Clone, Default)]
+pub struct HistoricConsult {
+    pub id: i64,
+    pub station_id: i64,
+    pub station_name: String,
+    pub site: Option<String>,
+    pub urgency: String,
+    pub reason: String,
+    pub patient_ref: Option<String>,
+    pub requested_at: i64,
+    pub status: String,
+    pub first_rung_at: Option<i64>,
+    pub rung_count: i64,
+    pub closed_at: Option<i64>,
+    pub call_id: Option<i64>,
+    pub clinician_id: Option<i64>,
+    pub clinician_name: Option<String>,
+    pub accepted_at: Option<i64>,
+    pub station_media_at: Option<i64>,
+    pub clinician_media_at: Option<i64>,
+    pub connected_at: Option<i64>,
+    pub ended_at: Option<i64>,
+    pub end_reason: Option<String>,
+    pub outcome: Option<String>,
+    pub outcome_note: Option<String>,
+    pub outcome_at: Option<i64>,
+    pub synthetic: bool,
+    pub test_call: bool,
+    /// `(at, event)` in order, as the switchboard would have logged them.
+    pub events: Vec<(i64, ConsultEvent)>,
+}
+
+/// SQLite allows 32,766 bound values per statement.
+const CONSULTS_PER_STATEMENT: usize = 500;
+const EVENTS_PER_STATEMENT: usize = 4_000;
+
+impl Store {
+    /// Writes these consults and their events in one transaction.
+    pub async fn insert_history(&self, consults: &[HistoricConsult]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for batch in consults.chunks(CONSULTS_PER_STATEMENT) {
+            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "INSERT INTO consults (id, station_id, station_name, site, urgency, reason, patient_ref, \
+                 requested_at, status, first_rung_at, rung_count, closed_at, call_id, clinician_id, \
+                 clinician_name, accepted_at, station_media_at, clinician_media_at, connected_at, \
+                 ended_at, end_reason, outcome, outcome_note, outcome_at, synthetic, test_call) ",
+            );
+            q.push_values(batch, |mut b, c| {
+                b.push_bind(c.id)
+                    .push_bind(c.station_id)
+                    .push_bind(&c.station_name)
+                    .push_bind(&c.site)
+                    .push_bind(&c.urgency)
+                    .push_bind(&c.reason)
+                    .push_bind(&c.patient_ref)
+                    .push_bind(c.requested_at)
+                    .push_bind(&c.status)
+                    .push_bind(c.first_rung_at)
+                    .push_bind(c.rung_count)
+                    .push_bind(c.closed_at)
+                    .push_bind(c.call_id)
+                    .push_bind(c.clinician_id)
+                    .push_bind(&c.clinician_name)
+                    .push_bind(c.accepted_at)
+                    .push_bind(c.station_media_at)
+                    .push_bind(c.clinician_media_at)
+                    .push_bind(c.connected_at)
+                    .push_bind(c.ended_at)
+                    .push_bind(&c.end_reason)
+                    .push_bind(&c.outcome)
+                    .push_bind(&c.outcome_note)
+                    .push_bind(c.outcome_at)
+                    .push_bind(i64::from(c.synthetic))
+                    .push_bind(i64::from(c.test_call));
+            });
+            q.build().execute(&mut *tx).await.map_err(|e| match e {
+                sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Invalid(
+                    "a consult or call id is already in the log; \
+                     add history only while the server is stopped"
+                        .into(),
+                ),
+                other => other.into(),
+            })?;
+        }
+        let mut events = Vec::new();
+        for c in consults {
+            for (at, event) in &c.events {
+                let detail = serde_json::to_string(event).map_err(|e| {
+                    StoreError::Invalid(format!("cannot encode event for the log: {e}"))
+                })?;
+                events.push((c.id, *at, event.kind(), detail));
+            }
+        }
+        for batch in events.chunks(EVENTS_PER_STATEMENT) {
+            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "INSERT INTO consult_events (consult_id, at, kind, detail) ",
+            );
+            q.push_values(batch, |mut b, (id, at, kind, detail)| {
+                b.push_bind(*id)
+                    .push_bind(*at)
+                    .push_bind(*kind)
+                    .push_bind(detail.as_str());
+            });
+            q.build().execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,145 @@
+//! SQL of the response-time reports: the report cache (migration 0002) and
+//! the narrow read of consults it is built from.
+//!
+//! `report_chunk_versions` is bumped by triggers on every insert, update or
+//! delete of a consult, per UTC day. `report_chunks` holds the packed blob
+//! of a day and the version it was built from; a blob whose version is
+//! behind (or whose format is old) is stale and rebuilt on the next read.
+
+use super::{Result, Store};
+use sqlx::Row;
+
+/// What the reports need of one consult.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsultFact {
+    pub requested_at: i64,
+    pub station: String,
+    pub site: Option<String>,
+    pub urgency: String,
+    pub status: String,
+    pub clinician: Option<String>,
+    pub accepted_at: Option<i64>,
+    pub connected_at: Option<i64>,
+    pub ended_at: Option<i64>,
+    pub closed_at: Option<i64>,
+    pub outcome: Option<String>,
+    pub synthetic: bool,
+    pub test_call: bool,
+}
+
+/// A day of the report cache as read: its current version, and its blob if
+/// that is up to date.
+#[derive(Debug)]
+pub struct CachedChunk {
+    pub chunk: i64,
+    pub version: i64,
+    pub data: Option<Vec<u8>>,
+}
+
+/// A consistent read of the cache and the consults behind it (one read
+/// transaction: a write that lands meanwhile is seen by the next report).
+pub struct ReportSnapshot {
+    tx: sqlx::Transaction<'static, sqlx::Sqlite>,
+}
+
+impl Store {
+    pub async fn report_snapshot(&self) -> Result<ReportSnapshot> {
+        Ok(ReportSnapshot {
+            tx: self.pool.begin().await?,
+        })
+    }
+
+    /// Stores rebuilt blobs `(chunk, version, blob)`. A blob never replaces
+    /// one built from a newer version.
+    pub async fn save_report_chunks(
+        &self,
+        format: i64,
+        chunks: &[(i64, i64, Vec<u8>)],
+    ) -> Result<()> {
+        if chunks.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        for (chunk, version, data) in chunks {
+            sqlx::query(
+                "INSERT INTO report_chunks (chunk, version, format, data) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (chunk) DO UPDATE SET version = excluded.version, \
+                 format = excluded.format, data = excluded.data \
+                 WHERE excluded.version > report_chunks.version OR report_chunks.format <> excluded.format",
+            )
+            .bind(chunk)
+            .bind(version)
+            .bind(format)
+            .bind(data.as_slice())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+impl ReportSnapshot {
+    /// Every day in `first..=last` that has ever held a consult, with its
+    /// blob when that is current and of this `format`.
+    pub async fn chunks(&mut self, first: i64, last: i64, format: i64) -> Result<Vec<CachedChunk>> {
+        let rows = sqlx::query(
+            "SELECT v.chunk AS chunk, v.version AS version, c.data AS data \
+             FROM report_chunk_versions v \
+             LEFT JOIN report_chunks c ON c.chunk = v.chunk AND c.version = v.version AND c.format = $3 \
+             WHERE v.chunk >= $1 AND v.chunk <= $2 ORDER BY v.chunk",
+        )
+        .bind(first)
+        .bind(last)
+        .bind(format)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(CachedChunk {
+                    chunk: r.try_get("chunk")?,
+                    version: r.try_get("version")?,
+                    data: r.try_get("data")?,
+                })
+            })
+            .collect()
+    }
+
+    /// The consults requested in `[from, to)`, test calls included.
+    pub async fn facts(&mut self, from: i64, to: i64) -> Result<Vec<ConsultFact>> {
+        let rows = sqlx::query(
+            "SELECT requested_at, station_name, site, urgency, status, clinician_name, accepted_at, \
+             connected_at, ended_at, closed_at, outcome, synthetic, test_call \
+             FROM consults WHERE requested_at >= $1 AND requested_at < $2",
+        )
+        .bind(from)
+        .bind(to)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ConsultFact {
+                    requested_at: r.try_get("requested_at")?,
+                    station: r.try_get("station_name")?,
+                    site: r.try_get("site")?,
+                    urgency: r.try_get("urgency")?,
+                    status: r.try_get("status")?,
+                    clinician: r.try_get("clinician_name")?,
+                    accepted_at: r.try_get("accepted_at")?,
+                    connected_at: r.try_get("connected_at")?,
+                    ended_at: r.try_get("ended_at")?,
+                    closed_at: r.try_get("closed_at")?,
+                    outcome: r.try_get("outcome")?,
+                    synthetic: r.try_get::<i64, _>("synthetic")? != 0,
+                    test_call: r.try_get::<i64, _>("test_call")? != 0,
+                })
+            })
+            .collect()
+    }
+
+    /// Ends the read (nothing was written).
+    pub async fn finish(self) -> Result<()> {
+        self.tx.rollback().await?;
+        Ok(())
+    }
+}
