@@ -479,6 +479,32 @@ fn one_consult(
     }
     c.rung_count = rings;
 
+    // Nobody answered in time: the switchboard's default escalation steps.
+    let policy = signalling::Config::default().escalation_for(urgency);
+    if until - t >= policy.realert_after_ms {
+        let at = t + policy.realert_after_ms;
+        c.realerted_at = Some(at);
+        c.events.push((
+            at,
+            ConsultEvent::Escalated {
+                level: signalling::EscalationLevel::Realerted,
+                notified: ring_ids.clone(),
+            },
+        ));
+    }
+    if until - t >= policy.escalate_after_ms {
+        let at = t + policy.escalate_after_ms;
+        c.escalated_at = Some(at);
+        c.events.push((
+            at,
+            ConsultEvent::Escalated {
+                level: signalling::EscalationLevel::Escalated,
+                notified: ring_ids.clone(),
+            },
+        ));
+    }
+    c.events.sort_by_key(|(at, _)| *at);
+
     if let Some((at, status)) = closed {
         c.status = status.to_owned();
         c.closed_at = Some(at);
@@ -542,6 +568,18 @@ fn one_consult(
         lognormal_ms(rng, CALL_MIN[u] * 60_000.0, 0.45, 60 * 60_000)
     };
     let ended = call_start + length;
+    if !media_fails {
+        let sample = link_sample(rng, station.site.as_deref());
+        c.events.push((
+            ended,
+            ConsultEvent::QualityReported {
+                call_id,
+                side: Side::Station,
+                sample,
+            },
+        ));
+        c.station_quality = serde_json::to_string(&sample).ok();
+    }
     let reason = [
         EndReason::HungUpByClinician,
         EndReason::HungUpByStation,
@@ -581,6 +619,37 @@ fn one_consult(
         None => c.status = "ended".into(),
     }
     c
+}
+
+/// A station's last quality report of a call. Links differ by site: the
+/// Kendal unit sits behind a locked-down network (TURN relay, longer round
+/// trips, more loss), so the dashboard has a poor site to show.
+fn link_sample(rng: &mut impl Rng, site: Option<&str>) -> signalling::QualitySample {
+    let (rtt, loss, relayed) = match site {
+        Some("Kendal") => (140.0, 2.5, rng.gen::<f64>() < 0.7),
+        Some("Ulverston") => (45.0, 0.6, rng.gen::<f64>() < 0.1),
+        _ => (30.0, 0.3, rng.gen::<f64>() < 0.05),
+    };
+    let rtt_ms = (rtt * (0.6 + rng.gen::<f64>()).powi(2)).round();
+    let packet_loss_pct =
+        ((loss * (rng.gen::<f64>() * 2.2).powi(3)).min(40.0) * 10.0).round() / 10.0;
+    let audio_only = packet_loss_pct > 8.0 && rng.gen::<f64>() < 0.5;
+    signalling::QualitySample {
+        rtt_ms: Some(rtt_ms),
+        packet_loss_pct: Some(packet_loss_pct),
+        bitrate_kbps: Some(if audio_only {
+            48.0
+        } else {
+            (900.0 + rng.gen::<f64>() * 900.0).round()
+        }),
+        fps: Some(if audio_only {
+            0.0
+        } else {
+            24.0 + (rng.gen::<f64>() * 6.0).round()
+        }),
+        audio_only,
+        relayed,
+    }
 }
 
 /// `--demo` on an empty log: a modest history so the dashboard has

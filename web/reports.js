@@ -309,9 +309,16 @@ function renderCards(r) {
     card('Answer to video connected', duration(h.answer_to_connected.median_ms),
       [h.answer_to_connected.count ? 'median' : 'No connected calls']),
     card('Call length', duration(h.call_duration.median_ms), [h.call_duration.count ? 'median' : 'No finished calls']),
-    card('Escalations', h.escalations == null ? 'Not recorded yet' : nf.format(h.escalations),
-      [h.escalations == null ? 'Appears once escalation is logged' : 'requests escalated'],
-      { tone: h.escalations == null ? 'muted' : '' }),
+    card('Escalated to the nurse in charge', nf.format(h.escalations.escalated), [
+      `${pct(h.escalations.escalated_share)} of requests`,
+      `${nf.format(h.escalations.realerted)} re-alerted to every clinician`,
+    ]),
+    card('Poor video links', h.link_quality.measured_calls ? pct(h.link_quality.poor_share) : '–',
+      h.link_quality.measured_calls ? [
+        `${nf.format(h.link_quality.poor_calls)} of ${nf.format(h.link_quality.measured_calls)} measured calls`,
+        `Median round trip ${h.link_quality.median_rtt_ms == null ? '–' : `${nf.format(h.link_quality.median_rtt_ms)} ms`}`,
+      ] : ['No call quality reported in this period'],
+      { tone: h.link_quality.measured_calls ? '' : 'muted' }),
   );
 }
 
@@ -555,12 +562,28 @@ function renderClinicians(r) {
   more.setAttribute('aria-expanded', String(showAllClinicians));
 }
 
+function linkCells(l) {
+  if (!l.measured_calls) return ['–', '–', '–', '–'];
+  return [
+    `${nf.format(l.poor_calls)} of ${nf.format(l.measured_calls)} (${pct(l.poor_share)})`,
+    l.median_rtt_ms == null ? '–' : `${nf.format(l.median_rtt_ms)} ms`,
+    l.median_loss_pct == null ? '–' : `${l.median_loss_pct.toFixed(1)} %`,
+    nf.format(l.relayed_calls),
+  ];
+}
+
 function renderPeople(r) {
   renderClinicians(r);
-  table('station-table', ['Station', 'Site', 'Requests', 'Answered', 'Cancelled', 'Abandoned', 'Median wait', 'Within target', 'Journeys avoided'],
+  table('station-table', ['Station', 'Site', 'Requests', 'Answered', 'Cancelled', 'Abandoned', 'Median wait', 'Within target', 'Escalated', 'Poor links', 'Journeys avoided'],
     r.stations.map((s) => [s.name, s.site || '–', nf.format(s.requests), nf.format(s.answered), nf.format(s.cancelled),
-      nf.format(s.abandoned), duration(s.median_wait_ms), shareCell(s.within_target), nf.format(s.journeys_avoided)]),
-    { numeric: [2, 3, 4, 5, 6, 8] });
+      nf.format(s.abandoned), duration(s.median_wait_ms), shareCell(s.within_target), nf.format(s.escalated),
+      s.link.measured_calls ? `${nf.format(s.link.poor_calls)} of ${nf.format(s.link.measured_calls)}` : '–',
+      nf.format(s.journeys_avoided)]),
+    { numeric: [2, 3, 4, 5, 6, 8, 9, 10] });
+  const links = r.link_by_site;
+  table('link-table', ['Site', 'Poor links', 'Median round trip', 'Median loss', 'Relayed (TURN)', 'Audio only'],
+    links.map((l) => [l.site || '(no site)', ...linkCells(l), nf.format(l.audio_only_calls)]),
+    { caption: links.length ? 'Calls with a quality report, by site, most poor links first' : 'No call quality was reported in this period', numeric: [1, 2, 3, 4, 5] });
 }
 
 function render(r) {

@@ -23,12 +23,20 @@
 //!   **Travel time saved** = journeys avoided x 2 x the site's travel
 //!   minutes each way (sites without a configured travel time are listed
 //!   and left out of the total).
+//! * **Escalations**: requests whose wait reached the re-alert time (every
+//!   available clinician alerted again) and the escalation time (duty
+//!   holders alerted) of their urgency, by request time.
+//! * **Link quality**: over calls with a quality report from either side,
+//!   the worse side's last round-trip time and loss. A link is **poor** when
+//!   the round trip is over [`POOR_RTT_MS`], loss is over
+//!   [`POOR_LOSS_PCT`] % or the call dropped to audio only.
 //! * Days and hours are in the configured local time zone.
 
 use super::local::{LocalTime, DAY_MS};
 use super::packed::{
-    Chunk, Fact, NONE32, OUTCOMES, OUTCOME_MANAGED_LOCALLY, OUTCOME_NONE, STATUS_ABANDONED,
-    STATUS_CANCELLED, STATUS_WAITING, URGENCIES,
+    Chunk, Fact, ESCALATION_ESCALATED, ESCALATION_REALERTED, LINK_AUDIO_ONLY, LINK_MEASURED,
+    LINK_RELAYED, NONE16, NONE32, NONE8, OUTCOMES, OUTCOME_MANAGED_LOCALLY, OUTCOME_NONE,
+    STATUS_ABANDONED, STATUS_CANCELLED, STATUS_WAITING, URGENCIES,
 };
 use super::settings::ReportSettings;
 use super::stats::{share, Grouped, Samples, NO_GROUP};
@@ -68,6 +76,8 @@ pub struct Report {
     pub heatmap: Heatmap,
     pub clinicians: Vec<ClinicianRow>,
     pub stations: Vec<StationRow>,
+    /// Link quality per site, worst first, so poor links stand out.
+    pub link_by_site: Vec<SiteLink>,
     pub choices: Choices,
 }
 
@@ -120,6 +130,42 @@ pub struct WithinTarget {
     pub share: Option<f64>,
 }
 
+/// A round trip over this makes a link poor.
+pub const POOR_RTT_MS: u16 = 400;
+/// Loss over this (percent) makes a link poor.
+pub const POOR_LOSS_PCT: f64 = 5.0;
+
+#[derive(Debug, Clone, Serialize, PartialEq, Default)]
+pub struct Escalations {
+    /// Requests re-alerted to every available clinician.
+    pub realerted: u64,
+    /// Requests escalated to duty holders (also counted in `realerted`).
+    pub escalated: u64,
+    /// escalated / requests.
+    pub escalated_share: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Default)]
+pub struct LinkQuality {
+    /// Calls with a quality report from either side.
+    pub measured_calls: u64,
+    pub median_rtt_ms: Option<i64>,
+    pub median_loss_pct: Option<f64>,
+    /// Round trip over 400 ms, loss over 5 % or dropped to audio only.
+    pub poor_calls: u64,
+    pub poor_share: Option<f64>,
+    /// Calls relayed through TURN (a locked-down network).
+    pub relayed_calls: u64,
+    pub audio_only_calls: u64,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SiteLink {
+    pub site: Option<String>,
+    #[serde(flatten)]
+    pub link: LinkQuality,
+}
+
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Headline {
     pub requests: u64,
@@ -132,8 +178,8 @@ pub struct Headline {
     pub within_target: WithinTarget,
     pub answer_to_connected: Middle,
     pub call_duration: Middle,
-    /// Not recorded yet: null until escalation is logged (see README).
-    pub escalations: Option<u64>,
+    pub escalations: Escalations,
+    pub link_quality: LinkQuality,
     /// Requests in these figures that are generated history, not patients.
     pub synthetic_requests: u64,
     /// Monitoring test calls in the period left out of these figures.
@@ -247,6 +293,8 @@ pub struct StationRow {
     pub p90_wait_ms: Option<i64>,
     pub within_target: WithinTarget,
     pub journeys_avoided: u64,
+    pub escalated: u64,
+    pub link: LinkQuality,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -273,6 +321,8 @@ struct Acc {
     waiting: u64,
     met: u64,
     missed: u64,
+    realerted: u64,
+    escalated: u64,
 }
 
 impl Acc {
@@ -287,6 +337,12 @@ impl Acc {
         }
         if f.answered {
             self.answered += 1;
+        }
+        if f.escalation >= ESCALATION_REALERTED {
+            self.realerted += 1;
+        }
+        if f.escalation >= ESCALATION_ESCALATED {
+            self.escalated += 1;
         }
         match judged {
             Judged::Met => self.met += 1,
@@ -303,6 +359,16 @@ impl Acc {
         self.waiting += o.waiting;
         self.met += o.met;
         self.missed += o.missed;
+        self.realerted += o.realerted;
+        self.escalated += o.escalated;
+    }
+
+    fn escalations(&self) -> Escalations {
+        Escalations {
+            realerted: self.realerted,
+            escalated: self.escalated,
+            escalated_share: share(self.escalated, self.requests),
+        }
     }
 
     fn within_target(&self) -> WithinTarget {
@@ -359,6 +425,61 @@ fn judge(f: &Fact, target_ms: i64, now: i64) -> Judged {
         Judged::Missed
     } else {
         Judged::Neither
+    }
+}
+
+/// Link quality of a group of calls.
+#[derive(Default, Clone)]
+struct LinkAcc {
+    measured: u64,
+    poor: u64,
+    relayed: u64,
+    audio_only: u64,
+    rtt: Samples,
+    /// Loss in half percent.
+    loss: Samples,
+}
+
+impl LinkAcc {
+    fn add(&mut self, f: &Fact) {
+        if f.link & LINK_MEASURED == 0 {
+            return;
+        }
+        self.measured += 1;
+        let audio_only = f.link & LINK_AUDIO_ONLY != 0;
+        let poor = audio_only
+            || (f.rtt_ms != NONE16 && f.rtt_ms > POOR_RTT_MS)
+            || (f.loss_half_pct != NONE8 && f64::from(f.loss_half_pct) / 2.0 > POOR_LOSS_PCT);
+        self.poor += u64::from(poor);
+        self.relayed += u64::from(f.link & LINK_RELAYED != 0);
+        self.audio_only += u64::from(audio_only);
+        if f.rtt_ms != NONE16 {
+            self.rtt.push(u32::from(f.rtt_ms));
+        }
+        if f.loss_half_pct != NONE8 {
+            self.loss.push(u32::from(f.loss_half_pct));
+        }
+    }
+
+    fn merge(&mut self, o: LinkAcc) {
+        self.measured += o.measured;
+        self.poor += o.poor;
+        self.relayed += o.relayed;
+        self.audio_only += o.audio_only;
+        self.rtt.append(o.rtt);
+        self.loss.append(o.loss);
+    }
+
+    fn summary(mut self) -> LinkQuality {
+        LinkQuality {
+            measured_calls: self.measured,
+            median_rtt_ms: self.rtt.median(),
+            median_loss_pct: self.loss.median().map(|h| h as f64 / 2.0),
+            poor_calls: self.poor,
+            poor_share: share(self.poor, self.measured),
+            relayed_calls: self.relayed,
+            audio_only_calls: self.audio_only,
+        }
     }
 }
 
@@ -419,6 +540,9 @@ struct Pass {
     /// Call lengths by [all, clinician].
     calls: Grouped<2>,
     connect: Samples,
+    /// Link quality, over all and by global station index.
+    link_all: LinkAcc,
+    links: Vec<LinkAcc>,
 }
 
 /// What every pass shares: the query, and the report's numbering of
@@ -463,6 +587,8 @@ impl Pass {
             waits: Grouped::with_capacity(records),
             calls: Grouped::with_capacity(records),
             connect: Samples::default(),
+            link_all: LinkAcc::default(),
+            links: (0..stations).map(|_| LinkAcc::default()).collect(),
         }
     }
 
@@ -560,6 +686,8 @@ impl Pass {
             if f.duration_ms != NONE32 {
                 self.calls.push(f.duration_ms, [0, c_group]);
             }
+            self.link_all.add(f);
+            self.links[st].add(f);
             self.outcomes[usize::from(f.outcome)] += 1;
             if f.outcome == OUTCOME_MANAGED_LOCALLY {
                 self.journeys_avoided[st] += 1;
@@ -609,6 +737,10 @@ impl Pass {
         self.waits.append(o.waits);
         self.calls.append(o.calls);
         self.connect.append(o.connect);
+        self.link_all.merge(o.link_all);
+        for (a, b) in self.links.iter_mut().zip(o.links) {
+            a.merge(b);
+        }
     }
 }
 
@@ -793,6 +925,8 @@ pub fn compute_on(
         waits,
         calls,
         mut connect,
+        link_all,
+        links,
     } = run_passes(&frame, &chunks, threads);
 
     let call_count = calls.len() as u64;
@@ -948,6 +1082,32 @@ pub fn compute_on(
         .collect();
     clinician_rows.sort_by(|a, b| b.answered.cmp(&a.answered).then(a.name.cmp(&b.name)));
 
+    // Link quality per site (stations' samples pooled), worst first.
+    let mut site_links: BTreeMap<Option<String>, LinkAcc> = BTreeMap::new();
+    let mut station_links: Vec<LinkQuality> = Vec::with_capacity(links.len());
+    for (i, link) in links.into_iter().enumerate() {
+        if link.measured > 0 {
+            let site = station_keys[i].1.clone();
+            site_links.entry(site).or_default().merge(link.clone());
+        }
+        station_links.push(link.summary());
+    }
+    let mut link_by_site: Vec<SiteLink> = site_links
+        .into_iter()
+        .map(|(site, acc)| SiteLink {
+            site,
+            link: acc.summary(),
+        })
+        .filter(|s| s.link.measured_calls > 0)
+        .collect();
+    link_by_site.sort_by(|a, b| {
+        b.link
+            .poor_share
+            .unwrap_or(0.0)
+            .total_cmp(&a.link.poor_share.unwrap_or(0.0))
+            .then_with(|| a.site.cmp(&b.site))
+    });
+
     let mut station_rows: Vec<StationRow> = station_keys
         .iter()
         .zip(&stations)
@@ -956,6 +1116,8 @@ pub fn compute_on(
         .map(|(i, ((name, site), acc))| {
             let p = wait_of(W_STATION, i, 2);
             StationRow {
+                escalated: acc.escalated,
+                link: station_links.get(i).cloned().unwrap_or_default(),
                 answer_rate: acc.answer_rate(),
                 within_target: acc.within_target(),
                 name: name.clone(),
@@ -1064,7 +1226,8 @@ pub fn compute_on(
                 count: call_count,
                 median_ms: call_p[0].first().and_then(|c| c[0]),
             },
-            escalations: None,
+            escalations: all.escalations(),
+            link_quality: link_all.summary(),
             synthetic_requests: synthetic,
             test_calls_left_out,
         },
@@ -1097,6 +1260,7 @@ pub fn compute_on(
         },
         clinicians: clinician_rows,
         stations: station_rows,
+        link_by_site,
         choices: Choices {
             sites,
             stations: choice_stations,
@@ -1146,6 +1310,16 @@ mod tests {
                             outcome: answered.then(|| OUTCOMES[next(5) as usize].into()),
                             synthetic: true,
                             test_call: next(100) == 0,
+                            realerted_at: (wait > 150_000).then_some(t + 150_000),
+                            escalated_at: (wait > 300_000).then_some(t + 300_000),
+                            station_quality: (answered && next(3) > 0).then(|| {
+                                format!(
+                                    r#"{{"rtt_ms":{},"packet_loss_pct":{}}}"#,
+                                    next(600),
+                                    next(12)
+                                )
+                            }),
+                            clinician_quality: None,
                         }
                     })
                     .collect();

@@ -15,6 +15,9 @@
 //!   u32 wait (answered) or time to cancel/abandon (not answered), or NONE32
 //!   u32 answer to media connected, or NONE32
 //!   u32 call duration, or NONE32
+//!   u16 worse round-trip time of the two sides' last quality samples (ms), or NONE16
+//!   u8  worse packet loss, in half percent (0..=200), or NONE8
+//!   u8  link flags: 1 measured, 2 relayed through TURN, 4 audio only
 //! str = u16 byte length + UTF-8; opt-str uses length 0xFFFF for none.
 //! ```
 
@@ -22,12 +25,21 @@ use super::local::DAY_MS;
 use crate::store::ConsultFact;
 use std::collections::HashMap;
 
-/// Bump when the layout changes (for example to add an "escalated" flag
-/// once escalation is logged): blobs of another format are rebuilt.
-pub const FORMAT: i64 = 1;
+/// Bump when the layout changes: blobs of another format are rebuilt.
+/// 2: escalation level, link quality.
+pub const FORMAT: i64 = 2;
+pub const NONE8: u8 = u8::MAX;
 pub const NONE16: u16 = u16::MAX;
 pub const NONE32: u32 = u32::MAX;
-const RECORD_BYTES: usize = 22;
+const RECORD_BYTES: usize = 26;
+
+pub const LINK_MEASURED: u8 = 1;
+pub const LINK_RELAYED: u8 = 2;
+pub const LINK_AUDIO_ONLY: u8 = 4;
+
+/// 0 never escalated, 1 re-alerted, 2 escalated to duty holders.
+pub const ESCALATION_REALERTED: u8 = 1;
+pub const ESCALATION_ESCALATED: u8 = 2;
 
 pub const URGENCIES: [&str; 3] = ["immediate", "urgent", "routine"];
 pub const STATUSES: [&str; 6] = [
@@ -71,6 +83,44 @@ pub struct Fact {
     pub wait_ms: u32,
     pub connect_ms: u32,
     pub duration_ms: u32,
+    /// How far it was escalated (see [`ESCALATION_ESCALATED`]).
+    pub escalation: u8,
+    pub rtt_ms: u16,
+    pub loss_half_pct: u8,
+    pub link: u8,
+}
+
+/// The worse of the two sides' last quality samples.
+fn link_of(f: &ConsultFact) -> (u16, u8, u8) {
+    let samples: Vec<signalling::QualitySample> = [&f.station_quality, &f.clinician_quality]
+        .into_iter()
+        .flatten()
+        .filter_map(|json| serde_json::from_str(json).ok())
+        .collect();
+    if samples.is_empty() {
+        return (NONE16, NONE8, 0);
+    }
+    let worst = |get: fn(&signalling::QualitySample) -> Option<f64>| {
+        samples
+            .iter()
+            .filter_map(get)
+            .fold(None, |acc: Option<f64>, v| {
+                Some(acc.map_or(v, |a| a.max(v)))
+            })
+    };
+    let rtt = worst(|q| q.rtt_ms).map_or(NONE16, |v| {
+        v.round().clamp(0.0, f64::from(NONE16 - 1)) as u16
+    });
+    let loss =
+        worst(|q| q.packet_loss_pct).map_or(NONE8, |v| (v * 2.0).round().clamp(0.0, 200.0) as u8);
+    let mut flags = LINK_MEASURED;
+    if samples.iter().any(|q| q.relayed) {
+        flags |= LINK_RELAYED;
+    }
+    if samples.iter().any(|q| q.audio_only) {
+        flags |= LINK_AUDIO_ONLY;
+    }
+    (rtt, loss, flags)
 }
 
 /// The consults of one UTC day: `index` is `requested_at / 86_400_000`.
@@ -187,12 +237,21 @@ impl Chunk {
                 (Some(s), Some(_)) => span(s, f.ended_at),
                 _ => NONE32,
             };
+            let escalation = if f.escalated_at.is_some() {
+                ESCALATION_ESCALATED
+            } else if f.realerted_at.is_some() {
+                ESCALATION_REALERTED
+            } else {
+                0
+            };
             let codes = u16::from(urgency)
                 | u16::from(status) << 2
                 | u16::from(outcome) << 5
                 | u16::from(f.synthetic) << 8
                 | u16::from(f.test_call) << 9
-                | u16::from(answered) << 10;
+                | u16::from(answered) << 10
+                | u16::from(escalation) << 11;
+            let (rtt, loss, link) = link_of(f);
             records.extend_from_slice(&(offset as u32).to_le_bytes());
             records.extend_from_slice(&station.to_le_bytes());
             records.extend_from_slice(&clinician.to_le_bytes());
@@ -200,6 +259,9 @@ impl Chunk {
             records.extend_from_slice(&wait.to_le_bytes());
             records.extend_from_slice(&connect.to_le_bytes());
             records.extend_from_slice(&duration.to_le_bytes());
+            records.extend_from_slice(&rtt.to_le_bytes());
+            records.push(loss);
+            records.push(link);
         }
         Ok(Chunk {
             index,
@@ -299,6 +361,10 @@ impl Chunk {
                 wait_ms: u32_at(10),
                 connect_ms: u32_at(14),
                 duration_ms: u32_at(18),
+                escalation: ((codes >> 11) & 0b11) as u8,
+                rtt_ms: u16_at(22),
+                loss_half_pct: r[24],
+                link: r[25],
             }
         })
     }
@@ -368,7 +434,41 @@ mod tests {
             outcome: clinician.map(|_| "managed_locally".into()),
             synthetic: true,
             test_call: false,
+            realerted_at: None,
+            escalated_at: None,
+            station_quality: None,
+            clinician_quality: None,
         }
+    }
+
+    #[test]
+    fn escalation_and_link_quality_round_trip() {
+        let day = 20_000;
+        let start = day * DAY_MS;
+        let mut a = fact(start + 5, "Millom MIU Room 1", Some("Dr A"));
+        a.realerted_at = Some(start + 60_000);
+        a.escalated_at = Some(start + 120_000);
+        a.station_quality = Some(r#"{"rtt_ms":38.4,"packet_loss_pct":0.4,"relayed":true}"#.into());
+        a.clinician_quality =
+            Some(r#"{"rtt_ms":41.6,"packet_loss_pct":7.26,"audio_only":true}"#.into());
+        let mut b = fact(start + 9, "Millom MIU Room 1", Some("Dr A"));
+        b.realerted_at = Some(start + 60_000);
+        b.station_quality = Some("not json".into());
+        let chunk = Chunk::build(day, &[a, b]).unwrap();
+        let got: Vec<Fact> = Chunk::decode(day, chunk.encode())
+            .unwrap()
+            .facts()
+            .collect();
+        assert_eq!(got[0].escalation, ESCALATION_ESCALATED);
+        assert_eq!(got[0].rtt_ms, 42, "the worse side, rounded");
+        assert_eq!(got[0].loss_half_pct, 15, "7.26 % in half percent, rounded");
+        assert_eq!(got[0].link, LINK_MEASURED | LINK_RELAYED | LINK_AUDIO_ONLY);
+        assert_eq!(got[1].escalation, ESCALATION_REALERTED);
+        assert_eq!(
+            (got[1].rtt_ms, got[1].loss_half_pct, got[1].link),
+            (NONE16, NONE8, 0),
+            "a bad sample is no sample"
+        );
     }
 
     #[test]

@@ -34,12 +34,17 @@ pub struct HistoricConsult {
     pub outcome_at: Option<i64>,
     pub synthetic: bool,
     pub test_call: bool,
+    pub realerted_at: Option<i64>,
+    pub escalated_at: Option<i64>,
+    /// The last `call_quality` sample of each side (JSON).
+    pub station_quality: Option<String>,
+    pub clinician_quality: Option<String>,
     /// `(at, event)` in order, as the switchboard would have logged them.
     pub events: Vec<(i64, ConsultEvent)>,
 }
 
 /// SQLite allows 32,766 bound values per statement.
-const CONSULTS_PER_STATEMENT: usize = 500;
+const CONSULTS_PER_STATEMENT: usize = 400;
 const EVENTS_PER_STATEMENT: usize = 4_000;
 
 impl Store {
@@ -51,7 +56,8 @@ impl Store {
                 "INSERT INTO consults (id, station_id, station_name, site, urgency, reason, patient_ref, \
                  requested_at, status, first_rung_at, rung_count, closed_at, call_id, clinician_id, \
                  clinician_name, accepted_at, station_media_at, clinician_media_at, connected_at, \
-                 ended_at, end_reason, outcome, outcome_note, outcome_at, synthetic, test_call) ",
+                 ended_at, end_reason, outcome, outcome_note, outcome_at, synthetic, test_call, \
+                 realerted_at, escalated_at, station_quality, clinician_quality) ",
             );
             q.push_values(batch, |mut b, c| {
                 b.push_bind(c.id)
@@ -79,7 +85,11 @@ impl Store {
                     .push_bind(&c.outcome_note)
                     .push_bind(c.outcome_at)
                     .push_bind(i64::from(c.synthetic))
-                    .push_bind(i64::from(c.test_call));
+                    .push_bind(i64::from(c.test_call))
+                    .push_bind(c.realerted_at)
+                    .push_bind(c.escalated_at)
+                    .push_bind(&c.station_quality)
+                    .push_bind(&c.clinician_quality);
             });
             q.build().execute(&mut *tx).await.map_err(|e| match e {
                 sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Invalid(

@@ -25,6 +25,11 @@ pub struct ConsultFact {
     pub outcome: Option<String>,
     pub synthetic: bool,
     pub test_call: bool,
+    pub realerted_at: Option<i64>,
+    pub escalated_at: Option<i64>,
+    /// The latest `call_quality` sample of each side, as stored (JSON).
+    pub station_quality: Option<String>,
+    pub clinician_quality: Option<String>,
 }
 
 /// A day of the report cache as read: its current version, and its blob if
@@ -109,7 +114,8 @@ impl ReportSnapshot {
     pub async fn facts(&mut self, from: i64, to: i64) -> Result<Vec<ConsultFact>> {
         let rows = sqlx::query(
             "SELECT requested_at, station_name, site, urgency, status, clinician_name, accepted_at, \
-             connected_at, ended_at, closed_at, outcome, synthetic, test_call \
+             connected_at, ended_at, closed_at, outcome, synthetic, test_call, realerted_at, \
+             escalated_at, station_quality, clinician_quality \
              FROM consults WHERE requested_at >= $1 AND requested_at < $2",
         )
         .bind(from)
@@ -132,6 +138,10 @@ impl ReportSnapshot {
                     outcome: r.try_get("outcome")?,
                     synthetic: r.try_get::<i64, _>("synthetic")? != 0,
                     test_call: r.try_get::<i64, _>("test_call")? != 0,
+                    realerted_at: r.try_get("realerted_at")?,
+                    escalated_at: r.try_get("escalated_at")?,
+                    station_quality: r.try_get("station_quality")?,
+                    clinician_quality: r.try_get("clinician_quality")?,
                 })
             })
             .collect()

@@ -109,7 +109,7 @@ const KEN: &str = "Kendal UTC Room 3";
 fn hand_built_log() -> Vec<HistoricConsult> {
     let mut test_call = answered(14, R1, "immediate", "2026-06-15T10:00:00Z", "Dr A", 5, Some(1000), 60, Some("managed_locally"));
     test_call.test_call = true;
-    vec![
+    let mut log = vec![
         // 23:30 UTC Sunday is 00:30 BST Monday: a Monday request.
         answered(1, R1, "immediate", "2026-06-14T23:30:00Z", "Dr A", 60, Some(2000), 300, Some("managed_locally")),
         answered(2, R1, "immediate", "2026-06-15T09:00:00Z", "Dr A", 100, Some(3000), 420, Some("managed_locally")),
@@ -130,7 +130,23 @@ fn hand_built_log() -> Vec<HistoricConsult> {
         // Just outside the period on either side (local midnight, BST).
         answered(15, R1, "urgent", "2026-06-14T22:59:59Z", "Dr A", 10, Some(1000), 60, Some("managed_locally")),
         answered(16, R1, "urgent", "2026-06-16T23:00:00Z", "Dr A", 10, Some(1000), 60, Some("managed_locally")),
-    ]
+    ];
+    // Escalation steps as logged: 6 and 12 re-alerted and escalated, 9
+    // re-alerted only.
+    for (id, escalated) in [(6, true), (9, false), (12, true)] {
+        let c = &mut log[id - 1];
+        c.realerted_at = Some(c.requested_at + 150 * S);
+        c.escalated_at = escalated.then_some(c.requested_at + 300 * S);
+    }
+    // Last quality reports (the worse side counts):
+    //   2: 30 ms, 0.2 %; 3: 500 ms (poor), 1 %, relayed; 6: station 80 ms
+    //   8 % loss (poor), clinician 90 ms audio only; 7: 50 ms, 0 %.
+    log[1].station_quality = Some(r#"{"rtt_ms":30,"packet_loss_pct":0.2}"#.into());
+    log[2].station_quality = Some(r#"{"rtt_ms":500,"packet_loss_pct":1.0,"relayed":true}"#.into());
+    log[5].station_quality = Some(r#"{"rtt_ms":80,"packet_loss_pct":8.0}"#.into());
+    log[5].clinician_quality = Some(r#"{"rtt_ms":90,"audio_only":true}"#.into());
+    log[6].station_quality = Some(r#"{"rtt_ms":50,"packet_loss_pct":0}"#.into());
+    log
 }
 
 const PERIOD: &str = "from=2026-06-15&to=2026-06-16";
@@ -225,9 +241,34 @@ async fn every_headline_figure_matches_the_hand_worked_log() {
     // Call lengths (s): 60 200 240 300 360 420 480 540 600 900 -> (360 + 420) / 2.
     assert_eq!(h["call_duration"]["count"], 10);
     assert_eq!(h["call_duration"]["median_ms"], 390 * S);
-    // Escalation is not recorded yet: the field is there, null.
-    assert!(h.as_object().unwrap().contains_key("escalations"));
-    assert_eq!(h["escalations"], Value::Null);
+    // Escalations: 6, 9 and 12 re-alerted; 6 and 12 escalated; 2 of 13.
+    assert_eq!(h["escalations"]["realerted"], 3);
+    assert_eq!(h["escalations"]["escalated"], 2);
+    assert!((h["escalations"]["escalated_share"].as_f64().unwrap() - 2.0 / 13.0).abs() < 1e-9);
+    // Link quality over the 4 measured calls: worse-side round trips
+    // 30 50 90 500 -> median (h = 1.5) 70; loss in half percent 0 0 2 16 ->
+    // median 1 -> 0.5 %; poor: 3 (500 ms) and 6 (8 %, audio only).
+    let l = &h["link_quality"];
+    assert_eq!(l["measured_calls"], 4);
+    assert_eq!(l["median_rtt_ms"], 70);
+    assert_eq!(l["median_loss_pct"], 0.5);
+    assert_eq!(l["poor_calls"], 2);
+    assert_eq!(l["poor_share"], 0.5);
+    assert_eq!(l["relayed_calls"], 1);
+    assert_eq!(l["audio_only_calls"], 1);
+    // By site, worst first: Kendal (1 of 1 poor), Ulverston (1 of 1), Millom (0 of 2).
+    let sites: Vec<(&str, u64)> = r["link_by_site"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["site"].as_str().unwrap(),
+                s["poor_calls"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(sites, [("Kendal", 1), ("Ulverston", 1), ("Millom", 0)]);
 
     // Per urgency.
     let u = &r["by_urgency"];

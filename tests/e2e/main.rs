@@ -10,6 +10,7 @@ mod browser;
 mod consult;
 mod devices;
 mod flows;
+mod reports;
 mod resume;
 mod server;
 mod station;
