@@ -763,24 +763,14 @@ fn a_directed_test_call_rings_only_its_clinician() {
     )));
 }
 
+/// The default policy (urgent: re-alert at 150 s, escalate at 300 s).
 fn urgent_policy() -> Config {
-    Config {
-        escalation: [
-            EscalationPolicy {
-                realert_after_ms: 60_000,
-                escalate_after_ms: 120_000,
-            },
-            EscalationPolicy {
-                realert_after_ms: 150_000,
-                escalate_after_ms: 300_000,
-            },
-            EscalationPolicy {
-                realert_after_ms: 450_000,
-                escalate_after_ms: 900_000,
-            },
-        ],
-        ..Config::default()
-    }
+    let config = Config::default();
+    assert_eq!(
+        config.escalation_for(Urgency::Urgent),
+        EscalationPolicy { realert_after_ms: 150_000, escalate_after_ms: 300_000 }
+    );
+    config
 }
 
 fn escalations(events: &[Event]) -> Vec<(EscalationLevel, Vec<UserId>)> {
