@@ -43,6 +43,10 @@ pub enum Command {
     /// Manage accounts.
     #[command(subcommand)]
     User(UserCommand),
+    /// Place a synthetic test call through a running server and time each
+    /// step (for monitoring). Exit code 0 ok, 1 slow, 2 failed.
+    #[cfg(feature = "probe")]
+    Probe(crate::probe::ProbeArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -161,8 +165,14 @@ impl ServeArgs {
 }
 
 pub fn init_tracing() {
+    init_tracing_with("info,sqlx=warn");
+}
+
+/// Logging to standard error, filtered by `MIULINK_LOG` or else `default`.
+/// Only the first call takes effect.
+pub fn init_tracing_with(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("MIULINK_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -171,6 +181,11 @@ pub fn init_tracing() {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    #[cfg(feature = "probe")]
+    if matches!(cli.command, Some(Command::Probe(_))) {
+        // The probe's report is its output; keep library chatter out of it.
+        init_tracing_with("warn");
+    }
     init_tracing();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -182,6 +197,10 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    #[cfg(feature = "probe")]
+    if let Some(Command::Probe(args)) = cli.command {
+        return runtime.block_on(crate::probe::main(args));
+    }
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -196,6 +215,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         None => serve(cli.serve.settings(&cli.database_url)).await,
         Some(Command::Serve(args)) => serve(args.settings(&cli.database_url)).await,
         Some(Command::User(cmd)) => user(&cli.database_url, cmd).await,
+        #[cfg(feature = "probe")]
+        Some(Command::Probe(_)) => anyhow::bail!("the probe runs from main()"),
     }
 }
 

@@ -5,4 +5,6 @@ mod auth;
 mod consult;
 mod frames;
 mod helpers;
+#[cfg(feature = "probe")]
+mod probe;
 mod rules;
