@@ -8,6 +8,7 @@
 use super::client::{self, Server, WsReceiver, WsSender};
 use super::peer::{self, Peer, PeerConfig, PeerEvent};
 use super::report::{Recorder, Report, Status, Step, Thresholds, VideoSeen};
+use super::video;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -158,10 +159,17 @@ struct Run {
 pub async fn run(cfg: &ProbeConfig) -> Report {
     let mut rec = Recorder::new(cfg.thresholds.clone());
     let mut run = Run::default();
-    let result = match cfg.role {
-        ProbeRole::Both => run_both(cfg, &mut rec, &mut run).await,
-        ProbeRole::StationOnly => run_station_only(cfg, &mut rec, &mut run).await,
-        ProbeRole::ClinicianOnly => run_clinician_only(cfg, &mut rec, &mut run).await,
+    // Encode the test card before anything is timed (once per process).
+    let encoded = tokio::task::spawn_blocking(|| video::frames().map(|_| ()))
+        .await
+        .unwrap_or_else(|e| Err(format!("encoding the test card: {e}")));
+    let result = match (encoded, cfg.role) {
+        (Err(e), _) => Err(e),
+        (Ok(()), role) => match role {
+            ProbeRole::Both => run_both(cfg, &mut rec, &mut run).await,
+            ProbeRole::StationOnly => run_station_only(cfg, &mut rec, &mut run).await,
+            ProbeRole::ClinicianOnly => run_clinician_only(cfg, &mut rec, &mut run).await,
+        },
     };
     let error = result.err();
     if error.is_some() {

@@ -35,6 +35,7 @@ use webrtc::rtp_transceiver::RtpSender;
 /// browser may not, and then no round trip is measured).
 pub const DATA_CHANNEL_LABEL: &str = "miulink-probe";
 const VP8_PAYLOAD_TYPE: u8 = 96;
+const ICE_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// What the peer noticed, with when.
 pub enum PeerEvent {
@@ -160,7 +161,9 @@ pub struct Peer {
 impl Peer {
     /// Builds the peer and adds its video track. The answering side takes
     /// the DTLS server role: webrtc-rs as a DTLS client waits for its next
-    /// ICE tick (about 200 ms) before its first handshake flight.
+    /// ICE tick before its first handshake flight, so a browser offerer (a
+    /// real station) starts the handshake at once; between two probe peers
+    /// the shorter ICE tick below bounds that wait.
     pub async fn new(
         config: &PeerConfig,
         events: mpsc::UnboundedSender<PeerEvent>,
@@ -187,6 +190,9 @@ impl Peer {
             .map_err(|e| format!("setting up RTP interceptors: {e}"))?;
         let settings = SettingEngineBuilder::new()
             .with_answering_dtls_role(RTCDtlsRole::Server)
+            // The DTLS client's first flight waits for the next ICE tick
+            // (200 ms by default); 50 ms is RFC 8445's pacing floor (Ta).
+            .with_ice_connection_attempts(Some(ICE_CHECK_INTERVAL), None)
             .build();
         let configuration = RTCConfigurationBuilder::new()
             .with_ice_servers(config.ice_servers.clone())
