@@ -849,6 +849,8 @@ async fn bare_relay(addr: String) {
         tokio::spawn(async move {
             let _ = stream.set_nodelay(true);
             let mut name = String::new();
+            // The callback's shape (and its large error type) is tungstenite's.
+            #[allow(clippy::result_large_err)]
             let callback = |req: &tokio_tungstenite::tungstenite::handshake::server::Request,
                             res| {
                 name = req.uri().path().trim_start_matches('/').to_owned();

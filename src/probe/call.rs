@@ -361,13 +361,15 @@ async fn barrier(conn: &mut Conn, nonce: u64, wait: Duration) -> Result<Vec<Valu
 
 /// Clears what an interrupted earlier run may have left on the probe's own
 /// accounts (a waiting request, a call, an owed outcome, "away"), so that
-/// this run starts clean. Says what it did in the notes.
+/// this run starts clean. Says what it did in the notes. Returns the
+/// messages of the clean state (a clinician's rings for requests already
+/// waiting are among them).
 async fn clean_up_leftovers(
     conn: &mut Conn,
     side: Side,
     wait: Duration,
     notes: &mut Vec<String>,
-) -> Result<(), String> {
+) -> Result<Vec<Value>, String> {
     for pass in 0..3u64 {
         let state = barrier(conn, 9_000 + pass, wait).await?;
         let mut acted = false;
@@ -422,7 +424,7 @@ async fn clean_up_leftovers(
             }
         }
         if !acted {
-            return Ok(());
+            return Ok(state);
         }
     }
     Err(format!(
@@ -691,20 +693,27 @@ async fn run_clinician_only(
             clinician.username, cl.welcome["role"]
         ));
     }
-    clean_up_leftovers(&mut cl, Side::Clinician, cfg.timeout, &mut run.notes).await?;
+    let state = clean_up_leftovers(&mut cl, Side::Clinician, cfg.timeout, &mut run.notes).await?;
     // Only ever a test call: a real patient's request is never answered
     // by the probe, however long it waits.
-    let deadline = tokio::time::Instant::now() + cfg.answer_wait;
-    let (ring, _) = wait_for(
-        &mut cl.rx,
-        deadline,
-        &format!(
-            "a test call to {} from a station (the nurse chooses \"test call\")",
-            clinician.username
-        ),
-        |m| m["type"] == "ring" && m["request"]["test"] == true,
-    )
-    .await?;
+    let is_test_ring = |m: &Value| m["type"] == "ring" && m["request"]["test"] == true;
+    let ring = match state.into_iter().find(is_test_ring) {
+        Some(ring) => ring,
+        None => {
+            let deadline = tokio::time::Instant::now() + cfg.answer_wait;
+            wait_for(
+                &mut cl.rx,
+                deadline,
+                &format!(
+                    "a test call to {} from a station (the nurse chooses \"test call\")",
+                    clinician.username
+                ),
+                is_test_ring,
+            )
+            .await?
+            .0
+        }
+    };
     let request_id = ring["request"]["request_id"]
         .as_u64()
         .ok_or("the ring had no request id")?;
@@ -852,10 +861,8 @@ impl CallMarks {
             }
             Mark::Rtt(samples) => self.rtt = Some(Ok(samples)),
             // A measured round trip wins over the other side's "none came".
-            Mark::RttUnavailable(why) => {
-                if !matches!(self.rtt, Some(Ok(_))) {
-                    self.rtt = Some(Err(why));
-                }
+            Mark::RttUnavailable(why) if !matches!(self.rtt, Some(Ok(_))) => {
+                self.rtt = Some(Err(why));
             }
             Mark::Note(n) => run.notes.push(n),
             _ => {}

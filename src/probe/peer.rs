@@ -181,7 +181,6 @@ impl Peer {
                 RTCRtpCodecParameters {
                     rtp_codec: codec.clone(),
                     payload_type: VP8_PAYLOAD_TYPE,
-                    ..Default::default()
                 },
                 RtpCodecKind::Video,
             )

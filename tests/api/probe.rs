@@ -189,11 +189,12 @@ async fn one_side_modes_call_each_other() {
         "probe-clinician",
     ];
     station_args.extend(common);
-    let answering = probe(&app, &clinician_args, PASSWORD);
-    // The station calls once the clinician side has signed in.
-    let calling = async {
+    let calling = probe(&app, &station_args, PASSWORD);
+    // The clinician side signs in after the test call is already waiting,
+    // so it is rung as it connects.
+    let answering = async {
         tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
-        probe(&app, &station_args, PASSWORD).await
+        probe(&app, &clinician_args, PASSWORD).await
     };
     let ((c_out, c_report), (s_out, s_report)) = tokio::join!(answering, calling);
     for (out, report) in [(&c_out, &c_report), (&s_out, &s_report)] {
