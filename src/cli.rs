@@ -184,7 +184,9 @@ pub fn main() -> ExitCode {
     #[cfg(feature = "probe")]
     if matches!(cli.command, Some(Command::Probe(_))) {
         // The probe's report is its output; keep library chatter out of it.
-        init_tracing_with("warn");
+        // webrtc-rs warns about normal events of a call set-up; only its
+        // errors are worth showing next to the report.
+        init_tracing_with("error,miulink=warn");
     }
     init_tracing();
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -8,6 +8,7 @@ use crate::settings::Settings;
 use crate::store::Store;
 use crate::{bootstrap, hub};
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use signalling::{Config, Switchboard};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -85,7 +86,13 @@ impl Application {
         let hub = state.hub.clone();
         let app = http::router(self.state);
         tracing::info!(address = %self.addr, "MIU Link listening");
-        axum::serve(self.listener, app)
+        // Signalling messages are small and latency-bound: send each at
+        // once rather than wait (Nagle) for the ACK of the previous one,
+        // which a client may delay by 40 ms.
+        let listener = self.listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        axum::serve(listener, app)
             .with_graceful_shutdown(async move {
                 shutdown.await;
                 tracing::info!("shutting down: closing connections");

@@ -1105,6 +1105,10 @@ async fn call_loop(
     }
     let mut remote_set = false;
     let mut early_candidates: Vec<RTCIceCandidateInit> = Vec::new();
+    // The offerer sends its candidates only once the answer is applied:
+    // connectivity checks that reach webrtc-rs before it has the answer
+    // fail (a role conflict) and are retried about a second later.
+    let mut held_candidates: Vec<RTCIceCandidateInit> = Vec::new();
     let mut channel: Option<Arc<dyn DataChannel>> = None;
     let mut ping_sent: Vec<Instant> = Vec::new();
     let mut rtts: Vec<f64> = Vec::new();
@@ -1133,6 +1137,9 @@ async fn call_loop(
                             remote_set = true;
                             for c in early_candidates.drain(..) {
                                 peer.add_candidate(c).await?;
+                            }
+                            for c in held_candidates.drain(..) {
+                                conn.tx.send(signal(json!({"candidate": c}))).await?;
                             }
                         } else if data["candidate"].is_object() {
                             match serde_json::from_value::<RTCIceCandidateInit>(data["candidate"].clone()) {
@@ -1174,7 +1181,11 @@ async fn call_loop(
             }
             Some(ev) = events.recv() => match ev {
                 PeerEvent::LocalCandidate(c) => {
-                    conn.tx.send(signal(json!({"candidate": c}))).await?;
+                    if offerer && !remote_set {
+                        held_candidates.push(c);
+                    } else {
+                        conn.tx.send(signal(json!({"candidate": c}))).await?;
+                    }
                 }
                 PeerEvent::IceConnected(at) => mark(Mark::IceConnected(at)),
                 PeerEvent::Connected(at) => {

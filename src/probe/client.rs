@@ -190,12 +190,14 @@ pub async fn connect(
     let auth = HeaderValue::from_str(&format!("Bearer {token}"))
         .map_err(|_| "the session token is not a valid header value".to_owned())?;
     req.headers_mut().insert("authorization", auth);
-    let (ws, _) = tokio_tungstenite::connect_async(req).await.map_err(|e| {
-        format!(
-            "cannot open the signalling WebSocket {}: {e}",
-            server.ws_url
-        )
-    })?;
+    let (ws, _) = tokio_tungstenite::connect_async_with_config(req, None, true)
+        .await
+        .map_err(|e| {
+            format!(
+                "cannot open the signalling WebSocket {}: {e}",
+                server.ws_url
+            )
+        })?;
     let (sink, stream) = ws.split();
     let mut rx = WsReceiver(stream);
     let welcome = rx.recv().await?;
