@@ -22,6 +22,8 @@ use webrtc::peer_connection::{RTCIceCandidateInit, RTCIceServer, RTCSessionDescr
 const PINGS: usize = 5;
 /// How long to wait for the far side to echo before deciding it does not.
 const ECHO_WAIT: Duration = Duration::from_secs(3);
+/// The ping that follows `call_connected`.
+const CONNECTED_NONCE: u64 = 7_001;
 /// How long clean-up (hang up, record an outcome) may take after a failure.
 const CLEANUP_WAIT: Duration = Duration::from_secs(3);
 
@@ -1119,7 +1121,7 @@ async fn call_loop(
         "Probe test call ended before it completed".into(),
     );
     let mut ended = false;
-    let mut connected_sent = false;
+    let mut first_video: Option<(Instant, Option<(u16, u16)>)> = None;
     loop {
         tokio::select! {
             m = conn.rx.recv() => {
@@ -1168,8 +1170,18 @@ async fn call_loop(
                     "outcome_recorded" if side == Side::Clinician && ended => return Ok(()),
                     "request_update" if side == Side::Station && ended
                         && m["state"] == "completed" => return Ok(()),
+                    "pong" if m["nonce"] == CONNECTED_NONCE => {
+                        if let Some((at, size)) = first_video {
+                            mark(Mark::FirstVideo(at, size));
+                        }
+                    }
                     "peer_status" if m["connected"] == false => {
                         mark(Mark::Note(format!("the other side's signalling connection dropped during call {call_id}")));
+                    }
+                    "error" if matches!(m["in_reply_to"].as_str(), Some("hang_up" | "call_connected"))
+                        && matches!(m["code"].as_str(), Some("unknown_call" | "not_in_call")) => {
+                        // The other side hung up at the same moment: the
+                        // call is over either way, and call_end follows.
                     }
                     "error" => {
                         return Err(format!("the server refused {}: {}",
@@ -1200,10 +1212,14 @@ async fn call_loop(
                 PeerEvent::IceFailed => return Err("ICE failed: no network path between the two sides".into()),
                 PeerEvent::Failed => return Err("the peer connection failed".into()),
                 PeerEvent::FirstVideoPacket(at, size) => {
-                    mark(Mark::FirstVideo(at, size));
-                    if !connected_sent {
-                        connected_sent = true;
+                    if first_video.is_none() {
+                        // Tell the server media is flowing, and report the
+                        // packet only once the server has handled that (its
+                        // pong follows): the other side may hang up as soon
+                        // as it hears of it.
+                        first_video = Some((at, size));
                         conn.tx.send(json!({"type": "call_connected", "call_id": call_id})).await?;
+                        conn.tx.send(json!({"type": "ping", "nonce": CONNECTED_NONCE})).await?;
                     }
                 }
                 PeerEvent::VideoPackets(n) => mark(Mark::VideoPackets(n)),
