@@ -43,6 +43,10 @@ pub enum Command {
     /// Manage accounts.
     #[command(subcommand)]
     User(UserCommand),
+    /// Place a synthetic test call through a running server and time each
+    /// step (for monitoring). Exit code 0 ok, 1 slow, 2 failed.
+    #[cfg(feature = "probe")]
+    Probe(crate::probe::ProbeArgs),
     /// Fill the log with realistic synthetic consult history (marked
     /// synthetic) to try the dashboard or measure it. Run it while the
     /// server is stopped: new consults take the next ids.
@@ -248,8 +252,14 @@ impl ServeArgs {
 }
 
 pub fn init_tracing() {
+    init_tracing_with("info,sqlx=warn");
+}
+
+/// Logging to standard error, filtered by `MIULINK_LOG` or else `default`.
+/// Only the first call takes effect.
+pub fn init_tracing_with(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("MIULINK_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -258,6 +268,13 @@ pub fn init_tracing() {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    #[cfg(feature = "probe")]
+    if matches!(cli.command, Some(Command::Probe(_))) {
+        // The probe's report is its output; keep library chatter out of it.
+        // webrtc-rs warns about normal events of a call set-up; only its
+        // errors are worth showing next to the report.
+        init_tracing_with("error,miulink=warn");
+    }
     init_tracing();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -269,6 +286,10 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    #[cfg(feature = "probe")]
+    if let Some(Command::Probe(args)) = cli.command {
+        return runtime.block_on(crate::probe::main(args));
+    }
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -284,6 +305,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Serve(args)) => serve(args.settings(&cli.database_url)).await,
         Some(Command::User(cmd)) => user(&cli.database_url, cmd).await,
         Some(Command::Seed(args)) => seed(&cli.database_url, args).await,
+        #[cfg(feature = "probe")]
+        Some(Command::Probe(_)) => anyhow::bail!("the probe runs from main()"),
     }
 }
 

@@ -17,6 +17,8 @@
 //! * [`bootstrap`]: first start (one-time admin password, or `--demo`).
 //! * [`turn`]: ICE servers for clients, with expiring TURN credentials.
 //! * [`cli`]: the `miulink` command line; `main.rs` only calls it.
+//! * `probe` (feature `probe`, on by default): `miulink probe`, a real
+//!   WebRTC test call through a running server, for monitoring.
 //!
 //! The rules (queue order, the accept race, grace periods, who may signal
 //! whom) live in the `signalling` crate, where they are tested with a fake
@@ -28,6 +30,8 @@ pub mod cli;
 pub mod clock;
 pub mod http;
 pub mod hub;
+#[cfg(feature = "probe")]
+pub mod probe;
 pub mod reports;
 pub mod seed;
 pub mod settings;

@@ -768,7 +768,10 @@ fn urgent_policy() -> Config {
     let config = Config::default();
     assert_eq!(
         config.escalation_for(Urgency::Urgent),
-        EscalationPolicy { realert_after_ms: 150_000, escalate_after_ms: 300_000 }
+        EscalationPolicy {
+            realert_after_ms: 150_000,
+            escalate_after_ms: 300_000
+        }
     );
     config
 }

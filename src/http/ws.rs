@@ -25,6 +25,10 @@ use tokio::time::Instant;
 /// and the connection carries on.
 pub const HARD_FRAME_LIMIT: usize = 1024 * 1024;
 pub const PING_EVERY: Duration = Duration::from_secs(15);
+/// Each connection's read buffer. The WebSocket library's default (128 KiB)
+/// was most of the server's memory per connection (see BENCHMARKS.md);
+/// signalling messages are small and a larger one is read in several goes.
+pub const READ_BUFFER_BYTES: usize = 8 * 1024;
 pub const IDLE_LIMIT: Duration = Duration::from_secs(45);
 /// Messages a connection may send in a burst (a browser trickling ICE
 /// candidates sends a few dozen at once) and per second after that.
@@ -95,6 +99,7 @@ pub async fn upgrade(
     let identity = who.user.identity();
     let hub = state.hub.clone();
     Ok(ws
+        .read_buffer_size(READ_BUFFER_BYTES)
         .max_message_size(HARD_FRAME_LIMIT)
         .max_frame_size(HARD_FRAME_LIMIT)
         .on_upgrade(move |socket| connection(socket, state, hub, identity)))

@@ -7,6 +7,8 @@ mod consult;
 mod escalation;
 mod frames;
 mod helpers;
+#[cfg(feature = "probe")]
+mod probe;
 mod reports;
 mod restart;
 mod rules;
