@@ -8,7 +8,17 @@
 //! scripts/bench-setup.sh                  # installs matchbox_server
 //! cargo bench --bench load                # 100, 1,000 and 10,000 connections
 //! cargo bench --bench load -- --sizes 100 --seconds 5 --servers miulink,bare
+//! # Many connections, some of them in long calls at once (issue 5's load test):
+//! cargo bench --bench load -- --sizes 2000 --active 200 --hold-seconds 20 --seconds 60 --servers miulink
 //! ```
+//!
+//! By default every pair runs consults back to back (closed loop), faster
+//! than any person, so MIU Link is started with its per-connection rate
+//! limit lifted. With `--active N` only N pairs make consults and the rest
+//! stay connected and idle (receiving what an idle clinician or station
+//! receives); with `--hold-seconds S` each call is held open for S seconds,
+//! the station sending a signal every second (timed like the others) and
+//! both sides a `call_quality` report every 5 seconds, as browsers do.
 //!
 //! A "consult" for MIU Link is the whole protocol: a directed test
 //! request, ring, accept, six relayed signals (offer, answer, two ICE
@@ -73,6 +83,9 @@ struct Options {
     sizes: Vec<usize>,
     seconds: u64,
     servers: Vec<Kind>,
+    /// Pairs that make consults (the rest stay idle); None: all.
+    active: Option<usize>,
+    hold_seconds: u64,
 }
 
 fn options() -> Options {
@@ -104,6 +117,10 @@ fn options() -> Options {
         sizes,
         seconds,
         servers,
+        active: value("--active").and_then(|s| s.parse().ok()),
+        hold_seconds: value("--hold-seconds")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0),
     }
 }
 
@@ -125,7 +142,7 @@ fn main() {
             // sit in TIME_WAIT and would exhaust one address's ports.
             let source = Ipv4Addr::new(127, 0, 1 + run as u8, 1 + s as u8);
             eprintln!("== {} with {size} connections", kind.name());
-            match rt.block_on(bench_one(kind, size, opts.seconds, source)) {
+            match rt.block_on(bench_one(kind, size, &opts, source)) {
                 Ok(r) => {
                     eprintln!("{}", serde_json::to_string(&r).unwrap_or_default());
                     results.push(r);
@@ -204,7 +221,7 @@ struct Accounts {
 /// (logins are not what is measured: 10,000 Argon2 checks would take
 /// minutes), built on tmpfs and then copied to disk, where the server runs.
 async fn prepare_database(pairs: usize) -> (tempfile::TempDir, String, Accounts) {
-    use miulink::store::{NewUser, Store};
+    use miulink::store::{AccountFlags, NewUser, Store};
     use signalling::Role;
     let scratch = tempfile::tempdir_in("/dev/shm")
         .or_else(|_| tempfile::tempdir())
@@ -229,8 +246,7 @@ async fn prepare_database(pairs: usize) -> (tempfile::TempDir, String, Accounts)
                     role,
                     site: Some("Bench"),
                     password_hash: &hash,
-                    demo: false,
-                    escalation_duty: false,
+                    flags: AccountFlags::default(),
                     now: 0,
                 })
                 .await
@@ -271,6 +287,9 @@ async fn start_server(kind: Kind, pairs: usize) -> Result<(Server, Option<Accoun
             let (dir, url, accounts) = prepare_database(pairs).await;
             let child = Command::new(env!("CARGO_BIN_EXE_miulink"))
                 .args(["serve", "--listen", &addr.to_string(), "--database", &url])
+                // The load is closed loop, far faster than people: lift the
+                // per-connection rate limit (it is tested in tests/api).
+                .args(["--max-messages-per-second", "1000000"])
                 .env("MIULINK_LOG", "warn")
                 .stdout(Stdio::null())
                 .spawn()
@@ -551,8 +570,9 @@ async fn connect_pair(
 }
 
 impl Pair {
-    /// One consult; relay latencies (ns) go into `lat`.
-    async fn consult(&mut self, lat: &mut Vec<u64>) -> Result<(), String> {
+    /// One consult; relay latencies (ns) go into `lat`. MIU Link calls are
+    /// held open for `hold` (see the module documentation).
+    async fn consult(&mut self, lat: &mut Vec<u64>, hold: Duration) -> Result<(), String> {
         match self {
             Pair::Miulink {
                 station,
@@ -606,6 +626,22 @@ impl Pair {
                 clinician
                     .expect("pong", lat, |v| v["type"] == "pong")
                     .await?;
+                let held = Instant::now();
+                let mut tick = 0u64;
+                while held.elapsed() < hold {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    tick += 1;
+                    station
+                        .send(sig(payload("candidate", CANDIDATE_BYTES)))
+                        .await?;
+                    clinician.expect("held-call signal", lat, is_signal).await?;
+                    if tick % 5 == 0 {
+                        let quality = json!({"type": "call_quality", "call_id": call_id,
+                            "sample": {"rtt_ms": 35.0, "packet_loss_pct": 0.2, "fps": 30.0}});
+                        station.send(quality.clone()).await?;
+                        clinician.send(quality).await?;
+                    }
+                }
                 station
                     .send(json!({"type": "hang_up", "call_id": call_id}))
                     .await?;
@@ -682,9 +718,11 @@ impl Pair {
 async fn bench_one(
     kind: Kind,
     connections: usize,
-    seconds: u64,
+    opts: &Options,
     source: Ipv4Addr,
 ) -> Result<RunResult, String> {
+    let seconds = opts.seconds;
+    let hold = Duration::from_secs(opts.hold_seconds);
     let pairs = connections / 2;
     let (server, accounts) = start_server(kind, pairs).await?;
     let pid = server.child.id();
@@ -722,16 +760,24 @@ async fn bench_one(
     let consults = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
+    let active = opts.active.unwrap_or(ready.len()).min(ready.len());
+    let mut idle = ready;
+    let ready: Vec<Pair> = idle.drain(..active).collect();
     let tasks: Vec<_> = ready
         .into_iter()
-        .map(|mut pair| {
+        .enumerate()
+        .map(|(i, mut pair)| {
             let stop = stop.clone();
             let consults = consults.clone();
             let errors = errors.clone();
             tokio::spawn(async move {
                 let mut lat = Vec::new();
+                // Held calls start spread over the first hold period.
+                if !hold.is_zero() {
+                    tokio::time::sleep(hold.mul_f64(i as f64 / active.max(1) as f64)).await;
+                }
                 while !stop.load(Ordering::Relaxed) {
-                    match pair.consult(&mut lat).await {
+                    match pair.consult(&mut lat, hold).await {
                         Ok(()) => {
                             consults.fetch_add(1, Ordering::Relaxed);
                         }
@@ -763,6 +809,7 @@ async fn bench_one(
     let elapsed = started.elapsed().as_secs_f64();
     let consults_total = consults.load(Ordering::Relaxed);
     drop(pairs_back);
+    drop(idle);
     drop(server);
     all.sort_unstable();
     let pct = |p: f64| {

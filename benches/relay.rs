@@ -10,7 +10,7 @@
 //! to the other, with no parsing, no auth and no switchboard.
 
 use futures_util::{SinkExt, StreamExt};
-use miulink::store::NewUser;
+use miulink::store::{AccountFlags, NewUser};
 use miulink::{Application, Settings};
 use serde_json::{json, Value};
 use signalling::Role;
@@ -136,8 +136,7 @@ async fn miulink_relay(n: usize, payload: &Value) -> Vec<f64> {
                 role,
                 site: Some("Millom"),
                 password_hash: &hash,
-                demo: false,
-                escalation_duty: false,
+                flags: AccountFlags::default(),
                 now: 0,
             })
             .await

@@ -16,7 +16,7 @@
 //! Prints a Markdown table for BENCHMARKS.md.
 
 use miulink::reports::{self, Preset, ReportQuery};
-use miulink::store::{ConsultFilter, NewUser, Store};
+use miulink::store::{AccountFlags, ConsultFilter, NewUser, Store};
 use miulink::{Application, Settings};
 use signalling::Role;
 use std::time::{Duration, Instant};
@@ -166,8 +166,7 @@ async fn run() -> anyhow::Result<()> {
                 role: Role::Manager,
                 site: None,
                 password_hash: &hash,
-                demo: false,
-                escalation_duty: false,
+                flags: AccountFlags::default(),
                 now: 0,
             })
             .await?;

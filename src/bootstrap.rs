@@ -6,7 +6,7 @@
 //!   default password outside demo mode.
 
 use crate::auth;
-use crate::store::{NewUser, Store};
+use crate::store::{AccountFlags, NewUser, Store};
 use signalling::Role;
 
 pub const DEMO_PASSWORD: &str = "demo";
@@ -99,8 +99,11 @@ pub async fn first_start(store: &Store, demo: bool, now: i64) -> anyhow::Result<
                     role: a.role,
                     site: a.site,
                     password_hash: &hash,
-                    demo: true,
-                    escalation_duty: a.escalation_duty,
+                    flags: AccountFlags {
+                        demo: true,
+                        escalation_duty: a.escalation_duty,
+                        ..AccountFlags::default()
+                    },
                     now,
                 })
                 .await?;
@@ -134,8 +137,7 @@ pub async fn first_start(store: &Store, demo: bool, now: i64) -> anyhow::Result<
                 role: Role::Admin,
                 site: None,
                 password_hash: &hash,
-                demo: false,
-                escalation_duty: false,
+                flags: AccountFlags::default(),
                 now,
             })
             .await?;

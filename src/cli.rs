@@ -5,7 +5,7 @@ use crate::auth;
 use crate::reports::settings::{self, ReportSettings};
 use crate::settings::Settings;
 use crate::startup::{self, Application};
-use crate::store::{NewUser, Store};
+use crate::store::{AccountFlags, NewUser, Store};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use signalling::Role;
 use std::io::BufRead;
@@ -119,6 +119,10 @@ pub struct ServeArgs {
     /// Hours TURN credentials handed to a client stay valid (renewed at half).
     #[arg(long, env = "MIULINK_TURN_TTL_HOURS", default_value_t = 12)]
     pub turn_ttl_hours: u32,
+    /// Messages one connection may send per second (after a burst of four
+    /// times as many); the excess is dropped with a `rate_limited` error.
+    #[arg(long, env = "MIULINK_MAX_MESSAGES_PER_SECOND", default_value_t = 50)]
+    pub max_messages_per_second: u32,
     /// Answer target for immediate requests, in minutes (decimals allowed).
     #[arg(long, env = "MIULINK_TARGET_IMMEDIATE_MINUTES", default_value = "2", value_parser = settings::parse_target_minutes)]
     pub target_immediate_minutes: f64,
@@ -158,6 +162,11 @@ pub enum UserCommand {
         /// (for example the A&E nurse in charge).
         #[arg(long)]
         escalation_duty: bool,
+        /// An account for `miulink probe`, not a person: never counted as
+        /// an available clinician, only rung for test calls directed at it,
+        /// and (as a station) only able to place test calls.
+        #[arg(long)]
+        monitoring: bool,
     },
     /// Give or take away a clinician's escalation duty.
     Duty {
@@ -237,6 +246,8 @@ impl ServeArgs {
                 .collect(),
             turn_secret: self.turn_secret.clone().filter(|s| !s.is_empty()),
             turn_ttl_ms: i64::from(self.turn_ttl_hours.max(1)) * 3_600_000,
+            rate_per_second: f64::from(self.max_messages_per_second.max(1)),
+            rate_burst: 4.0 * f64::from(self.max_messages_per_second.max(1)),
             reports: ReportSettings {
                 targets_ms: [
                     self.target_immediate_minutes,
@@ -367,6 +378,7 @@ async fn user(database_url: &str, cmd: UserCommand) -> anyhow::Result<()> {
             site,
             password_stdin,
             escalation_duty,
+            monitoring,
         } => {
             let username = username.trim().to_owned();
             if username.is_empty()
@@ -393,8 +405,11 @@ async fn user(database_url: &str, cmd: UserCommand) -> anyhow::Result<()> {
                     role,
                     site: site.as_deref().map(str::trim),
                     password_hash: &hash.0,
-                    demo: false,
-                    escalation_duty,
+                    flags: AccountFlags {
+                        escalation_duty,
+                        monitoring,
+                        ..AccountFlags::default()
+                    },
                     now,
                 })
                 .await?;

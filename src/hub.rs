@@ -137,10 +137,7 @@ impl Hub {
     async fn run(mut self) {
         // Anything the switchboard produced before the first input (a
         // restore ends some items) is written first.
-        let mut outputs = Vec::new();
-        while let Some(out) = self.sb.poll_output() {
-            outputs.push(out);
-        }
+        let outputs = self.drain();
         self.commit(outputs).await;
         self.publish_stats();
         let mut batch = Vec::with_capacity(BATCH);
@@ -161,7 +158,6 @@ impl Hub {
                 () = timer => {}
             }
             let mut shutdown = None;
-            let mut outputs = Vec::new();
             let now = self.clock.now_ms();
             for cmd in batch.drain(..) {
                 let input = match cmd {
@@ -188,20 +184,23 @@ impl Hub {
                         continue;
                     }
                 };
-                self.step(now, input, &mut outputs);
+                self.sb.handle(now, input);
             }
             if self.sb.poll_timeout().is_some_and(|t| t <= now) {
-                self.step(now, Input::Timeout, &mut outputs);
+                self.sb.handle(now, Input::Timeout);
             }
+            // Drained once per batch: queue updates go out once for all of
+            // the batch's changes.
+            let outputs = self.drain();
             self.commit(outputs).await;
             // Connections found too slow while delivering: tell the
             // switchboard, and deliver what that produces, until quiet.
             while !self.lost.is_empty() {
-                let mut outputs = Vec::new();
                 let now = self.clock.now_ms();
                 for conn in std::mem::take(&mut self.lost) {
-                    self.step(now, Input::Disconnect { conn }, &mut outputs);
+                    self.sb.handle(now, Input::Disconnect { conn });
                 }
+                let outputs = self.drain();
                 self.commit(outputs).await;
             }
             self.publish_stats();
@@ -213,11 +212,12 @@ impl Hub {
         }
     }
 
-    fn step(&mut self, now: i64, input: Input, outputs: &mut Vec<Output>) {
-        self.sb.handle(now, input);
+    fn drain(&mut self) -> Vec<Output> {
+        let mut outputs = Vec::new();
         while let Some(out) = self.sb.poll_output() {
             outputs.push(out);
         }
+        outputs
     }
 
     /// Makes this batch's events durable, then delivers its messages.

@@ -35,6 +35,10 @@ pub struct Settings {
     pub turn_secret: Option<String>,
     /// How long TURN credentials handed to a client are valid.
     pub turn_ttl_ms: i64,
+    /// Messages a connection may send per second, after a burst of
+    /// `rate_burst`; past that they are dropped with `rate_limited`.
+    pub rate_per_second: f64,
+    pub rate_burst: f64,
     /// Answer targets, travel times and time zone of the dashboard.
     pub reports: ReportSettings,
 }
@@ -56,6 +60,8 @@ impl Settings {
             turn_urls: Vec::new(),
             turn_secret: None,
             turn_ttl_ms: 12 * 3_600_000,
+            rate_per_second: 50.0,
+            rate_burst: 200.0,
             reports: ReportSettings::default(),
         }
     }

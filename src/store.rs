@@ -51,6 +51,7 @@ pub struct UserRecord {
     pub disabled: bool,
     pub demo: bool,
     pub escalation_duty: bool,
+    pub monitoring: bool,
     pub created_at: i64,
 }
 
@@ -63,6 +64,7 @@ impl UserRecord {
             role: self.role,
             site: self.site.clone(),
             escalation_duty: self.escalation_duty,
+            monitoring: self.monitoring,
         }
     }
 }
@@ -73,9 +75,19 @@ pub struct NewUser<'a> {
     pub role: Role,
     pub site: Option<&'a str>,
     pub password_hash: &'a str,
-    pub demo: bool,
-    pub escalation_duty: bool,
+    pub flags: AccountFlags,
     pub now: i64,
+}
+
+/// What sets an account apart, beyond its role.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AccountFlags {
+    /// A demo account (`--demo`), password "demo".
+    pub demo: bool,
+    /// Alerted when a request is escalated, even when busy.
+    pub escalation_duty: bool,
+    /// A monitoring probe's account, not a person.
+    pub monitoring: bool,
 }
 
 /// One consult as managers see it, with derived times.
@@ -184,16 +196,17 @@ impl Store {
 
     pub async fn create_user(&self, new: NewUser<'_>) -> Result<UserId> {
         let result = sqlx::query(
-            "INSERT INTO users (username, display_name, role, site, password_hash, demo, escalation_duty, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO users (username, display_name, role, site, password_hash, demo, escalation_duty, monitoring, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(new.username)
         .bind(new.display_name)
         .bind(new.role.as_str())
         .bind(new.site)
         .bind(new.password_hash)
-        .bind(i64::from(new.demo))
-        .bind(i64::from(new.escalation_duty))
+        .bind(i64::from(new.flags.demo))
+        .bind(i64::from(new.flags.escalation_duty))
+        .bind(i64::from(new.flags.monitoring))
         .bind(new.now)
         .execute(&self.pool)
         .await;
@@ -217,7 +230,7 @@ impl Store {
 
     pub async fn user_by_username(&self, username: &str) -> Result<Option<UserRecord>> {
         let row = sqlx::query(
-            "SELECT id, username, display_name, role, site, password_hash, disabled, demo, escalation_duty, created_at \
+            "SELECT id, username, display_name, role, site, password_hash, disabled, demo, escalation_duty, monitoring, created_at \
              FROM users WHERE username = $1",
         )
         .bind(username)
@@ -228,7 +241,7 @@ impl Store {
 
     pub async fn user_by_id(&self, id: UserId) -> Result<Option<UserRecord>> {
         let row = sqlx::query(
-            "SELECT id, username, display_name, role, site, password_hash, disabled, demo, escalation_duty, created_at \
+            "SELECT id, username, display_name, role, site, password_hash, disabled, demo, escalation_duty, monitoring, created_at \
              FROM users WHERE id = $1",
         )
         .bind(id.0)
@@ -239,7 +252,7 @@ impl Store {
 
     pub async fn list_users(&self) -> Result<Vec<UserRecord>> {
         let rows = sqlx::query(
-            "SELECT id, username, display_name, role, site, password_hash, disabled, demo, escalation_duty, created_at \
+            "SELECT id, username, display_name, role, site, password_hash, disabled, demo, escalation_duty, monitoring, created_at \
              FROM users ORDER BY role, username",
         )
         .fetch_all(&self.pool)
@@ -272,6 +285,17 @@ impl Store {
     pub async fn set_escalation_duty(&self, username: &str, duty: bool) -> Result<bool> {
         let done = sqlx::query("UPDATE users SET escalation_duty = $1 WHERE username = $2")
             .bind(i64::from(duty))
+            .bind(username)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Marks an account as a monitoring probe's (or not). Returns false if
+    /// there is no such account.
+    pub async fn set_monitoring(&self, username: &str, monitoring: bool) -> Result<bool> {
+        let done = sqlx::query("UPDATE users SET monitoring = $1 WHERE username = $2")
+            .bind(i64::from(monitoring))
             .bind(username)
             .execute(&self.pool)
             .await?;
@@ -319,7 +343,7 @@ impl Store {
     /// The enabled account behind a live session.
     pub async fn session_user(&self, token_hash: &str, now: i64) -> Result<Option<UserRecord>> {
         let row = sqlx::query(
-            "SELECT u.id, u.username, u.display_name, u.role, u.site, u.password_hash, u.disabled, u.demo, u.escalation_duty, u.created_at \
+            "SELECT u.id, u.username, u.display_name, u.role, u.site, u.password_hash, u.disabled, u.demo, u.escalation_duty, u.monitoring, u.created_at \
              FROM sessions s JOIN users u ON u.id = s.user_id \
              WHERE s.token_hash = $1 AND s.expires_at > $2 AND u.disabled = 0",
         )
@@ -722,6 +746,7 @@ fn user_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<UserRecord> {
         disabled: r.try_get::<i64, _>("disabled")? != 0,
         demo: r.try_get::<i64, _>("demo")? != 0,
         escalation_duty: r.try_get::<i64, _>("escalation_duty")? != 0,
+        monitoring: r.try_get::<i64, _>("monitoring")? != 0,
         created_at: r.try_get("created_at")?,
     })
 }

@@ -21,6 +21,7 @@ fn identity(user: i64, role: Role) -> Identity {
         role,
         site: Some("Millom".into()),
         escalation_duty: false,
+        monitoring: false,
     }
 }
 

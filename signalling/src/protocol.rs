@@ -258,6 +258,11 @@ pub struct Identity {
     /// the A&E nurse in charge).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub escalation_duty: bool,
+    /// A monitoring probe's account, not a person: never counted as an
+    /// available clinician, only rung for test calls directed at it, and
+    /// (as a station) only allowed to place test calls.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub monitoring: bool,
 }
 
 /// How far a request nobody has answered has been escalated.

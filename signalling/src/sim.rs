@@ -17,8 +17,8 @@ use std::collections::{HashMap, HashSet};
 
 pub const GRACE_MS: i64 = 5_000;
 
-/// The cast: three stations, three clinicians (one with an escalation
-/// duty), one manager.
+/// The cast: three stations (one a monitoring probe), three clinicians
+/// (one with an escalation duty, one a monitoring probe), one manager.
 pub const USERS: [(i64, Role); 7] = [
     (1, Role::Station),
     (2, Role::Station),
@@ -40,7 +40,8 @@ pub enum Op {
 /// A message with small ids, so that random ones often hit real objects.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Msg {
-    /// Urgency index; 0 ordinary, 1 test, 2 test directed at clinician 10.
+    /// Urgency index; 0 ordinary, 1 test, 2 test directed at clinician 12
+    /// (a monitoring account).
     Request(u8, u8),
     Cancel(u64),
     Availability(u8),
@@ -60,7 +61,7 @@ impl Msg {
                 reason: "r".into(),
                 patient_ref: None,
                 test: t % 3 > 0,
-                direct_to: (t % 3 == 2).then(|| "u10".to_owned()),
+                direct_to: (t % 3 == 2).then(|| "u12".to_owned()),
             },
             Msg::Cancel(id) => ClientMessage::CancelRequest {
                 request_id: RequestId(id),
@@ -251,6 +252,8 @@ pub fn run(ops: &[Op]) -> Result<(), String> {
                     role,
                     site: None,
                     escalation_duty: user == 11,
+                    // Probe accounts: clinician 12 and station 3.
+                    monitoring: user == 12 || user == 3,
                 };
                 w.run(
                     Input::Connect {

@@ -142,11 +142,26 @@ struct Account {
 }
 
 impl Account {
+    /// Connected, available and free: could be rung now. (Monitoring
+    /// accounts too, for the test calls directed at them.)
     fn ringable(&self) -> bool {
         self.identity.role == Role::Clinician
             && self.conn.is_some()
             && self.availability == Availability::Available
             && self.engaged.is_none()
+    }
+
+    /// Counts towards "clinicians available": ringable, and a person (a
+    /// monitoring probe's account never counts).
+    fn counts_as_available(&self) -> bool {
+        self.ringable() && !self.identity.monitoring
+    }
+
+    /// Whether to ring this account for this request now.
+    fn rings_for(&self, r: &Request) -> bool {
+        self.ringable()
+            && r.visible_to(self)
+            && (!self.identity.monitoring || r.direct_to.is_some())
     }
 
     fn party(&self) -> Party {
@@ -218,6 +233,17 @@ struct Call {
     outcome: Option<Outcome>,
 }
 
+/// How long an ended call still takes late quality reports.
+pub const RECENTLY_ENDED_MS: i64 = 60_000;
+
+#[derive(Debug, Clone, Copy)]
+struct RecentCall {
+    request_id: RequestId,
+    station: UserId,
+    clinician: UserId,
+    ended_at: Millis,
+}
+
 /// A call that has ended and whose outcome the clinician still owes.
 #[derive(Debug)]
 struct EndedCall {
@@ -283,6 +309,11 @@ pub struct Switchboard {
     now: Millis,
     conns: HashMap<ConnId, UserId>,
     accounts: HashMap<UserId, Account>,
+    /// Indexes of `accounts` by role, so that ringing and broadcasts cost
+    /// the number of clinicians, not of every station too.
+    clinicians: BTreeSet<UserId>,
+    /// Everyone who sees the queue: clinicians, managers, admins.
+    observers: BTreeSet<UserId>,
     /// Waiting requests, by id.
     waiting: HashMap<RequestId, Request>,
     /// The one queue: urgency, then arrival, then id.
@@ -292,6 +323,9 @@ pub struct Switchboard {
     /// owes an outcome; lets a late `accept` hear "already taken".
     answered: HashMap<RequestId, CallId>,
     ended: HashMap<CallId, EndedCall>,
+    /// Calls that ended in the last [`RECENTLY_ENDED_MS`], oldest first.
+    recently_ended: HashMap<CallId, RecentCall>,
+    recently_ended_order: VecDeque<(Millis, CallId)>,
     /// Grace deadlines of accounts whose connection was lost.
     deadlines: BTreeSet<(Millis, UserId)>,
     /// The next escalation step of each waiting request.
@@ -311,11 +345,15 @@ impl Switchboard {
             now,
             conns: HashMap::new(),
             accounts: HashMap::new(),
+            clinicians: BTreeSet::new(),
+            observers: BTreeSet::new(),
             waiting: HashMap::new(),
             queue: BTreeSet::new(),
             calls: HashMap::new(),
             answered: HashMap::new(),
             ended: HashMap::new(),
+            recently_ended: HashMap::new(),
+            recently_ended_order: VecDeque::new(),
             deadlines: BTreeSet::new(),
             escalation_due: BTreeSet::new(),
             queue_dirty: false,
@@ -341,6 +379,7 @@ impl Switchboard {
             if self.accounts.contains_key(&user_id) {
                 continue;
             }
+            self.index(&identity);
             self.accounts.insert(
                 user_id,
                 Account {
@@ -515,11 +554,16 @@ impl Switchboard {
                 self.escalate_due();
             }
         }
-        self.flush_queue();
     }
 
-    /// The next output, if any. Drain until `None` after every `handle`.
+    /// The next output, if any. Drain until `None` after `handle` (after
+    /// each input, or after a batch of them: queue updates are then sent
+    /// once for the whole batch, which is what keeps a busy switchboard's
+    /// broadcasts in check).
     pub fn poll_output(&mut self) -> Option<Output> {
+        if self.outputs.is_empty() {
+            self.flush_queue();
+        }
         self.outputs.pop_front()
     }
 
@@ -545,7 +589,12 @@ impl Switchboard {
 
     /// Clinicians who would be rung right now.
     pub fn clinicians_available(&self) -> u32 {
-        let n = self.accounts.values().filter(|a| a.ringable()).count();
+        let n = self
+            .clinicians
+            .iter()
+            .filter_map(|u| self.accounts.get(u))
+            .filter(|a| a.counts_as_available())
+            .count();
         u32::try_from(n).unwrap_or(u32::MAX)
     }
 
@@ -591,6 +640,9 @@ impl Switchboard {
         let user_id = identity.user_id;
         let role = identity.role;
         let was_ringable = self.accounts.get(&user_id).is_some_and(Account::ringable);
+        if !self.accounts.contains_key(&user_id) {
+            self.index(&identity);
+        }
         let mut fresh = false;
         let account = self.accounts.entry(user_id).or_insert_with(|| {
             fresh = true;
@@ -608,6 +660,8 @@ impl Switchboard {
         account.identity.display_name = identity.display_name.clone();
         account.identity.username = identity.username.clone();
         account.identity.site = identity.site.clone();
+        account.identity.escalation_duty = identity.escalation_duty;
+        account.identity.monitoring = identity.monitoring;
         let replaced = account.conn.replace(conn);
         if let Some(at) = account.lost_at.take() {
             self.deadlines
@@ -818,6 +872,8 @@ impl Switchboard {
             }
             // Whatever is left (an outcome still owed) stays in the log as
             // "not recorded"; the account itself is forgotten.
+            self.clinicians.remove(&user_id);
+            self.observers.remove(&user_id);
             if let Some(account) = self.accounts.remove(&user_id) {
                 if let Some(Engagement::OutcomePending { call_id }) = account.engaged {
                     if let Some(ended) = self.ended.remove(&call_id) {
@@ -913,6 +969,12 @@ impl Switchboard {
             test,
             direct_to,
         } = new;
+        if self.accounts[&station].identity.monitoring && !test {
+            return Err(ProtocolError::new(
+                ErrorCode::ForbiddenRole,
+                "a monitoring account may only place test calls (add \"test\": true)",
+            ));
+        }
         let account = &self.accounts[&station];
         if let Some(open) = account.open {
             let what = match open {
@@ -961,9 +1023,10 @@ impl Switchboard {
         }
         let ringable: Vec<UserId> = match self.waiting.get(&id) {
             Some(r) => self
-                .accounts
-                .values()
-                .filter(|a| a.ringable() && r.visible_to(a))
+                .clinicians
+                .iter()
+                .filter_map(|u| self.accounts.get(u))
+                .filter(|a| a.rings_for(r))
                 .map(|a| a.identity.user_id)
                 .collect(),
             None => Vec::new(),
@@ -1213,8 +1276,26 @@ impl Switchboard {
         call_id: CallId,
         sample: QualitySample,
     ) -> Result<(), ProtocolError> {
-        let (call, side) = self.party_of(user_id, call_id)?;
-        let request_id = call.request.id;
+        // A last report sent at hang-up may arrive after the other side's
+        // hang-up: calls that ended a moment ago still take it.
+        let (request_id, side) = match self.party_of(user_id, call_id) {
+            Ok((call, side)) => (call.request.id, side),
+            Err(e) => match self
+                .recently_ended
+                .get(&call_id)
+                .filter(|r| r.ended_at + RECENTLY_ENDED_MS > self.now)
+            {
+                Some(r) if r.station == user_id => (r.request_id, Side::Station),
+                Some(r) if r.clinician == user_id => (r.request_id, Side::Clinician),
+                Some(_) => {
+                    return Err(ProtocolError::new(
+                        ErrorCode::NotInCall,
+                        format!("you were not a party to call {call_id}; nothing was recorded"),
+                    ))
+                }
+                None => return Err(e),
+            },
+        };
         self.record(
             request_id,
             ConsultEvent::QualityReported {
@@ -1244,6 +1325,7 @@ impl Switchboard {
         let station = call.request.station;
         let clinician = call.clinician;
         self.record(request_id, ConsultEvent::CallEnded { call_id, reason });
+        self.remember_ended(call_id, request_id, station, clinician);
         if let Some(a) = self.accounts.get_mut(&station) {
             a.open = None;
         }
@@ -1433,7 +1515,7 @@ impl Switchboard {
             .queue
             .iter()
             .map(|(_, _, id)| *id)
-            .filter(|id| self.waiting.get(id).is_some_and(|r| r.visible_to(account)))
+            .filter(|id| self.waiting.get(id).is_some_and(|r| account.rings_for(r)))
             .collect();
         for id in ids {
             self.ring(id, &[clinician], RingTrigger::ClinicianAvailable);
@@ -1475,10 +1557,9 @@ impl Switchboard {
         }
         self.queue_dirty = false;
         let to: Vec<ConnId> = self
-            .accounts
-            .values()
-            .filter(|a| a.identity.role != Role::Station)
-            .filter_map(|a| a.conn)
+            .observers
+            .iter()
+            .filter_map(|u| self.accounts.get(u).and_then(|a| a.conn))
             .collect();
         if !to.is_empty() {
             let message = self.queue_message();
@@ -1563,9 +1644,10 @@ impl Switchboard {
             let entry = self.entry(&r);
             // Every ringable clinician is rung again at each step.
             let ringable: Vec<UserId> = self
-                .accounts
-                .values()
-                .filter(|a| a.ringable() && r.visible_to(a))
+                .clinicians
+                .iter()
+                .filter_map(|u| self.accounts.get(u))
+                .filter(|a| a.rings_for(&r))
                 .map(|a| a.identity.user_id)
                 .collect();
             let mut notified = ringable.clone();
@@ -1584,9 +1666,10 @@ impl Switchboard {
             if level == EscalationLevel::Escalated {
                 // Duty holders are alerted whatever their availability.
                 let duty: Vec<(UserId, ConnId)> = self
-                    .accounts
-                    .values()
-                    .filter(|a| a.identity.escalation_duty && a.identity.role == Role::Clinician)
+                    .clinicians
+                    .iter()
+                    .filter_map(|u| self.accounts.get(u))
+                    .filter(|a| a.identity.escalation_duty && !a.identity.monitoring)
                     .filter_map(|a| a.conn.map(|c| (a.identity.user_id, c)))
                     .collect();
                 for (user, _) in &duty {
@@ -1641,6 +1724,45 @@ impl Switchboard {
                 accepted_at: call.accepted_at,
             },
             resumed,
+        }
+    }
+
+    /// Keeps an ended call's parties for [`RECENTLY_ENDED_MS`], so that a
+    /// quality report racing the hang-up is still recorded.
+    fn remember_ended(
+        &mut self,
+        call_id: CallId,
+        request_id: RequestId,
+        station: UserId,
+        clinician: UserId,
+    ) {
+        let now = self.now;
+        while let Some(&(at, old)) = self.recently_ended_order.front() {
+            if at + RECENTLY_ENDED_MS > now {
+                break;
+            }
+            self.recently_ended_order.pop_front();
+            self.recently_ended.remove(&old);
+        }
+        self.recently_ended.insert(
+            call_id,
+            RecentCall {
+                request_id,
+                station,
+                clinician,
+                ended_at: now,
+            },
+        );
+        self.recently_ended_order.push_back((now, call_id));
+    }
+
+    /// Adds a new account to the role indexes.
+    fn index(&mut self, identity: &Identity) {
+        if identity.role == Role::Clinician {
+            self.clinicians.insert(identity.user_id);
+        }
+        if identity.role != Role::Station {
+            self.observers.insert(identity.user_id);
         }
     }
 
@@ -1814,6 +1936,21 @@ impl Switchboard {
             if self.accounts.get(user).and_then(|a| a.conn) != Some(*conn) {
                 return Err(format!("connection {conn} points at the wrong account"));
             }
+        }
+        for (id, a) in &self.accounts {
+            let c = a.identity.role == Role::Clinician;
+            let o = a.identity.role != Role::Station;
+            if self.clinicians.contains(id) != c || self.observers.contains(id) != o {
+                return Err(format!("account {id} is misfiled in the role indexes"));
+            }
+        }
+        if self
+            .clinicians
+            .iter()
+            .chain(&self.observers)
+            .any(|id| !self.accounts.contains_key(id))
+        {
+            return Err("a role index names a forgotten account".into());
         }
         // Each waiting request has exactly its next escalation step scheduled.
         let mut expected = BTreeSet::new();

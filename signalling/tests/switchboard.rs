@@ -973,6 +973,7 @@ fn ident(user: i64, role: Role, name: &str) -> Identity {
         role,
         site: (role == Role::Station).then(|| "Millom".to_owned()),
         escalation_duty: false,
+        monitoring: false,
     }
 }
 
@@ -1138,4 +1139,111 @@ fn restored_parties_who_never_come_back_are_ended_after_the_grace_period() {
     );
     assert!(h.sb.queue_entries().is_empty());
     assert_eq!(h.sb.call_count(), 0);
+}
+
+#[test]
+fn a_monitoring_account_is_not_a_person() {
+    let mut h = Harness::new();
+    let s = h.connect(1, STATION, "Room 1");
+    let doc = h.connect(10, CLINICIAN, "Dr A");
+    // A probe's clinician and station accounts.
+    h.monitoring = vec![20, 21];
+    let probe_doc = h.connect(20, CLINICIAN, "Probe clinician");
+    let probe_station = h.connect(21, STATION, "Probe station");
+    assert_eq!(h.sb.clinicians_available(), 1, "the probe is not counted");
+    h.take(probe_doc);
+    // A real request rings the real clinician only.
+    let r = h.request(s, Urgency::Urgent, "Wrist");
+    assert_eq!(rings(&h.take(doc)), vec![r]);
+    assert!(
+        rings(&h.take(probe_doc)).is_empty(),
+        "a probe is never rung for a patient"
+    );
+    // The probe station cannot place a real request...
+    h.send(
+        probe_station,
+        ClientMessage::RequestConsult {
+            urgency: Urgency::Routine,
+            reason: "Probe".into(),
+            patient_ref: None,
+            test: false,
+            direct_to: None,
+        },
+    );
+    assert_eq!(
+        errors(&h.take(probe_station)),
+        vec![ErrorCode::ForbiddenRole]
+    );
+    // ... but its directed test call rings the probe clinician.
+    h.send(
+        probe_station,
+        ClientMessage::RequestConsult {
+            urgency: Urgency::Routine,
+            reason: "Probe".into(),
+            patient_ref: None,
+            test: true,
+            direct_to: Some("probe-clinician".into()),
+        },
+    );
+    let rung = rings(&h.take(probe_doc));
+    assert_eq!(rung.len(), 1);
+    assert!(rings(&h.take(doc)).is_empty());
+}
+
+#[test]
+fn a_quality_report_racing_the_hang_up_is_still_recorded() {
+    let mut h = Harness::new();
+    let s = h.connect(1, STATION, "Room 1");
+    let doc = h.connect(10, CLINICIAN, "Dr A");
+    let other = h.connect(11, CLINICIAN, "Dr B");
+    let r = h.request(s, Urgency::Urgent, "One");
+    let call = h.accept(doc, r).unwrap();
+    h.send(s, ClientMessage::HangUp { call_id: call });
+    h.take_events();
+    let sample = QualitySample {
+        rtt_ms: Some(40.0),
+        ..QualitySample::default()
+    };
+    h.send(
+        doc,
+        ClientMessage::CallQuality {
+            call_id: call,
+            sample,
+        },
+    );
+    assert!(errors(&h.take(doc)).is_empty());
+    assert!(matches!(
+        h.take_events()[..],
+        [Event::Consult {
+            event: ConsultEvent::QualityReported {
+                side: Side::Clinician,
+                ..
+            },
+            ..
+        }]
+    ));
+    h.send(
+        other,
+        ClientMessage::CallQuality {
+            call_id: call,
+            sample,
+        },
+    );
+    assert_eq!(
+        errors(&h.take(other)),
+        vec![ErrorCode::NotInCall],
+        "strangers still refused"
+    );
+    h.advance(60_001);
+    h.send(s, ClientMessage::Ping { nonce: None });
+    h.send(
+        doc,
+        ClientMessage::CallQuality {
+            call_id: call,
+            sample,
+        },
+    );
+    h.send(s, ClientMessage::HangUp { call_id: call });
+    let errs = errors(&h.take(s));
+    assert_eq!(errs, vec![ErrorCode::UnknownCall]);
 }

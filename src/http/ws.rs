@@ -30,15 +30,15 @@ pub const PING_EVERY: Duration = Duration::from_secs(15);
 /// signalling messages are small and a larger one is read in several goes.
 pub const READ_BUFFER_BYTES: usize = 8 * 1024;
 pub const IDLE_LIMIT: Duration = Duration::from_secs(45);
-/// Messages a connection may send in a burst (a browser trickling ICE
-/// candidates sends a few dozen at once) and per second after that.
-pub const RATE_BURST: f64 = 200.0;
-pub const RATE_PER_SECOND: f64 = 50.0;
-/// A connection that keeps on past the limit this many times is closed.
+/// A connection that keeps on past the rate limit this many times is closed.
 pub const RATE_STRIKES_TO_CLOSE: u32 = 1000;
 
-/// A token bucket: [`RATE_BURST`] tokens, refilled at [`RATE_PER_SECOND`].
+/// A token bucket per connection: `Settings::rate_burst` messages at once
+/// (a browser trickling ICE candidates sends a few dozen together), then
+/// `Settings::rate_per_second`.
 struct RateLimit {
+    per_second: f64,
+    burst: f64,
     tokens: f64,
     last: Instant,
     strikes: u32,
@@ -46,9 +46,11 @@ struct RateLimit {
 }
 
 impl RateLimit {
-    fn new() -> Self {
+    fn new(per_second: f64, burst: f64) -> Self {
         RateLimit {
-            tokens: RATE_BURST,
+            per_second,
+            burst,
+            tokens: burst,
             last: Instant::now(),
             strikes: 0,
             last_told: None,
@@ -57,8 +59,8 @@ impl RateLimit {
 
     fn allow(&mut self) -> bool {
         let now = Instant::now();
-        let refill = now.duration_since(self.last).as_secs_f64() * RATE_PER_SECOND;
-        self.tokens = (self.tokens + refill).min(RATE_BURST);
+        let refill = now.duration_since(self.last).as_secs_f64() * self.per_second;
+        self.tokens = (self.tokens + refill).min(self.burst);
         self.last = now;
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
@@ -155,7 +157,7 @@ async fn connection(socket: WebSocket, state: AppState, hub: HubHandle, identity
     let mut ping = tokio::time::interval(PING_EVERY);
     ping.tick().await;
     let mut last_heard = Instant::now();
-    let mut rate = RateLimit::new();
+    let mut rate = RateLimit::new(state.settings.rate_per_second, state.settings.rate_burst);
     loop {
         tokio::select! {
             incoming = stream.next() => {
@@ -172,7 +174,7 @@ async fn connection(socket: WebSocket, state: AppState, hub: HubHandle, identity
                     if rate.tell() {
                         let err = ProtocolError::new(
                             ErrorCode::RateLimited,
-                            format!("more than {RATE_PER_SECOND} messages a second; messages were dropped, slow down"),
+                            format!("more than {} messages a second; messages were dropped, slow down", rate.per_second),
                         );
                         if sink.send(Message::Text(ServerMessage::error(err, None).to_json().into())).await.is_err() {
                             break;

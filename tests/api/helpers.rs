@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use futures_util::{SinkExt, StreamExt};
-use miulink::store::{NewUser, Store};
+use miulink::store::{AccountFlags, NewUser, Store};
 use miulink::{Application, Settings};
 use serde_json::{json, Value};
 use signalling::Role;
@@ -85,8 +85,7 @@ impl TestApp {
                 role,
                 site,
                 password_hash: password_hash(),
-                demo: false,
-                escalation_duty: false,
+                flags: AccountFlags::default(),
                 now: 0,
             })
             .await

@@ -67,6 +67,10 @@ async fn probe_accounts(app: &TestApp) {
         Some("Furness General"),
     )
     .await;
+    // As `miulink user add --monitoring` would: probe accounts are not people.
+    for user in ["probe-station", "probe-clinician"] {
+        assert!(app.store.set_monitoring(user, true).await.unwrap());
+    }
 }
 
 #[tokio::test]

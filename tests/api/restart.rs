@@ -3,7 +3,7 @@
 //! that reconnect pick up where they were. No logged event is lost.
 
 use crate::helpers::*;
-use miulink::store::{NewUser, Store};
+use miulink::store::{AccountFlags, NewUser, Store};
 use serde_json::{json, Value};
 use signalling::Role;
 use std::process::{Child, Command, Stdio};
@@ -109,8 +109,7 @@ async fn waiting_requests_and_calls_survive_kill_9() {
                     role,
                     site,
                     password_hash: &hash,
-                    demo: false,
-                    escalation_duty: false,
+                    flags: AccountFlags::default(),
                     now: 0,
                 })
                 .await

@@ -4,7 +4,7 @@
 
 #![allow(dead_code)]
 
-use miulink::store::{NewUser, Store};
+use miulink::store::{AccountFlags, NewUser, Store};
 use miulink::{Application, Settings};
 use serde_json::{json, Value};
 use signalling::Role;
@@ -63,8 +63,7 @@ impl Server {
                 role,
                 site,
                 password_hash: password_hash(),
-                demo: false,
-                escalation_duty: false,
+                flags: AccountFlags::default(),
                 now: 0,
             })
             .await

@@ -15,6 +15,8 @@ pub struct Harness {
     pub closed: Vec<(ConnId, ErrorCode)>,
     /// Accounts that connect with an escalation duty.
     pub duty: Vec<i64>,
+    /// Accounts that connect as monitoring probes.
+    pub monitoring: Vec<i64>,
     next_conn: u64,
 }
 
@@ -31,6 +33,7 @@ impl Harness {
             events: Vec::new(),
             closed: Vec::new(),
             duty: Vec::new(),
+            monitoring: Vec::new(),
             next_conn: 1,
         }
     }
@@ -74,6 +77,7 @@ impl Harness {
                 role,
                 site: (role == Role::Station).then(|| "Millom".to_owned()),
                 escalation_duty: self.duty.contains(&user),
+                monitoring: self.monitoring.contains(&user),
             },
             ice_servers: vec![],
         });
