@@ -234,7 +234,12 @@ impl ServeArgs {
                 .filter(|s| !s.is_empty())
                 .cloned()
                 .collect(),
-            fallback_phone: self.fallback_phone.clone().filter(|s| !s.trim().is_empty()),
+            // A demo shows where the number appears, with a made-up one.
+            fallback_phone: self
+                .fallback_phone
+                .clone()
+                .filter(|s| !s.trim().is_empty())
+                .or_else(|| self.demo.then(|| "0000 000 0000 (demo number)".to_owned())),
             web_dir: self.web_dir.clone(),
             secure_cookies: self.secure_cookies,
             escalation: self.escalation,
