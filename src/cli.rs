@@ -115,6 +115,11 @@ pub struct ServeArgs {
     /// Hours TURN credentials handed to a client stay valid (renewed at half).
     #[arg(long, env = "MIULINK_TURN_TTL_HOURS", default_value_t = 12)]
     pub turn_ttl_hours: u32,
+    /// Which network paths calls may use: `all` (direct when possible,
+    /// else TURN) or `relay` (only through the TURN servers; needs
+    /// --turn-url and --turn-secret).
+    #[arg(long, env = "MIULINK_ICE_TRANSPORT_POLICY", value_enum, default_value_t = IcePolicyArg::All)]
+    pub ice_transport_policy: IcePolicyArg,
     /// Answer target for immediate requests, in minutes (decimals allowed).
     #[arg(long, env = "MIULINK_TARGET_IMMEDIATE_MINUTES", default_value = "2", value_parser = settings::parse_target_minutes)]
     pub target_immediate_minutes: f64,
@@ -188,6 +193,14 @@ pub enum UserCommand {
     },
 }
 
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IcePolicyArg {
+    /// Direct peer-to-peer paths when possible, TURN otherwise.
+    All,
+    /// Only through the TURN servers.
+    Relay,
+}
+
 #[derive(ValueEnum, Clone, Copy, Debug)]
 pub enum RoleArg {
     Station,
@@ -233,6 +246,7 @@ impl ServeArgs {
                 .collect(),
             turn_secret: self.turn_secret.clone().filter(|s| !s.is_empty()),
             turn_ttl_ms: i64::from(self.turn_ttl_hours.max(1)) * 3_600_000,
+            relay_only: self.ice_transport_policy == IcePolicyArg::Relay,
             reports: ReportSettings {
                 targets_ms: [
                     self.target_immediate_minutes,

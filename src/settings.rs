@@ -35,6 +35,10 @@ pub struct Settings {
     pub turn_secret: Option<String>,
     /// How long TURN credentials handed to a client are valid.
     pub turn_ttl_ms: i64,
+    /// Clients send media only through the TURN servers (the browser's
+    /// `iceTransportPolicy: "relay"`): for networks that must not expose
+    /// addresses peer to peer, and for testing the TURN path.
+    pub relay_only: bool,
     /// Answer targets, travel times and time zone of the dashboard.
     pub reports: ReportSettings,
 }
@@ -56,6 +60,7 @@ impl Settings {
             turn_urls: Vec::new(),
             turn_secret: None,
             turn_ttl_ms: 12 * 3_600_000,
+            relay_only: false,
             reports: ReportSettings::default(),
         }
     }
