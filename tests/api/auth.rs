@@ -237,9 +237,7 @@ async fn me_tells_the_client_its_ice_policy_and_escalation_duty() {
     })
     .await;
     relay.add_user("dr-a", "Dr A", Role::Clinician, None).await;
-    let me = relay
-        .get_json("/api/me", &relay.login("dr-a").await)
-        .await;
+    let me = relay.get_json("/api/me", &relay.login("dr-a").await).await;
     assert_eq!(me["settings"]["ice_transport_policy"], "relay");
     let turn = &me["settings"]["ice_servers"][0];
     assert!(turn["username"].as_str().unwrap().ends_with(":dr-a"));

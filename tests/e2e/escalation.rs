@@ -34,10 +34,20 @@ async fn unanswered_requests_are_realerted_then_escalated_to_the_duty_holder() {
         )
         .await;
     server
-        .add_user("millom-room1", "Millom MIU Room 1", Role::Station, Some("Millom"))
+        .add_user(
+            "millom-room1",
+            "Millom MIU Room 1",
+            Role::Station,
+            Some("Millom"),
+        )
         .await;
     server
-        .add_user("nic", "Sister Ruth Ellis", Role::Clinician, Some("Furness General"))
+        .add_user(
+            "nic",
+            "Sister Ruth Ellis",
+            Role::Clinician,
+            Some("Furness General"),
+        )
         .await;
     server
         .store
@@ -137,7 +147,10 @@ async fn unanswered_requests_are_realerted_then_escalated_to_the_duty_holder() {
         )
         .await;
     let banner = banner.as_str().unwrap_or("");
-    assert!(banner.contains("Escalated: nobody has answered"), "{banner}");
+    assert!(
+        banner.contains("Escalated: nobody has answered"),
+        "{banner}"
+    );
     assert!(banner.contains("Millom MIU Room 2"), "{banner}");
     assert!(banner.contains("Burn or scald: child, hand"), "{banner}");
     nic.wait_for(
@@ -212,7 +225,8 @@ async fn unanswered_requests_are_realerted_then_escalated_to_the_duty_holder() {
         .unwrap_or(true));
 
     // The nurse in charge answers from the banner.
-    nic.click("#duty-alerts [data-action=answer-escalated]").await;
+    nic.click("#duty-alerts [data-action=answer-escalated]")
+        .await;
     on_screen(&nic, "call").await;
     on_screen(&nurse, "call").await;
     nic.wait_for_remote_video().await;

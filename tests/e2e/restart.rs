@@ -14,8 +14,18 @@ async fn a_call_survives_a_server_kill_and_restart() {
     let _one = crate::one_at_a_time().await;
     let mut server = BinaryServer::start(
         &[
-            ("millom-room1", "Millom MIU Room 1", Role::Station, Some("Millom")),
-            ("dr-patel", "Dr Asha Patel", Role::Clinician, Some("Furness General")),
+            (
+                "millom-room1",
+                "Millom MIU Room 1",
+                Role::Station,
+                Some("Millom"),
+            ),
+            (
+                "dr-patel",
+                "Dr Asha Patel",
+                Role::Clinician,
+                Some("Furness General"),
+            ),
             ("e2e-manager", "Manager", Role::Manager, None),
         ],
         &["--fallback-phone", "01229 870870"],
@@ -101,7 +111,10 @@ async fn a_call_survives_a_server_kill_and_restart() {
         let frames = side.frames_decoded().await;
         wait_for_more_frames(side, frames, 10).await;
     }
-    assert_eq!(nurse.eval("return window.miulink.call.session").await, session);
+    assert_eq!(
+        nurse.eval("return window.miulink.call.session").await,
+        session
+    );
 
     // Hang up after the restart: the end and the outcome are logged.
     hang_up(&nurse).await;

@@ -68,7 +68,9 @@ impl Coturn {
             .into_iter()
             .find(|p| std::path::Path::new(p).exists())
             .unwrap_or_else(|| {
-                panic!("coturn is not installed: run scripts/setup.sh (installs the coturn package)")
+                panic!(
+                    "coturn is not installed: run scripts/setup.sh (installs the coturn package)"
+                )
             });
         let dir = self.dir.path();
         let child = Command::new(turnserver)
@@ -120,10 +122,7 @@ impl Coturn {
         let _ = socket.set_read_timeout(Some(Duration::from_millis(200)));
         let mut request = vec![0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42];
         request.extend_from_slice(b"miulink-e2e!");
-        if socket
-            .send_to(&request, ("127.0.0.1", self.port))
-            .is_err()
-        {
+        if socket.send_to(&request, ("127.0.0.1", self.port)).is_err() {
             return false;
         }
         let mut reply = [0u8; 512];
@@ -169,8 +168,10 @@ async fn wait_for_relay(b: &Browser) {
             return;
         }
         if Instant::now() >= deadline {
-            b.fail(&format!("the selected candidate pair is not relay to relay: {pair}"))
-                .await;
+            b.fail(&format!(
+                "the selected candidate pair is not relay to relay: {pair}"
+            ))
+            .await;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -187,10 +188,20 @@ async fn a_relay_only_call_recovers_from_a_broken_relay_and_offers_audio_only() 
     })
     .await;
     server
-        .add_user("millom-room1", "Millom MIU Room 1", Role::Station, Some("Millom"))
+        .add_user(
+            "millom-room1",
+            "Millom MIU Room 1",
+            Role::Station,
+            Some("Millom"),
+        )
         .await;
     server
-        .add_user("dr-patel", "Dr Asha Patel", Role::Clinician, Some("Furness General"))
+        .add_user(
+            "dr-patel",
+            "Dr Asha Patel",
+            Role::Clinician,
+            Some("Furness General"),
+        )
         .await;
     let nurse = Browser::launch("station-turn", 1280, 800).await;
     let doctor = Browser::launch("clinician-turn", 1280, 800).await;
@@ -336,7 +347,10 @@ async fn a_relay_only_call_recovers_from_a_broken_relay_and_offers_audio_only() 
         back.elapsed().as_millis(),
         station["recoveries"][1]
     );
-    assert_eq!(station["recoveries"][1]["how"], "renegotiation", "{station}");
+    assert_eq!(
+        station["recoveries"][1]["how"], "renegotiation",
+        "{station}"
+    );
     assert_ne!(station["session"], session, "a new session: {station}");
     assert_eq!(
         doctor.eval("return window.miulink.call.session").await,
@@ -388,7 +402,9 @@ async fn a_relay_only_call_recovers_from_a_broken_relay_and_offers_audio_only() 
     nurse.screenshot("27-station-audio-only").await;
     // Either side may bring the video back (for both), or go audio only
     // again from the toolbar.
-    nurse.click(".audio-only-panel [data-action=video-back]").await;
+    nurse
+        .click(".audio-only-panel [data-action=video-back]")
+        .await;
     for side in [&nurse, &doctor] {
         side.wait_for(
             "video back on both sides",

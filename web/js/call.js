@@ -20,8 +20,10 @@
 //      new negotiation (a new peer connection and session), repeated at
 //      growing intervals until the link is back or the call ends.
 // Meanwhile the screen says "Reconnecting" (the `link` event), never a
-// silently frozen picture; the same happens if no media arrives for
-// STALL_MS on a link that still claims to be connected.
+// silently frozen picture. A link that still claims to be connected but
+// carries no media at all is shown as reconnecting after STALL_MS, and
+// treated as broken DISCONNECTED_GRACE_MS later (the browser can take much
+// longer to give up on it).
 //
 // Quality. getStats every second gives round trip, loss, received bitrate
 // and frame rate over the last few seconds (good / fair / poor); a summary
@@ -822,7 +824,7 @@ export class Call {
       || q.lossPct >= limits.lossPct
       || (this.videoExpected && q.fps < limits.fps);
     q.level = over(QUALITY_LIMITS.poor) ? 'poor' : over(QUALITY_LIMITS.fair) ? 'fair' : 'good';
-    if (this.stalled || this.recovery) q.level = 'poor';
+    if (this.stalled || (this.recovery && !this.iceConnected)) q.level = 'poor';
     const now = performance.now();
     if (q.level === 'poor') this.poorSince = this.poorSince || now;
     else this.poorSince = 0;

@@ -277,6 +277,9 @@ export class CallView {
         this.setLink(detail);
         break;
       case 'recovered':
+        // Only where the interruption was shown (the other side may have
+        // asked for a restart this side never noticed it needed).
+        if (this.link.state !== 'reconnecting') break;
         this.showInfo(`Reconnected after ${Math.max(1, Math.round(detail.interruptedMs / 1000))} s.`, 6000);
         announce('Call reconnected.', { assertive: true });
         break;
