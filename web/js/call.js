@@ -40,7 +40,7 @@ const PREPARED_MAX_AGE_MS = 5 * 60_000;
 /** Requests for a new negotiation closer together than this are one request. */
 const RESTART_MIN_GAP_MS = 4000;
 /** ICE `disconnected` often mends itself within a second or two; after this, restart ICE. */
-const DISCONNECTED_GRACE_MS = 3000;
+const DISCONNECTED_GRACE_MS = 2000;
 /** An ICE restart that has not reconnected by then: a whole new peer connection. */
 const ICE_RESTART_TIMEOUT_MS = 10_000;
 /** New negotiations after that come at growing intervals, at most this far apart. */
@@ -353,6 +353,8 @@ export class Call {
     this.outbox = [];
     this.descriptionSent = false;
     this.prevStats = null;
+    this.window = [];
+    this.poorSince = 0;
     this.remoteStream = new MediaStream();
     this.emit('remote-stream', this.remoteStream);
     const pc = made || new RTCPeerConnection(this.configuration());
@@ -824,10 +826,12 @@ export class Call {
       || q.lossPct >= limits.lossPct
       || (this.videoExpected && q.fps < limits.fps);
     q.level = over(QUALITY_LIMITS.poor) ? 'poor' : over(QUALITY_LIMITS.fair) ? 'fair' : 'good';
-    if (this.stalled || (this.recovery && !this.iceConnected)) q.level = 'poor';
     const now = performance.now();
-    if (q.level === 'poor') this.poorSince = this.poorSince || now;
+    // A live but poor link is what audio only helps; a broken one is
+    // shown as poor, but recovering it is another matter.
+    if (q.level === 'poor' && !this.recovery && !this.stalled) this.poorSince = this.poorSince || now;
     else this.poorSince = 0;
+    if (this.stalled || (this.recovery && !this.iceConnected)) q.level = 'poor';
     q.poorForMs = this.poorSince ? now - this.poorSince : 0;
     q.offerAudioOnly = !this.audioOnly && this.link === 'ok' && this.videoExpected && q.poorForMs >= POOR_OFFER_MS;
     return q;
