@@ -7,6 +7,7 @@ set -euo pipefail
 NEEDED=(
   chromium:chromium                # headless browser for tests/e2e
   chromedriver:chromium-driver     # WebDriver for it
+  turnserver:coturn                # a real TURN relay for tests/e2e/turn.rs
 )
 
 missing=()

@@ -123,6 +123,11 @@ pub struct ServeArgs {
     /// times as many); the excess is dropped with a `rate_limited` error.
     #[arg(long, env = "MIULINK_MAX_MESSAGES_PER_SECOND", default_value_t = 50)]
     pub max_messages_per_second: u32,
+    /// Which network paths calls may use: `all` (direct when possible,
+    /// else TURN) or `relay` (only through the TURN servers; needs
+    /// --turn-url and --turn-secret).
+    #[arg(long, env = "MIULINK_ICE_TRANSPORT_POLICY", value_enum, default_value_t = IcePolicyArg::All)]
+    pub ice_transport_policy: IcePolicyArg,
     /// Answer target for immediate requests, in minutes (decimals allowed).
     #[arg(long, env = "MIULINK_TARGET_IMMEDIATE_MINUTES", default_value = "2", value_parser = settings::parse_target_minutes)]
     pub target_immediate_minutes: f64,
@@ -201,6 +206,14 @@ pub enum UserCommand {
     },
 }
 
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IcePolicyArg {
+    /// Direct peer-to-peer paths when possible, TURN otherwise.
+    All,
+    /// Only through the TURN servers.
+    Relay,
+}
+
 #[derive(ValueEnum, Clone, Copy, Debug)]
 pub enum RoleArg {
     Station,
@@ -253,6 +266,7 @@ impl ServeArgs {
             turn_ttl_ms: i64::from(self.turn_ttl_hours.max(1)) * 3_600_000,
             rate_per_second: f64::from(self.max_messages_per_second.max(1)),
             rate_burst: 4.0 * f64::from(self.max_messages_per_second.max(1)),
+            relay_only: self.ice_transport_policy == IcePolicyArg::Relay,
             reports: ReportSettings {
                 targets_ms: [
                     self.target_immediate_minutes,

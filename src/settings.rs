@@ -39,6 +39,10 @@ pub struct Settings {
     /// `rate_burst`; past that they are dropped with `rate_limited`.
     pub rate_per_second: f64,
     pub rate_burst: f64,
+    /// Clients send media only through the TURN servers (the browser's
+    /// `iceTransportPolicy: "relay"`): for networks that must not expose
+    /// addresses peer to peer, and for testing the TURN path.
+    pub relay_only: bool,
     /// Answer targets, travel times and time zone of the dashboard.
     pub reports: ReportSettings,
 }
@@ -62,6 +66,7 @@ impl Settings {
             turn_ttl_ms: 12 * 3_600_000,
             rate_per_second: 50.0,
             rate_burst: 200.0,
+            relay_only: false,
             reports: ReportSettings::default(),
         }
     }

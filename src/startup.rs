@@ -30,6 +30,13 @@ impl Application {
                 "--turn-url needs --turn-secret (or MIULINK_TURN_SECRET): the secret shared with the TURN server"
             );
         }
+        if settings.relay_only && (settings.turn_urls.is_empty() || settings.turn_secret.is_none())
+        {
+            anyhow::bail!(
+                "--ice-transport-policy relay needs a TURN server (--turn-url and --turn-secret): \
+                 without one no call could connect"
+            );
+        }
         let store = Store::open(&settings.database_url)
             .await
             .with_context(|| format!("opening the database {}", settings.database_url))?;

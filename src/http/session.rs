@@ -156,9 +156,11 @@ pub async fn me(State(state): State<AppState>, who: AuthUser) -> Json<serde_json
         "role": u.role,
         "site": u.site,
         "demo": u.demo,
+        "escalation_duty": u.escalation_duty,
         "settings": {
             "fallback_phone": state.settings.fallback_phone,
             "ice_servers": super::ws::ice_servers(&state, &u.username),
+            "ice_transport_policy": if state.settings.relay_only { "relay" } else { "all" },
         },
     }))
 }

@@ -215,3 +215,48 @@ async fn the_client_is_served_with_a_content_security_policy() {
         assert_eq!(res.status(), 404, "{path}");
     }
 }
+
+#[tokio::test]
+async fn me_tells_the_client_its_ice_policy_and_escalation_duty() {
+    let app = TestApp::spawn().await;
+    app.add_user("dr-a", "Dr A", Role::Clinician, None).await;
+    app.add_user("nic", "Nurse in Charge", Role::Clinician, None)
+        .await;
+    app.store.set_escalation_duty("nic", true).await.unwrap();
+    let me = app.get_json("/api/me", &app.login("dr-a").await).await;
+    assert_eq!(me["escalation_duty"], false);
+    assert_eq!(me["settings"]["ice_transport_policy"], "all");
+    let me = app.get_json("/api/me", &app.login("nic").await).await;
+    assert_eq!(me["escalation_duty"], true);
+
+    // Relay only: clients are told to send media through TURN alone.
+    let relay = TestApp::spawn_with(|s| {
+        s.turn_urls = vec!["turn:127.0.0.1:3478?transport=udp".into()];
+        s.turn_secret = Some("secret".into());
+        s.relay_only = true;
+    })
+    .await;
+    relay.add_user("dr-a", "Dr A", Role::Clinician, None).await;
+    let me = relay.get_json("/api/me", &relay.login("dr-a").await).await;
+    assert_eq!(me["settings"]["ice_transport_policy"], "relay");
+    let turn = &me["settings"]["ice_servers"][0];
+    assert!(turn["username"].as_str().unwrap().ends_with(":dr-a"));
+}
+
+#[tokio::test]
+async fn relay_only_without_a_turn_server_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = miulink::Settings::for_tests(format!(
+        "sqlite://{}",
+        dir.path().join("miulink.db").display()
+    ));
+    settings.relay_only = true;
+    let err = match miulink::Application::build(settings).await {
+        Ok(_) => panic!("a relay-only server without TURN must not start"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(
+        err.contains("--ice-transport-policy relay needs a TURN server"),
+        "{err}"
+    );
+}

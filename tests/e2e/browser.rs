@@ -315,8 +315,17 @@ impl Browser {
         let shot = format!("FAILED-{}", self.name);
         self.screenshot(&shot).await;
         let console = self.console().await.join("\n  ");
+        // The live call's own account of itself, if there is one.
+        let call = self
+            .try_eval(
+                "const c = window.miulink && window.miulink.call;
+                 return c ? JSON.stringify({link: c.link, recovery: c.recovery && {attempt: c.recovery.attempt, why: c.recovery.why},
+                   recoveries: c.recoveries, session: c.session, quality: c.quality, trace: c.trace.slice(-50)}) : null;",
+            )
+            .await
+            .unwrap_or_default();
         panic!(
-            "{}: {message}\n(screenshot: artifacts/screenshots/{shot}.png)\nbrowser console:\n  {console}",
+            "{}: {message}\n(screenshot: artifacts/screenshots/{shot}.png)\nbrowser console:\n  {console}\ncall: {call}",
             self.name
         );
     }

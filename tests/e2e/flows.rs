@@ -8,7 +8,12 @@ use serde_json::json;
 
 /// Signs in on the login page and waits for the role's own screen.
 pub async fn sign_in(b: &Browser, server: &Server, username: &str, home: &str) {
-    b.goto(&server.url("/")).await;
+    sign_in_at(b, &server.base, username, home).await;
+}
+
+/// [`sign_in`] on the server at `base` (e.g. `http://127.0.0.1:8080`).
+pub async fn sign_in_at(b: &Browser, base: &str, username: &str, home: &str) {
+    b.goto(&format!("{base}/")).await;
     b.wait_for(
         "the login form",
         "return !!document.querySelector('#username')",
@@ -101,6 +106,52 @@ pub async fn record_outcome(doctor: &Browser, outcome: &str, note: &str) {
     }
     doctor.click("#outcome-button").await;
     on_screen(doctor, "queue").await;
+}
+
+/// The selected ICE candidate pair of the page's live call: the local and
+/// remote candidate types (`host`, `srflx`, `relay`), and the local ICE
+/// username fragment (which an ICE restart changes).
+pub async fn selected_pair(b: &Browser) -> serde_json::Value {
+    b.eval_async(
+        "const done = arguments[arguments.length - 1];
+         const pc = window.miulink && window.miulink.pc;
+         if (!pc) { done(null); return; }
+         pc.getStats().then((report) => {
+           let id = null;
+           report.forEach((s) => { if (s.type === 'transport' && s.selectedCandidatePairId) id = s.selectedCandidatePairId; });
+           const pair = id && report.get(id);
+           const local = pair && report.get(pair.localCandidateId);
+           const remote = pair && report.get(pair.remoteCandidateId);
+           const ufrag = /a=ice-ufrag:([^ \\r\\n]+)/.exec(pc.localDescription ? pc.localDescription.sdp : '');
+           done({
+             local: local ? local.candidateType : null,
+             remote: remote ? remote.candidateType : null,
+             state: pair ? pair.state : null,
+             ufrag: ufrag ? ufrag[1] : null,
+           });
+         }).catch((e) => done({error: String(e)}));",
+    )
+    .await
+}
+
+/// Waits until the page's live call decodes this many more video frames
+/// than `from` (the picture is live, not frozen).
+pub async fn wait_for_more_frames(b: &Browser, from: u64, more: u64) -> u64 {
+    let deadline = std::time::Instant::now() + crate::browser::WAIT;
+    loop {
+        let now = b.frames_decoded().await;
+        if now >= from + more {
+            return now;
+        }
+        if std::time::Instant::now() >= deadline {
+            b.fail(&format!(
+                "video frames stopped: {now} decoded, wanted {} (from {from})",
+                from + more
+            ))
+            .await;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }
 
 /// The page's timing marks (`window.miulink.marks`, epoch milliseconds).

@@ -9,11 +9,14 @@
 mod browser;
 mod consult;
 mod devices;
+mod escalation;
 mod flows;
 mod reports;
+mod restart;
 mod resume;
 mod server;
 mod station;
+mod turn;
 
 /// The browser tests run one at a time: each starts two Chromiums with
 /// fake video, which is plenty for a 2-core machine.

@@ -46,6 +46,17 @@ async fn a_reloaded_station_page_resumes_its_call() {
 
     nurse.refresh().await;
     on_screen(&nurse, "call").await;
+    // The page says it has found the call again.
+    let back = nurse
+        .wait_for(
+            "the 'back in your call' note",
+            "const n = document.querySelector('.info-notice'); return !n.hidden && n.textContent;",
+        )
+        .await;
+    assert_eq!(
+        back,
+        "Back in your call with Dr Rhys Jones. The picture returns in a moment."
+    );
     // A fresh negotiation: a new peer connection on both sides, video again.
     doctor
         .wait_for(

@@ -14,12 +14,23 @@ const NOTES = [
   { at: 0.84, freq: 880, length: 0.3 },
 ];
 
+/**
+ * The escalation alarm: unlike the ring, three short urgent beeps, high and
+ * harsh enough to be told apart from it across a department.
+ */
+const ALARM_NOTES = [
+  { at: 0, freq: 1318.5, length: 0.12 },
+  { at: 0.18, freq: 1318.5, length: 0.12 },
+  { at: 0.36, freq: 1568, length: 0.22 },
+];
+const ALARM_EVERY_S = 3;
+
 /** Schedules one chime on `ctx` at time `t0`, into `destination`. */
-export function playChime(ctx, destination, t0) {
-  for (const note of NOTES) {
+export function playChime(ctx, destination, t0, notes = NOTES, type = 'triangle') {
+  for (const note of notes) {
     const osc = ctx.createOscillator();
     const env = ctx.createGain();
-    osc.type = 'triangle';
+    osc.type = type;
     osc.frequency.value = note.freq;
     const start = t0 + note.at;
     const end = start + note.length;
@@ -46,11 +57,22 @@ export class Alerts {
     this.baseTitle = document.title;
     this.flashTimer = null;
     this.refillTimer = null;
+    // The escalation alarm has its own schedule and bus.
+    this.alarmBus = null;
+    this.alarmTimes = [];
+    this.alarmUntil = 0;
+    this.alarmTimer = null;
+    this.alarmsSounded = 0;
+    this.alarmWanted = null; // null | 'repeat' | 'once'
+    this.escalationNotes = new Map();
+    this.onceTimes = [];
+    this.escalated = 0;
     const AudioContextClass = window.AudioContext || window.webkitAudioContext;
     if (AudioContextClass) {
       this.ctx = new AudioContextClass();
       this.ctx.addEventListener('statechange', () => {
         if (this.ctx.state === 'running' && this.ringing.size) this.startTone();
+        if (this.ctx.state === 'running' && this.alarmWanted === 'repeat') this.startAlarm();
         this.onChange();
       });
     }
@@ -102,7 +124,8 @@ export class Alerts {
   /** A new `ring`: a notification of its own, whatever else is ringing. */
   notify(entry, urgencyLabel) {
     if (!this.notificationsOn) return;
-    const n = new Notification(`${urgencyLabel} consult request`, {
+    const prefix = { realerted: 'Still waiting: ', escalated: 'ESCALATED: ' }[entry.escalation] || '';
+    const n = new Notification(`${prefix}${urgencyLabel} consult request`, {
       body: `${entry.station}${entry.site ? ` (${entry.site})` : ''}: ${entry.reason}`,
       tag: `miulink-request-${entry.request_id}`,
       requireInteraction: true,
@@ -119,6 +142,10 @@ export class Alerts {
 
   start() {
     this.startTone();
+    this.startFlash();
+  }
+
+  startFlash() {
     window.clearInterval(this.flashTimer);
     let on = true;
     this.flashTimer = window.setInterval(() => {
@@ -127,10 +154,15 @@ export class Alerts {
     }, 1000);
   }
 
-  stop() {
+  stopFlash() {
     window.clearInterval(this.flashTimer);
-    window.clearInterval(this.refillTimer);
     this.flashTimer = null;
+    document.title = this.baseTitle;
+  }
+
+  stop() {
+    if (!this.escalated) this.stopFlash();
+    window.clearInterval(this.refillTimer);
     this.refillTimer = null;
     this.settle();
     this.chimeTimes = [];
@@ -140,10 +172,16 @@ export class Alerts {
       this.bus = null;
     }
     this.scheduledUntil = 0;
-    document.title = this.baseTitle;
+    this.renderTitle(true);
   }
 
   renderTitle(on) {
+    if (this.escalated) {
+      document.title = on
+        ? `\u26A0 ESCALATED (${this.escalated}): nobody has answered: MIU Link`
+        : `(${this.escalated}) Escalated request waiting: MIU Link`;
+      return;
+    }
     const n = this.ringing.size;
     if (!n) {
       document.title = this.baseTitle;
@@ -187,6 +225,113 @@ export class Alerts {
     const future = this.chimeTimes.filter((t) => t > now);
     this.played += this.chimeTimes.length - future.length;
     this.chimeTimes = future;
+  }
+
+  /**
+   * The escalation alarm. `repeat`: every few seconds until stopped (a
+   * duty holder who is not in a call); `once`: a single alarm (in a call,
+   * where a repeating alarm would drown the consult).
+   */
+  alarm(mode) {
+    if (mode === 'repeat') {
+      this.alarmWanted = 'repeat';
+      this.startAlarm();
+    } else if (this.soundOn) {
+      // Its own gain node: stopping the repeating alarm leaves it alone.
+      const bus = this.ctx.createGain();
+      bus.gain.value = 0.25;
+      bus.connect(this.ctx.destination);
+      const t0 = this.ctx.currentTime + 0.05;
+      playChime(this.ctx, bus, t0, ALARM_NOTES, 'square');
+      this.onceTimes.push(t0);
+    }
+  }
+
+  makeAlarmBus() {
+    this.alarmBus = this.ctx.createGain();
+    this.alarmBus.gain.value = 0.25;
+    this.alarmBus.connect(this.ctx.destination);
+  }
+
+  startAlarm() {
+    if (!this.soundOn || this.alarmTimer) return;
+    if (!this.alarmBus) this.makeAlarmBus();
+    this.alarmUntil = Math.max(this.alarmUntil, this.ctx.currentTime + 0.05);
+    const refill = () => {
+      this.settleAlarms();
+      const horizon = this.ctx.currentTime + SCHEDULE_AHEAD_S;
+      while (this.alarmUntil < horizon) {
+        playChime(this.ctx, this.alarmBus, this.alarmUntil, ALARM_NOTES, 'square');
+        this.alarmTimes.push(this.alarmUntil);
+        this.alarmUntil += ALARM_EVERY_S;
+      }
+    };
+    refill();
+    this.alarmTimer = window.setInterval(refill, 5000);
+  }
+
+  stopAlarm() {
+    this.alarmWanted = null;
+    window.clearInterval(this.alarmTimer);
+    this.alarmTimer = null;
+    this.settleAlarms();
+    this.alarmTimes = [];
+    this.alarmUntil = 0;
+    if (this.alarmBus) {
+      this.alarmBus.disconnect();
+      this.alarmBus = null;
+    }
+  }
+
+  settleAlarms() {
+    if (!this.ctx) return;
+    const now = this.ctx.currentTime;
+    for (const key of ['alarmTimes', 'onceTimes']) {
+      const future = this[key].filter((t) => t > now);
+      this.alarmsSounded += this[key].length - future.length;
+      this[key] = future;
+    }
+  }
+
+  /** How many escalation alarms have sounded so far (for tests and support). */
+  alarmsPlayed() {
+    this.settleAlarms();
+    return this.alarmsSounded;
+  }
+
+  /** An escalated request: a notification that stays until clicked, whatever else is going on. */
+  notifyEscalation(entry, urgencyLabel, waited) {
+    if (!this.notificationsOn) return;
+    const n = new Notification(`ESCALATED: ${urgencyLabel} request, nobody has answered`, {
+      body: `${entry.station}${entry.site ? ` (${entry.site})` : ''}: ${entry.reason}. Waiting ${waited}.`,
+      tag: `miulink-escalation-${entry.request_id}`,
+      requireInteraction: true,
+    });
+    n.addEventListener('click', () => {
+      window.focus();
+      n.close();
+    });
+    const old = this.escalationNotes.get(entry.request_id);
+    if (old) old.close();
+    this.escalationNotes.set(entry.request_id, n);
+    this.notified += 1;
+    this.escalationsNotified = (this.escalationsNotified || 0) + 1;
+  }
+
+  /** Closes the escalation notification of a request that is no longer waiting. */
+  closeEscalation(requestId) {
+    const n = this.escalationNotes.get(requestId);
+    if (n) n.close();
+    this.escalationNotes.delete(requestId);
+  }
+
+  /** How many escalated requests the title should shout about (duty holders). */
+  setEscalated(count) {
+    const before = this.escalated;
+    this.escalated = count;
+    if (count && !this.flashTimer) this.startFlash();
+    else if (!count && before && !this.ringing.size) this.stopFlash();
+    this.renderTitle(true);
   }
 
   /** How many chimes have actually sounded so far (for tests and support). */

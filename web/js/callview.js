@@ -3,6 +3,7 @@
 // chat (for spelling drug names and doses).
 
 import { $, el, fill, icon, setIcon, announce, formatDuration, confirmButton, URGENCY, clockTime } from './ui.js';
+import { QUALITY_LIMITS } from './call.js';
 import { nextCamera } from './media.js';
 
 const CONNECTION_TEXT = {
@@ -13,6 +14,15 @@ const CONNECTION_TEXT = {
   failed: ['Connection failed: trying again\u2026', 'bad'],
   closed: ['Call ended', 'off'],
 };
+
+const QUALITY_TEXT = {
+  good: ['Good connection', 'bars-3'],
+  fair: ['Fair connection', 'bars-2'],
+  poor: ['Poor connection', 'bars-1'],
+};
+
+/** After "Keep video", the poor-link offer stays away this long. */
+const OFFER_SNOOZE_MS = 2 * 60_000;
 
 function controlButton(name, iconName, label, extra = {}) {
   return el('button', { type: 'button', class: `control control-${name}`, 'data-control': name, ...extra },
@@ -31,6 +41,10 @@ export class CallView {
     this.info = null;
     this.timer = null;
     this.frameWatch = null;
+    this.connectionState = 'new';
+    this.link = { state: 'new', attempt: 0 };
+    this.offerSnoozedUntil = 0;
+    this.returnedTimer = null;
     this.build(section);
     this.disarmHangUp = confirmButton(this.hangUpButton, { armedLabel: 'Press again to end', action: () => onHangUp() });
   }
@@ -59,11 +73,51 @@ export class CallView {
     this.selfOff = el('div', { class: 'self-off', hidden: true }, icon('cam-off'), this.selfOffText);
     this.notice = el('div', { class: 'call-notice', role: 'alert', hidden: true });
     this.peerNotice = el('div', { class: 'call-notice peer-notice', role: 'status', hidden: true });
+    this.serverNotice = el('div', { class: 'call-notice server-notice', role: 'status', hidden: true },
+      icon('server'), el('span', { text: 'Lost contact with the MIU Link server. The call carries on while the video flows; reconnecting in the background.' }));
+    this.infoNotice = el('div', { class: 'call-notice info-notice', role: 'status', hidden: true });
+    this.dutyBox = el('div', { class: 'duty-in-call', hidden: true });
+
+    // Shown over the remote picture whenever the media path is broken:
+    // never a frozen picture without a word.
+    this.overlayTitle = el('p', { class: 'overlay-title', text: 'Reconnecting\u2026' });
+    this.overlayDetail = el('p', { class: 'overlay-detail' });
+    this.overlayAttempt = el('p', { class: 'overlay-attempt' });
+    this.remoteOverlay = el('div', { class: 'remote-overlay', hidden: true },
+      el('span', { class: 'spinner spinner-big', 'aria-hidden': 'true' }), this.overlayTitle, this.overlayDetail, this.overlayAttempt);
+
+    this.qualityLabel = el('span', { class: 'label' });
+    this.quality = el('span', { class: 'quality', hidden: true, 'data-level': '' }, icon('bars-3'), this.qualityLabel);
+
+    // A poor link offers audio only; audio only offers video back.
+    this.audioOnlyYes = el('button', { type: 'button', class: 'btn btn-primary', 'data-action': 'audio-only' }, icon('speaker'), 'Switch to audio only');
+    this.audioOnlyNo = el('button', { type: 'button', class: 'btn btn-quiet', 'data-action': 'keep-video' }, 'Keep video');
+    this.offer = el('div', { class: 'call-notice quality-offer', role: 'alert', hidden: true },
+      icon('bars-1'),
+      el('div', { class: 'notice-body' },
+        el('p', { class: 'notice-title', text: 'Poor connection' }),
+        el('p', { text: 'The picture is breaking up. Audio only keeps the voice clear; you can turn video back on at any time.' }),
+        el('div', { class: 'notice-actions' }, this.audioOnlyYes, this.audioOnlyNo)));
+    this.audioOnlyYes.addEventListener('click', () => this.setAudioOnly(true));
+    this.audioOnlyNo.addEventListener('click', () => {
+      this.offerSnoozedUntil = Date.now() + OFFER_SNOOZE_MS;
+      this.offer.hidden = true;
+    });
+    this.videoBackButton = el('button', { type: 'button', class: 'btn btn-secondary video-back', 'data-action': 'video-back' }, icon('cam'), 'Turn video back on');
+    this.videoBackButton.addEventListener('click', () => this.setAudioOnly(false));
+    this.audioOnlyText = el('p', { class: 'audio-only-text' });
+    this.audioOnlyPanel = el('div', { class: 'audio-only-panel', hidden: true },
+      el('span', { class: 'audio-only-icon' }, icon('speaker', 'big')),
+      el('p', { class: 'audio-only-title', text: 'Audio only' }),
+      this.audioOnlyText,
+      this.videoBackButton);
     this.waitingOthers = el('span', { class: 'others-waiting', hidden: true });
 
     this.micButton = controlButton('mic', 'mic', 'Mute', { 'aria-pressed': 'false', 'data-focus': true });
     this.camButton = controlButton('camera', 'cam', 'Camera off', { 'aria-pressed': 'false' });
     this.switchButton = controlButton('switch', 'switch-cam', 'Switch camera', { hidden: true });
+    this.audioOnlyButton = controlButton('audio-only', 'speaker', 'Audio only', { 'aria-pressed': 'false' });
+    this.audioOnlyButton.addEventListener('click', () => this.setAudioOnly(this.audioOnlyButton.getAttribute('aria-pressed') !== 'true'));
     this.hangUpButton = controlButton('hangup', 'hangup', 'Hang up');
     this.micButton.addEventListener('click', () => this.toggleMic());
     this.camButton.addEventListener('click', () => this.toggleCamera());
@@ -89,12 +143,12 @@ export class CallView {
           el('div', { class: 'call-top-left' },
             el('div', { class: 'peer' }, this.peerName, this.peerMeta),
             this.consult),
-          el('div', { class: 'call-top-right' }, this.waitingOthers, this.status, this.elapsed)),
-        el('div', { class: 'remote' }, this.remoteVideo, this.remotePlaceholder, this.remoteFlags, this.soundButton),
+          el('div', { class: 'call-top-right' }, this.waitingOthers, this.quality, this.status, this.elapsed)),
+        el('div', { class: 'remote' }, this.remoteVideo, this.remotePlaceholder, this.audioOnlyPanel, this.remoteOverlay, this.remoteFlags, this.soundButton),
         el('figure', { class: 'self-view' }, this.selfVideo, this.selfOff, el('figcaption', { text: 'You' })),
-        el('div', { class: 'call-notices' }, this.notice, this.peerNotice),
+        el('div', { class: 'call-notices' }, this.dutyBox, this.notice, this.serverNotice, this.peerNotice, this.offer, this.infoNotice),
         el('div', { class: 'call-controls', role: 'toolbar', 'aria-label': 'Call controls' },
-          this.micButton, this.camButton, this.switchButton, this.hangUpButton)),
+          this.micButton, this.camButton, this.switchButton, this.audioOnlyButton, this.hangUpButton)),
       el('aside', { class: 'chat', 'aria-labelledby': 'chat-title' },
         el('h2', { id: 'chat-title', text: 'Chat' }),
         this.chatState,
@@ -124,6 +178,7 @@ export class CallView {
     this.showHeader({ display_name: entry.station, role: 'station', site: entry.site }, entry);
     this.chatLog.replaceChildren();
     this.chatEmpty.hidden = false;
+    this.resetCallState();
     this.setConnection('new');
     this.statusText.textContent = 'Answering\u2026';
     this.setPeerOnline(true);
@@ -134,17 +189,26 @@ export class CallView {
 
   /** A `call_start`, with the Call that carries it. */
   begin(start, call) {
+    const same = this.call === call;
     this.call = call;
     this.info = start;
     this.disarmHangUp();
     const peer = start.peer;
     this.showHeader(peer, start.consult);
+    this.setServerOnline(true);
+    this.setPeerOnline(true);
+    if (same) {
+      // Our signalling connection came back; the call itself carried on.
+      this.setConnection(call.pc ? call.pc.connectionState : 'new');
+      this.setLink({ state: call.link, attempt: call.recovery ? call.recovery.attempt : 0 });
+      return;
+    }
     if (!start.resumed) {
       this.chatLog.replaceChildren();
       this.chatEmpty.hidden = false;
     }
+    this.resetCallState();
     this.setConnection('new');
-    this.setPeerOnline(true);
     this.showPeerMedia({ mic: true, camera: true });
     this.micButton.setAttribute('aria-pressed', 'false');
     this.camButton.setAttribute('aria-pressed', 'false');
@@ -206,8 +270,21 @@ export class CallView {
       case 'peer-media':
         this.showPeerMedia(detail);
         break;
-      case 'stats':
-        this.showStats(detail);
+      case 'quality':
+        this.showQuality(detail);
+        break;
+      case 'link':
+        this.setLink(detail);
+        break;
+      case 'recovered':
+        // Only where the interruption was shown (the other side may have
+        // asked for a restart this side never noticed it needed).
+        if (this.link.state !== 'reconnecting') break;
+        this.showInfo(`Reconnected after ${Math.max(1, Math.round(detail.interruptedMs / 1000))} s.`, 6000);
+        announce('Call reconnected.', { assertive: true });
+        break;
+      case 'audio-only':
+        this.showAudioOnly(detail);
         break;
       case 'error':
         this.showNotice(detail);
@@ -243,14 +320,60 @@ export class CallView {
   }
 
   setConnection(state) {
-    const [text, tone] = CONNECTION_TEXT[state] || [state, 'pending'];
-    this.status.dataset.tone = tone;
-    this.statusText.textContent = text;
+    this.connectionState = state;
     this.status.dataset.state = state;
-    if (state === 'connected') announce('Call connected.');
-    if (state === 'failed' || state === 'disconnected') announce(text, { assertive: true });
+    if (state === 'connected' && this.link.state !== 'reconnecting') announce('Call connected.');
+    this.renderStatus();
+  }
+
+  /** The media path: `ok`, or `reconnecting` while the call recovers it. */
+  setLink({ state, attempt = 0 }) {
+    const was = this.link.state;
+    this.link = { state, attempt };
+    if (state === 'reconnecting' && was !== 'reconnecting') {
+      announce('The call was interrupted. Reconnecting.', { assertive: true });
+    }
+    this.renderStatus();
+  }
+
+  renderStatus() {
+    const reconnecting = this.link.state === 'reconnecting' && this.connectionState !== 'closed';
+    const [text, tone] = reconnecting
+      ? ['Reconnecting\u2026', 'warn']
+      : CONNECTION_TEXT[this.connectionState] || [this.connectionState, 'pending'];
+    this.status.dataset.tone = tone;
+    this.status.dataset.link = reconnecting ? 'reconnecting' : 'ok';
+    this.statusText.textContent = text;
     const placeholderText = this.remotePlaceholder.querySelector('.placeholder-text');
-    if (state !== 'connected' && placeholderText) placeholderText.textContent = text;
+    if (this.connectionState !== 'connected' && placeholderText && !this.remoteVideo.classList.contains('camera-off')) placeholderText.textContent = text;
+    // The overlay goes over the (last) picture once the call had one.
+    this.remoteOverlay.hidden = !reconnecting;
+    if (reconnecting) {
+      const who = this.info ? this.info.peer.display_name : 'the other side';
+      this.overlayDetail.textContent = `The connection to ${who} was interrupted. MIU Link is restoring it by itself: stay on the call.`;
+      this.overlayAttempt.textContent = this.link.attempt > 1
+        ? `Trying a new connection (attempt ${this.link.attempt})`
+        : this.link.attempt === 1 ? 'Finding a new network path\u2026' : 'Waiting for the network\u2026';
+      this.offer.hidden = true;
+    }
+  }
+
+  setServerOnline(online) {
+    this.serverNotice.hidden = online;
+  }
+
+  /** A short-lived note (reconnected, back in the call). */
+  showInfo(text, ms) {
+    window.clearTimeout(this.returnedTimer);
+    this.infoNotice.replaceChildren(icon('check'), el('span', { text }));
+    this.infoNotice.hidden = false;
+    this.returnedTimer = window.setTimeout(() => { this.infoNotice.hidden = true; }, ms);
+  }
+
+  /** This page was reloaded (or reopened) during the call and has found it again. */
+  showReturned(peerName) {
+    this.showInfo(`Back in your call with ${peerName}. The picture returns in a moment.`, 10_000);
+    announce(`Back in your call with ${peerName}.`, { assertive: true });
   }
 
   setPeerOnline(online) {
@@ -279,9 +402,81 @@ export class CallView {
     }
   }
 
-  showStats(figures) {
-    const quality = figures.rttMs === null ? '' : figures.rttMs < 250 ? 'good' : figures.rttMs < 600 ? 'fair' : 'poor';
-    this.status.title = figures.rttMs === null ? '' : `Round trip ${figures.rttMs} ms, ${quality}`;
+  showQuality(q) {
+    if (!q || !q.level) {
+      this.quality.hidden = true;
+      return;
+    }
+    const [text, bars] = QUALITY_TEXT[q.level];
+    this.quality.hidden = false;
+    this.quality.dataset.level = q.level;
+    this.qualityLabel.textContent = text;
+    setIcon($('svg', this.quality), bars);
+    const parts = [];
+    if (q.rttMs !== null) parts.push(`round trip ${q.rttMs} ms`);
+    parts.push(`loss ${q.lossPct.toFixed(1)}%`);
+    parts.push(`${Math.round(q.kbps)} kbit/s received`);
+    if (!q.audioOnly) parts.push(`${Math.round(q.fps)} frames/s`);
+    if (q.relayed) parts.push('through the relay server');
+    this.quality.title = `${text}: ${parts.join(', ')}. Poor from ${QUALITY_LIMITS.poor.rttMs} ms or ${QUALITY_LIMITS.poor.lossPct}% loss.`;
+    this.quality.setAttribute('aria-label', `${text}: ${parts.join(', ')}`);
+    const offer = q.offerAudioOnly && Date.now() >= this.offerSnoozedUntil && this.link.state === 'ok';
+    if (offer && this.offer.hidden) announce('Poor connection. You can switch to audio only.', { assertive: true });
+    this.offer.hidden = !offer;
+  }
+
+  setAudioOnly(on) {
+    if (!this.call) return;
+    this.call.setAudioOnly(on);
+  }
+
+  showAudioOnly({ on, byPeer }) {
+    this.audioOnlyButton.setAttribute('aria-pressed', String(on));
+    this.offer.hidden = true;
+    this.audioOnlyPanel.hidden = !on;
+    this.remoteVideo.classList.toggle('audio-only', on);
+    const who = this.info ? this.info.peer.display_name : 'The other side';
+    const text = on
+      ? `${byPeer ? `${who} switched` : 'You switched'} the call to audio only: video is off on both sides to keep the voice clear.`
+      : `${byPeer ? `${who} turned` : 'You turned'} video back on.`;
+    this.audioOnlyText.textContent = on ? text : '';
+    if (!on) this.showInfo(text, 5000);
+    announce(text, { assertive: byPeer });
+  }
+
+  /** Escalated requests shown to a duty holder during a call (they cannot answer from here). */
+  setDutyAlerts(entries, waitedNow) {
+    this.dutyBox.hidden = entries.length === 0;
+    fill(this.dutyBox, entries.map((entry) => {
+      const u = URGENCY[entry.urgency] || { label: entry.urgency };
+      return el('div', { class: 'duty-in-call-item', 'data-id': entry.request_id },
+        icon('alert'),
+        el('p', {},
+          el('strong', { text: 'Escalated: nobody has answered. ' }),
+          `${u.label} request from ${entry.station}${entry.site ? ` (${entry.site})` : ''}: ${entry.reason}. `,
+          el('span', { class: 'duty-wait', 'data-wait-id': entry.request_id, text: `Waiting ${formatDuration(waitedNow(entry))}` }),
+          '. You are in a call, so ask a free colleague to answer it.'));
+    }));
+  }
+
+  tickDuty(waitedNow, entries) {
+    for (const entry of entries) {
+      const span = this.dutyBox.querySelector(`[data-wait-id="${entry.request_id}"]`);
+      if (span) span.textContent = `Waiting ${formatDuration(waitedNow(entry))}`;
+    }
+  }
+
+  resetCallState() {
+    this.link = { state: 'new', attempt: 0 };
+    this.offer.hidden = true;
+    this.offerSnoozedUntil = 0;
+    this.quality.hidden = true;
+    this.remoteOverlay.hidden = true;
+    this.audioOnlyPanel.hidden = true;
+    this.remoteVideo.classList.remove('audio-only');
+    this.audioOnlyButton.setAttribute('aria-pressed', 'false');
+    this.infoNotice.hidden = true;
+    this.setServerOnline(true);
   }
 
   addChat({ text, mine, at }) {

@@ -22,6 +22,9 @@ const AVAILABILITY_HINT = {
 const account = await requireRole('clinician');
 const socket = startShell(account);
 const hook = window.miulink;
+const settings = account.settings || {};
+/** Renewed by the server (`ice_servers`) before TURN credentials expire. */
+let iceServers = settings.ice_servers || [];
 
 const state = {
   view: 'loading',
@@ -37,16 +40,26 @@ const state = {
   start: null,
   owed: null, // {callId, start} while an outcome is owed
   told: false,
+  escalations: new Map(), // request id -> {entry, acknowledged} (duty holders)
+  hangUpPending: null, // call id whose hang-up waits for the server
 };
 
 const alerts = new Alerts({ onChange: renderAlertState });
 const callView = new CallView($('#call-section'), {
   socket,
   marks: hook.marks,
-  onHangUp: () => {
-    if (state.call) socket.send({ type: 'hang_up', call_id: state.call.callId });
-  },
+  onHangUp: () => hangUp(),
 });
+
+async function hangUp() {
+  const call = state.call;
+  if (!call) return;
+  await call.finalQuality();
+  if (!socket.send({ type: 'hang_up', call_id: call.callId })) {
+    state.hangUpPending = call.callId;
+    callView.showNotice('Not connected to the server, so the call has not ended yet. It ends as soon as the connection is back.');
+  }
+}
 
 Object.defineProperty(hook, 'pc', { get: () => (state.call ? state.call.pc : null) });
 Object.defineProperty(hook, 'call', { get: () => state.call });
@@ -58,6 +71,14 @@ hook.state = state;
 function go(view) {
   state.view = view;
   showView(view);
+}
+
+// A reload during a call: say so while the call is found again.
+try {
+  const last = JSON.parse(window.sessionStorage.getItem('miulink.call') || 'null');
+  if (last && last.peer) $('#loading-text').textContent = `Returning to your call with ${last.peer}\u2026`;
+} catch {
+  window.sessionStorage.removeItem('miulink.call');
 }
 
 function notice(text) {
@@ -144,8 +165,9 @@ function updateRinging() {
   if (ringing.length) {
     const top = ringing[0];
     const u = URGENCY[top.urgency] || { label: top.urgency };
+    const level = top.escalation === 'escalated' ? 'Escalated, nobody has answered: ' : top.escalation === 'realerted' ? 'Still waiting: ' : 'Ringing: ';
     $('#ringing-text').textContent = ringing.length === 1
-      ? `Ringing: ${u.label} request from ${top.station}. Answer it below.`
+      ? `${level}${u.label} request from ${top.station}. Answer it below.`
       : `Ringing: ${ringing.length} requests waiting for an answer.`;
   }
   for (const item of $$('#queue > li')) {
@@ -187,7 +209,8 @@ function queueItem(entry) {
     icon('phone'), el('span', { class: 'label', text: 'Answer' }));
   answer.addEventListener('click', () => acceptRequest(entry.request_id));
   return el('li', { class: 'request', 'data-id': entry.request_id },
-    el('div', { class: 'request-urgency' }, el('span', { class: `badge urgency-${entry.urgency}` }, icon(u.icon), u.label)),
+    el('div', { class: 'request-urgency' }, el('span', { class: `badge urgency-${entry.urgency}` }, icon(u.icon), u.label),
+      el('span', { class: 'esc-tag', hidden: true })),
     el('div', { class: 'request-main' },
       el('p', { class: 'request-station' }),
       el('p', { class: 'request-reason' }),
@@ -201,7 +224,12 @@ function queueItem(entry) {
 
 function fillItem(item, entry) {
   const u = URGENCY[entry.urgency] || { label: entry.urgency };
-  item.className = `request urgency-${entry.urgency}`;
+  item.className = `request urgency-${entry.urgency}${entry.escalation ? ` ${entry.escalation}` : ''}`;
+  const esc = $('.esc-tag', item);
+  esc.hidden = !entry.escalation;
+  if (entry.escalation === 'escalated') fill(esc, icon('alert'), 'Escalated');
+  else if (entry.escalation === 'realerted') fill(esc, icon('bell'), 'Re-alerted');
+  esc.dataset.level = entry.escalation || '';
   $('.request-station', item).textContent = entry.station;
   $('.request-reason', item).textContent = entry.reason;
   fill($('.request-meta', item),
@@ -211,7 +239,8 @@ function fillItem(item, entry) {
     entry.station_connected ? null : el('span', { class: 'tag tag-warn' }, icon('signal'), 'Station offline: reconnecting'),
     entry.test ? el('span', { class: 'tag' }, icon('info'), 'Test call') : null);
   const answer = $('[data-action=answer]', item);
-  answer.setAttribute('aria-label', `Answer: ${u.label}, ${entry.station}, ${entry.reason}`);
+  const level = entry.escalation === 'escalated' ? ', escalated: nobody has answered' : entry.escalation === 'realerted' ? ', re-alerted' : '';
+  answer.setAttribute('aria-label', `Answer: ${u.label}${level}, ${entry.station}, ${entry.reason}`);
   answer.disabled = state.answering !== null || !!state.call || !!state.owed;
   $('.label', answer).textContent = state.answering === entry.request_id ? 'Answering\u2026' : 'Answer';
 }
@@ -235,6 +264,7 @@ function renderQueue() {
   tickQueue();
   updateRinging();
   callView.setOthersWaiting(state.queue.length);
+  if (state.escalations.size) updateDuty();
 }
 
 function tickQueue() {
@@ -250,7 +280,10 @@ function tickQueue() {
     $('.long-tag', item).hidden = !long;
   }
 }
-window.setInterval(tickQueue, 500);
+window.setInterval(() => {
+  tickQueue();
+  tickDuty();
+}, 500);
 
 function acceptRequest(requestId) {
   if (state.answering !== null || state.call) return;
@@ -281,7 +314,8 @@ function newCall(media) {
   return new Call({
     socket,
     offerer: false,
-    iceServers: (socket.welcome && socket.welcome.ice_servers) || [],
+    iceServers,
+    iceTransportPolicy: settings.ice_transport_policy,
     media,
     onEvent: (event, detail) => callView.handle(event, detail),
   });
@@ -302,27 +336,41 @@ function onCallStart(start) {
   state.start = start;
   hook.marks.callStart = performance.timeOrigin + performance.now();
   state.answering = null;
+  window.sessionStorage.setItem('miulink.call', JSON.stringify({ call_id: start.call_id, peer: start.peer.display_name }));
+  if (state.hangUpPending === start.call_id) {
+    // Hung up while the server was away: end it now.
+    state.hangUpPending = null;
+    socket.send({ type: 'hang_up', call_id: start.call_id });
+  }
   const same = state.call && state.call.callId === start.call_id;
-  if (same && state.call.healthy) {
+  if (same) {
+    // Our connection to the server came back; the call carried on.
     callView.begin(start, state.call);
     go('call');
+    state.call.resume('our signalling returned');
+    updateDuty();
     return;
   }
   if (state.call) state.call.close();
   let call = state.pending;
   state.pending = null;
+  const fresh = !call;
   if (!call) call = newCall(state.answerMedia || openLocalMedia());
   state.answerMedia = null;
   state.call = call;
   callView.begin(start, call);
+  if (start.resumed && fresh) callView.showReturned(start.peer.display_name);
   go('call');
   call.start({ callId: start.call_id, resumed: start.resumed });
   updateRinging();
+  updateDuty();
 }
 
 function endCall() {
   const call = state.call;
   state.call = null;
+  state.hangUpPending = null;
+  window.sessionStorage.removeItem('miulink.call');
   callView.end();
   if (call) {
     call.close();
@@ -343,6 +391,7 @@ function onCallEnd(end) {
   }
   announce(text, { assertive: true });
   updateRinging();
+  updateDuty();
 }
 
 function buildOutcomeOptions() {
@@ -417,8 +466,9 @@ $('#outcome-form').addEventListener('submit', (e) => {
 
 // ----- Messages from the server ------------------------------------------
 
-socket.on('welcome', async () => {
+socket.on('welcome', async (welcome) => {
   state.told = false;
+  setIceServers(welcome.ice_servers);
   const synced = await socket.barrier();
   if (!synced) return;
   if (!state.told && state.call) {
@@ -466,19 +516,31 @@ socket.on('queue', (q) => {
   }
   const n = q.clinicians_available;
   $('#clinicians-available').textContent = `${n}${n === 0 ? ' (nobody is being alerted)' : ''}`;
+  syncEscalations();
   renderQueue();
 });
 
 socket.on('ring', ({ request }) => {
   if (state.call) return;
-  const isNew = !state.rung.has(request.request_id);
+  const before = state.rung.get(request.request_id);
   state.rung.set(request.request_id, request);
   const u = URGENCY[request.urgency] || { label: request.urgency };
-  if (isNew) {
+  if (!before) {
     alerts.notify(request, u.label);
     announce(`New ${u.label} request from ${request.station}: ${request.reason}.`, { assertive: true });
+  } else if ((before.escalation || null) !== (request.escalation || null)) {
+    // Nobody has answered: alerted again, with a fresh notification.
+    alerts.notify(request, u.label);
+    const how = request.escalation === 'escalated' ? 'Escalated' : 'Still waiting';
+    announce(`${how}: ${u.label} request from ${request.station} has not been answered.`, { assertive: true });
   }
   updateRinging();
+});
+
+socket.on('escalation', ({ request }) => addEscalation(request, { fresh: true }));
+socket.on('ice_servers', (m) => setIceServers(m.ice_servers));
+socket.on('state', (s) => {
+  if (state.call) callView.setServerOnline(s === 'open');
 });
 
 socket.on('call_start', onCallStart);
@@ -532,6 +594,130 @@ socket.on('error', (err) => {
       if (err.code !== 'replaced') console.warn('server refused a message', err);
   }
 });
+
+// ----- ICE servers ---------------------------------------------------------
+
+function setIceServers(list) {
+  if (!Array.isArray(list)) return;
+  iceServers = list;
+  for (const call of [state.call, state.pending]) if (call) call.setIceServers(list);
+}
+
+// ----- Escalation duty -------------------------------------------------------
+// Accounts with an escalation duty are alerted about requests nobody has
+// answered, whatever their availability and even in a call: an alarm that
+// repeats until silenced (a single one in a call), a notification that
+// stays, the title, and a banner that stays while the request waits.
+
+function addEscalation(entry, { fresh }) {
+  const known = state.escalations.get(entry.request_id);
+  const arrived = performance.now();
+  state.escalations.set(entry.request_id, { entry, acknowledged: known ? known.acknowledged : false, arrived, waitedAt: entry.waited_ms });
+  if (!known) {
+    const u = URGENCY[entry.urgency] || { label: entry.urgency };
+    alerts.notifyEscalation(entry, u.label, formatDuration(entry.waited_ms));
+    if (state.call) alerts.alarm('once');
+    announce(`Escalated: ${u.label} request from ${entry.station} has waited ${spokenDuration(entry.waited_ms)} and nobody has answered.`, { assertive: true });
+  }
+  if (fresh || !known) hook.escalationsShown = (hook.escalationsShown || 0) + 1;
+  renderDuty();
+  updateDuty();
+}
+
+/** The queue is the truth: escalated requests leave the banner when they leave the queue. */
+function syncEscalations() {
+  for (const [id, e] of [...state.escalations]) {
+    const now = state.queue.find((r) => r.request_id === id);
+    if (!now) {
+      state.escalations.delete(id);
+      alerts.closeEscalation(id);
+      announce(`The escalated request from ${e.entry.station} is no longer waiting.`);
+    } else {
+      e.entry = now;
+      e.arrived = state.queueAt;
+      e.waitedAt = now.waited_ms;
+    }
+  }
+  // After a reload a duty holder finds what is already escalated.
+  if (account.escalation_duty) {
+    for (const r of state.queue) {
+      if (r.escalation === 'escalated' && !state.escalations.has(r.request_id)) addEscalation(r, { fresh: false });
+    }
+  }
+  renderDuty();
+  updateDuty();
+}
+
+function dutyWaited(entry) {
+  const e = state.escalations.get(entry.request_id);
+  return e ? e.waitedAt + (performance.now() - e.arrived) : entry.waited_ms;
+}
+
+let dutyDrawn = '';
+
+function renderDuty() {
+  const box = $('#duty-alerts');
+  const list = [...state.escalations.values()];
+  box.hidden = list.length === 0;
+  callView.setDutyAlerts(list.map((e) => e.entry), dutyWaited);
+  alerts.setEscalated(list.length);
+  const blocked = state.call ? 'You are in a call.' : state.owed ? 'Record the outcome of your last call first.' : null;
+  // Redrawn only when something shown changes, so that focus stays put.
+  const drawn = JSON.stringify([blocked, state.answering, list.map((e) => [e.entry.request_id, e.acknowledged, e.entry.reason])]);
+  if (drawn === dutyDrawn) return;
+  dutyDrawn = drawn;
+  fill(box, list.map(({ entry, acknowledged }) => {
+    const u = URGENCY[entry.urgency] || { label: entry.urgency, icon: 'info' };
+    const answer = el('button', { type: 'button', class: 'btn btn-go', 'data-action': 'answer-escalated' },
+      icon('phone'), el('span', { text: 'Answer' }));
+    answer.disabled = !!blocked || state.answering !== null;
+    answer.addEventListener('click', () => acceptRequest(entry.request_id));
+    const silence = el('button', { type: 'button', class: 'btn btn-secondary', 'data-action': 'silence' },
+      icon('speaker'), el('span', { text: acknowledged ? 'Alarm silenced' : 'Silence alarm' }));
+    silence.disabled = acknowledged;
+    silence.addEventListener('click', () => {
+      const e = state.escalations.get(entry.request_id);
+      if (e) e.acknowledged = true;
+      renderDuty();
+      updateDuty();
+    });
+    return el('section', { class: `duty-alert${acknowledged ? ' acknowledged' : ''}`, 'data-id': entry.request_id, 'aria-label': 'Escalated request' },
+      el('span', { class: 'duty-icon' }, icon('alert', 'big')),
+      el('div', { class: 'duty-body' },
+        el('p', { class: 'duty-title' }, 'Escalated: nobody has answered for ',
+          el('span', { class: 'duty-wait', 'data-wait-id': entry.request_id, text: formatDuration(dutyWaited(entry)) })),
+        el('p', { class: 'duty-detail' },
+          el('span', { class: `badge urgency-${entry.urgency}` }, icon(u.icon), u.label),
+          el('strong', { text: entry.station }),
+          entry.site ? el('span', { text: entry.site }) : null,
+          el('span', { text: entry.reason })),
+        el('p', { class: 'duty-hint', text: blocked
+          ? `${blocked} Ask a free colleague to answer it, or phone the MIU.`
+          : 'You are on escalation duty. Answer it now, or make sure a colleague does.' })),
+      el('div', { class: 'duty-actions' }, answer, silence));
+  }));
+}
+
+function tickDuty() {
+  for (const span of $$('#duty-alerts .duty-wait')) {
+    const e = state.escalations.get(Number(span.dataset.waitId));
+    if (e) span.textContent = formatDuration(dutyWaited(e.entry));
+  }
+  callView.tickDuty(dutyWaited, [...state.escalations.values()].map((e) => e.entry));
+}
+
+/** The alarm repeats while an escalation is unsilenced and its holder is free to act. */
+function updateDuty() {
+  const unsilenced = [...state.escalations.values()].some((e) => !e.acknowledged);
+  if (unsilenced && !state.call && state.answering === null) alerts.alarm('repeat');
+  else alerts.stopAlarm();
+  renderDuty();
+}
+
+if (account.escalation_duty) {
+  $('#duty-fact').hidden = false;
+  $('#duty-fact-value').hidden = false;
+}
 
 buildOutcomeOptions();
 renderAlertState();

@@ -11,7 +11,10 @@ import { CallView } from './callview.js';
 const account = await requireRole('station');
 const socket = startShell(account);
 const hook = window.miulink;
-const fallbackPhone = account.settings && account.settings.fallback_phone;
+const settings = account.settings || {};
+const fallbackPhone = settings.fallback_phone;
+/** Renewed by the server (`ice_servers`) before TURN credentials expire. */
+let iceServers = settings.ice_servers || [];
 
 function savedRequest() {
   try {
@@ -33,15 +36,33 @@ const state = {
   endedAt: null,
   told: false, // the server told us about our request since the last welcome
   waitBase: null, // {waitedMs, at}
+  escalation: null, // null | 'realerted' | 'escalated' (of the waiting request)
+  hangUpPending: null, // call id whose hang-up waits for the server
 };
+
+// A reload during a call: say so while the call is found again.
+try {
+  const last = JSON.parse(window.sessionStorage.getItem('miulink.call') || 'null');
+  if (last && last.peer) $('#loading-text').textContent = `Returning to your call with ${last.peer}\u2026`;
+} catch {
+  window.sessionStorage.removeItem('miulink.call');
+}
 
 const callView = new CallView($('#call-section'), {
   socket,
   marks: hook.marks,
-  onHangUp: () => {
-    if (state.call) socket.send({ type: 'hang_up', call_id: state.call.callId });
-  },
+  onHangUp: () => hangUp(),
 });
+
+async function hangUp() {
+  const call = state.call;
+  if (!call || call.callId === null) return;
+  await call.finalQuality();
+  if (!socket.send({ type: 'hang_up', call_id: call.callId })) {
+    state.hangUpPending = call.callId;
+    callView.showNotice('Not connected to the server, so the call has not ended yet. It ends as soon as the connection is back.');
+  }
+}
 
 Object.defineProperty(hook, 'pc', { get: () => (state.call ? state.call.pc : null) });
 Object.defineProperty(hook, 'call', { get: () => state.call });
@@ -215,6 +236,7 @@ function onWaiting(update) {
   $('#waiting-sub').textContent = nobody
     ? 'Nobody can be alerted at the moment.'
     : `${update.clinicians_available} clinician${update.clinicians_available === 1 ? ' is' : 's are'} being alerted.`;
+  showEscalation(update.escalation || null, nobody);
   if (state.submitted) summaryRows($('#waiting-summary'), state.submitted);
   else $('#waiting-summary').replaceChildren();
   const cancel = $('#cancel-button');
@@ -230,6 +252,52 @@ function onWaiting(update) {
     announce('No A&E clinician is available right now.', { assertive: true });
   }
   tickWait();
+}
+
+/**
+ * Nobody has answered: the nurse is told that A&E was alerted again, and
+ * once the request is escalated, shown the phone number in large type.
+ */
+function showEscalation(level, nobody) {
+  const was = state.escalation;
+  state.escalation = level;
+  $('#realerted').hidden = level !== 'realerted';
+  const escalated = level === 'escalated';
+  $('#escalated').hidden = !escalated;
+  $('#waiting-card').dataset.escalation = level || 'none';
+  $('#waiting-title').textContent = escalated
+    ? 'Escalated: still waiting for A&E'
+    : level === 'realerted' ? 'Still waiting: A&E alerted again' : 'Waiting for an A&E clinician';
+  if (level === 'realerted') {
+    $('#realerted-text').textContent = nobody
+      ? 'Nobody has answered yet. No clinician is free at the moment: the first one to become available is alerted at once. Your request keeps its place in the queue.'
+      : 'Nobody has answered yet, so every available A&E clinician has been alerted again. Your request keeps its place in the queue.';
+  }
+  if (escalated) $('#waiting-sub').textContent = 'The A&E senior on duty has been alerted.';
+  if (escalated) {
+    // The phone is shown here, large; not twice on the screen.
+    $('#nobody').hidden = true;
+    $('#fallback-line').hidden = true;
+    $('#escalated-text').textContent = nobody
+      ? 'Nobody has answered and no A&E clinician is available right now. Your request stays in the queue.'
+      : 'Nobody has answered yet. Your request stays in the queue and A&E is still being alerted.';
+    $('#escalated-phone-box').hidden = false;
+    if (fallbackPhone) {
+      $('#escalated-phone-label').textContent = 'If the patient cannot wait, phone A&E now';
+      $('#escalated-phone-number').textContent = fallbackPhone;
+      $('#escalated-phone').href = `tel:${fallbackPhone.replace(/[^0-9+]/g, '')}`;
+      $('#escalated-phone').hidden = false;
+    } else {
+      $('#escalated-phone-label').textContent = 'If the patient cannot wait, phone A&E directly.';
+      $('#escalated-phone').hidden = true;
+    }
+  }
+  if (level && level !== was) {
+    const text = escalated
+      ? `Escalated: the A&E senior on duty has been alerted.${fallbackPhone ? ` If the patient cannot wait, phone A&E on ${fallbackPhone}.` : ''}`
+      : 'Nobody has answered yet: A&E has been alerted again.';
+    announce(text, { assertive: true });
+  }
 }
 
 function tickWait() {
@@ -259,11 +327,19 @@ function onCallStart(start) {
   state.start = start;
   for (const key of Object.keys(hook.marks)) delete hook.marks[key];
   hook.marks.callStart = performance.timeOrigin + performance.now();
+  window.sessionStorage.setItem('miulink.call', JSON.stringify({ call_id: start.call_id, peer: start.peer.display_name }));
+  if (state.hangUpPending === start.call_id) {
+    // Hung up while the server was away: end it now.
+    state.hangUpPending = null;
+    socket.send({ type: 'hang_up', call_id: start.call_id });
+  }
   const same = state.call && state.call.callId === start.call_id;
-  if (same && state.call.healthy) {
-    // Our signalling connection blipped but the media kept flowing.
+  if (same) {
+    // Our connection to the server came back; the media is peer to peer
+    // and is kept if it still flows (a server restart costs nothing).
     callView.begin(start, state.call);
     go('call');
+    state.call.resume('our signalling returned');
     return;
   }
   let call = state.call;
@@ -271,8 +347,10 @@ function onCallStart(start) {
     if (call) call.close();
     call = newCall();
   }
+  const returned = start.resumed && state.view === 'loading';
   state.call = call;
   callView.begin(start, call);
+  if (returned) callView.showReturned(start.peer.display_name);
   go('call');
   call.start({ callId: start.call_id, resumed: start.resumed });
 }
@@ -281,7 +359,8 @@ function newCall() {
   return new Call({
     socket,
     offerer: true,
-    iceServers: (socket.welcome && socket.welcome.ice_servers) || [],
+    iceServers,
+    iceTransportPolicy: settings.ice_transport_policy,
     media: ensureMedia(),
     onEvent: (event, detail) => callView.handle(event, detail),
   });
@@ -305,6 +384,8 @@ function onCallEnd(end) {
   const start = state.start;
   if (state.call) state.call.close();
   state.call = null;
+  state.hangUpPending = null;
+  window.sessionStorage.removeItem('miulink.call');
   callView.end();
   releaseMedia();
   state.endedAt = socket.serverNow();
@@ -349,8 +430,9 @@ $('#new-request').addEventListener('click', () => {
 
 // ----- Messages from the server ------------------------------------------
 
-socket.on('welcome', async () => {
+socket.on('welcome', async (welcome) => {
   state.told = false;
+  setIceServers(welcome.ice_servers);
   const synced = await socket.barrier();
   if (!synced) return;
   // Everything the server had to resume has arrived by now.
@@ -373,6 +455,7 @@ socket.on('request_update', (update) => {
       onWaiting(update);
       break;
     case 'accepted':
+      showEscalation(null, false);
       $('#waiting-sub').textContent = `${update.clinician || 'A clinician'} is answering\u2026`;
       announce(`${update.clinician || 'A clinician'} is answering.`, { assertive: true });
       break;
@@ -426,6 +509,17 @@ socket.on('error', (err) => {
     console.warn('server refused a message', err);
   }
 });
+
+socket.on('ice_servers', (m) => setIceServers(m.ice_servers));
+socket.on('state', (s) => {
+  if (state.view === 'call' && state.call) callView.setServerOnline(s === 'open');
+});
+
+function setIceServers(list) {
+  if (!Array.isArray(list)) return;
+  iceServers = list;
+  if (state.call) state.call.setIceServers(list);
+}
 
 showPhone();
 updateCounter();
