@@ -88,7 +88,7 @@ async fn a_manager_sees_a_populated_dashboard() {
             .is_some_and(|h| h.starts_with("/api/consults.csv?from=")),
         "{csv}"
     );
-    b.screenshot("20-reports-dashboard").await;
+    b.screenshot("30-reports-dashboard").await;
 
     // A custom site filter narrows every figure.
     b.eval("const s = document.querySelector('#site'); s.value = 'Kendal'; s.dispatchEvent(new Event('change', {bubbles: true})); return true").await;
@@ -97,5 +97,5 @@ async fn a_manager_sees_a_populated_dashboard() {
         "return document.querySelector('#main')?.getAttribute('aria-busy') === 'false' && [...document.querySelectorAll('#station-table tbody tr')].every(r => r.textContent.includes('Kendal'))",
     )
     .await;
-    b.screenshot("21-reports-one-site").await;
+    b.screenshot("31-reports-one-site").await;
 }

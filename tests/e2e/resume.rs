@@ -71,6 +71,33 @@ async fn a_reloaded_station_page_resumes_its_call() {
     doctor.wait_for_remote_video().await;
     assert_eq!(nurse.text(".peer-name").await, "Dr Rhys Jones");
 
+    // Two negotiations overlapping on the station (the clinician asked for
+    // an offer just as the station's own recovery made one): the first
+    // peer connection is closed under its pending createOffer, which a
+    // browser then never settles. The signals behind it must still be
+    // handled, or the call never connects again.
+    let overlapped = nurse
+        .eval(
+            "const c = window.miulink.call;
+             c.handleSignal({ session: c.session, want_offer: true });
+             window.setTimeout(() => c.restart('test: a second negotiation over the first'), 0);
+             return c.session;",
+        )
+        .await;
+    nurse
+        .wait_for(
+            "the second negotiation to connect",
+            &format!(
+                "const c = window.miulink.call;
+                 return c.session !== {overlapped} && c.negotiations >= 3
+                     && c.pc.signalingState === 'stable' && c.iceConnected;"
+            ),
+        )
+        .await;
+    // (Frames are counted on the newest peer connection, from zero.)
+    nurse.wait_for_remote_video().await;
+    doctor.wait_for_remote_video().await;
+
     // Still one consult, ended and recorded normally.
     hang_up(&nurse).await;
     on_screen(&nurse, "after").await;

@@ -65,6 +65,40 @@ export const QUALITY_LIMITS = {
   poor: { rttMs: 500, lossPct: 8, fps: 8 },
 };
 
+/**
+ * What a peer-connection operation resolves to when the connection was
+ * closed under it. A closed RTCPeerConnection never settles the promises
+ * it still has pending (createOffer, setRemoteDescription, ...), so every
+ * such await is raced against the connection's closing: otherwise one
+ * negotiation replaced by another would stall the signal inbox for good.
+ */
+const CLOSED = Symbol('peer connection closed');
+const closings = new WeakMap();
+
+function closing(pc) {
+  let c = closings.get(pc);
+  if (!c) {
+    let resolve;
+    const promise = new Promise((r) => { resolve = r; });
+    c = { promise, resolve };
+    closings.set(pc, c);
+    if (pc.signalingState === 'closed') resolve(CLOSED);
+  }
+  return c;
+}
+
+/** Closes `pc` and settles whatever was still waiting on it. */
+function closePeer(pc) {
+  if (!pc) return;
+  pc.close();
+  closing(pc).resolve(CLOSED);
+}
+
+/** `op` (a promise from `pc`), or CLOSED as soon as `pc` is closed. */
+function whileOpen(pc, op) {
+  return Promise.race([op, closing(pc).promise]);
+}
+
 function newSessionId() {
   const bytes = new Uint8Array(8);
   crypto.getRandomValues(bytes);
@@ -281,9 +315,9 @@ export class Call {
     this.videoTransceiver = pc.addTransceiver('video', { direction: 'sendrecv' });
     this.attachLocal(pc);
     try {
-      const offer = await pc.createOffer();
-      if (pc !== this.pc) return null;
-      await pc.setLocalDescription(offer);
+      const offer = await whileOpen(pc, pc.createOffer());
+      if (pc !== this.pc || offer === CLOSED) return null;
+      await whileOpen(pc, pc.setLocalDescription(offer));
       if (pc !== this.pc) return null;
       if (send) this.sendDescription(pc);
       return pc;
@@ -314,9 +348,9 @@ export class Call {
     this.descriptionSent = false;
     this.outbox = [];
     try {
-      const offer = await pc.createOffer({ iceRestart: true });
-      if (pc !== this.pc || this.closed) return;
-      await pc.setLocalDescription(offer);
+      const offer = await whileOpen(pc, pc.createOffer({ iceRestart: true }));
+      if (pc !== this.pc || this.closed || offer === CLOSED) return;
+      await whileOpen(pc, pc.setLocalDescription(offer));
       if (pc !== this.pc || this.closed) return;
       this.sendDescription(pc);
     } catch (e) {
@@ -337,7 +371,7 @@ export class Call {
       const track = local.stream.getTracks().find((t) => t.kind === kind);
       if (track && transceiver.sender.track !== track) {
         try {
-          await transceiver.sender.replaceTrack(track);
+          await whileOpen(pc, transceiver.sender.replaceTrack(track));
         } catch (e) {
           console.warn(`could not send the local ${kind}`, e);
         }
@@ -347,7 +381,7 @@ export class Call {
 
   /** Makes `pc` (or a new peer connection) this call's, for `session`. */
   newPeer(session, made = null) {
-    if (this.pc) this.pc.close();
+    closePeer(this.pc);
     if (this.dc) this.dc.close();
     this.session = session;
     this.outbox = [];
@@ -453,7 +487,8 @@ export class Call {
     this.emit('link', { state: 'reconnecting', attempt: r.attempt, stalled: this.stalled });
     if (this.offerer) {
       if (ice) this.iceRestart(`link ${r.why}`);
-      else this.restart(`ICE restart did not recover (attempt ${r.attempt})`);
+      // (A negotiation the other side asked for a moment ago is this attempt.)
+      else if (Date.now() - this.lastRestart >= RESTART_MIN_GAP_MS) this.restart(`ICE restart did not recover (attempt ${r.attempt})`);
     } else if (ice) {
       this.negotiatedAt = Date.now();
       this.lastRestart = Date.now();
@@ -484,6 +519,7 @@ export class Call {
     this.mark(`recovered-${r.how}`);
     console.info(`call ${this.callId}: media recovered by ${r.how} after ${done.ms} ms`);
     this.emit('recovered', done);
+    if (this.iceConnected && !this.stalled) this.setLink('ok');
   }
 
   sendDescription(pc) {
@@ -554,14 +590,14 @@ export class Call {
       } else if (description.type === 'answer' && this.offerer) {
         if (data.session !== this.session || !this.pc) return;
         if (this.pc.signalingState !== 'have-local-offer') return;
-        await this.pc.setRemoteDescription(description);
+        await whileOpen(this.pc, this.pc.setRemoteDescription(description));
       }
       return;
     }
     if (data.candidate) {
       if (data.session !== this.session || !this.pc) return;
       try {
-        await this.pc.addIceCandidate(data.candidate);
+        await whileOpen(this.pc, this.pc.addIceCandidate(data.candidate));
       } catch (e) {
         console.warn('a remote ICE candidate was refused', e);
       }
@@ -575,7 +611,7 @@ export class Call {
     this.negotiatedAt = Date.now();
     this.negotiations += 1;
     const pc = this.newPeer(session, spare);
-    await pc.setRemoteDescription(offer);
+    await whileOpen(pc, pc.setRemoteDescription(offer));
     if (pc !== this.pc || this.closed) return;
     for (const transceiver of pc.getTransceivers()) {
       transceiver.direction = 'sendrecv';
@@ -583,9 +619,9 @@ export class Call {
     }
     // Answer at once; the camera is attached when it is open (attachLocal).
     this.attachLocal(pc);
-    const answer = await pc.createAnswer();
-    if (pc !== this.pc) return;
-    await pc.setLocalDescription(answer);
+    const answer = await whileOpen(pc, pc.createAnswer());
+    if (pc !== this.pc || answer === CLOSED) return;
+    await whileOpen(pc, pc.setLocalDescription(answer));
     if (pc !== this.pc) return;
     this.sendDescription(pc);
   }
@@ -597,11 +633,11 @@ export class Call {
     this.applyConfiguration(pc);
     this.descriptionSent = false;
     this.outbox = [];
-    await pc.setRemoteDescription(offer);
+    await whileOpen(pc, pc.setRemoteDescription(offer));
     if (pc !== this.pc || this.closed) return;
-    const answer = await pc.createAnswer();
-    if (pc !== this.pc) return;
-    await pc.setLocalDescription(answer);
+    const answer = await whileOpen(pc, pc.createAnswer());
+    if (pc !== this.pc || answer === CLOSED) return;
+    await whileOpen(pc, pc.setLocalDescription(answer));
     if (pc !== this.pc) return;
     this.iceRestarts += 1;
     this.mark('ice-restart-answered');
@@ -720,8 +756,8 @@ export class Call {
       return;
     }
     try {
-      const figures = await readStats(pc);
-      if (pc !== this.pc || this.closed) return;
+      const figures = await whileOpen(pc, readStats(pc));
+      if (pc !== this.pc || this.closed || figures === CLOSED) return;
       this.observe(pc, figures);
     } catch (e) {
       console.warn('getStats failed', e);
@@ -750,7 +786,12 @@ export class Call {
       if (this.stalled) {
         this.stalled = false;
         this.mark('media-resumed');
-        if (this.iceConnected && !this.recovery) this.setLink('ok');
+        // Bytes arriving again on a connected path is the recovery: ICE
+        // may never have left "connected", so do not wait for it to say so.
+        if (this.iceConnected) {
+          this.recovered();
+          this.setLink('ok');
+        }
       }
     } else if (this.mediaFlowing && this.iceConnected && !this.stalled && now - this.lastBytesAt > STALL_MS) {
       this.stalled = true;
@@ -873,13 +914,13 @@ export class Call {
 
   close() {
     this.closed = true;
-    if (this.spare) this.spare.close();
+    closePeer(this.spare);
     this.spare = null;
     window.clearTimeout(this.statsTimer);
     window.clearTimeout(this.disconnectTimer);
     if (this.recovery) window.clearTimeout(this.recovery.timer);
     if (this.dc) this.dc.close();
-    if (this.pc) this.pc.close();
+    closePeer(this.pc);
     this.emit('connection', 'closed');
   }
 }
