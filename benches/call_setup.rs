@@ -17,6 +17,8 @@
 
 #[path = "../tests/e2e/browser.rs"]
 mod browser;
+#[path = "../tests/common/mod.rs"]
+mod common;
 #[path = "../tests/e2e/flows.rs"]
 mod flows;
 #[path = "../tests/e2e/server.rs"]

@@ -7,6 +7,8 @@
 //! to `artifacts/screenshots/`.
 
 mod browser;
+#[path = "../common/mod.rs"]
+mod common;
 mod consult;
 mod devices;
 mod escalation;

@@ -1,173 +1,34 @@
-//! The MIU Link server on port 0 with a fresh database, serving the
-//! browser client built into the binary (the same shape as
-//! `tests/api/helpers.rs`).
+//! The MIU Link server for the browser tests: in process on port 0 with a
+//! fresh database (the shared `tests/common` app, serving the browser
+//! client built into the binary), or as the real binary in a separate
+//! process that a test can kill.
 
 #![allow(dead_code)]
 
-use futures_util::{SinkExt, StreamExt};
+pub use crate::common::{password_hash, TestApp as Server, WsClient, PASSWORD};
 use miulink::store::{AccountFlags, NewUser, Store};
-use miulink::{Application, Settings};
+use miulink::Settings;
 use serde_json::{json, Value};
 use signalling::Role;
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
 use std::time::Duration;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::Message;
-
-pub const PASSWORD: &str = "test-password-123";
-
-pub fn password_hash() -> &'static str {
-    static HASH: OnceLock<String> = OnceLock::new();
-    HASH.get_or_init(|| miulink::auth::hash_password(PASSWORD).expect("hash"))
-}
-
-pub struct Server {
-    pub base: String,
-    pub store: Store,
-    _dir: tempfile::TempDir,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-}
 
 impl Server {
     pub async fn start(adjust: impl FnOnce(&mut Settings)) -> Server {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let db = dir.path().join("miulink.db");
-        let mut settings = Settings::for_tests(format!("sqlite://{}", db.display()));
-        adjust(&mut settings);
-        let app = Application::build(settings).await.expect("app builds");
-        let port = app.port();
-        let store = app.state().store.clone();
-        let (stop, stopped) = tokio::sync::oneshot::channel();
-        tokio::spawn(app.run_until_stopped(async {
-            let _ = stopped.await;
-        }));
-        Server {
-            base: format!("http://127.0.0.1:{port}"),
-            store,
-            _dir: dir,
-            stop: Some(stop),
-        }
-    }
-
-    pub fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    pub async fn add_user(
-        &self,
-        username: &str,
-        display_name: &str,
-        role: Role,
-        site: Option<&str>,
-    ) {
-        self.store
-            .create_user(NewUser {
-                username,
-                display_name,
-                role,
-                site,
-                password_hash: password_hash(),
-                flags: AccountFlags::default(),
-                now: 0,
-            })
-            .await
-            .expect("user created");
-    }
-
-    /// A session token for this account (the API's Bearer login).
-    pub async fn token(&self, username: &str) -> String {
-        let res = reqwest::Client::new()
-            .post(self.url("/api/login"))
-            .json(&json!({"username": username, "password": PASSWORD}))
-            .send()
-            .await
-            .expect("login request");
-        assert_eq!(res.status(), 200, "login of {username}");
-        let body: Value = res.json().await.expect("login json");
-        body["token"].as_str().expect("token").to_owned()
-    }
-
-    pub async fn get_json(&self, path: &str, token: &str) -> Value {
-        let res = reqwest::Client::new()
-            .get(self.url(path))
-            .bearer_auth(token)
-            .send()
-            .await
-            .expect("GET");
-        assert_eq!(res.status(), 200, "GET {path}");
-        res.json().await.expect("json")
+        Server::spawn_with(adjust).await
     }
 
     /// The session log as a manager reads it.
     pub async fn consults(&self) -> Value {
-        if self
-            .store
-            .user_by_username("e2e-manager")
-            .await
-            .expect("db")
-            .is_none()
-        {
-            self.add_user("e2e-manager", "Manager", Role::Manager, None)
-                .await;
-        }
-        let token = self.token("e2e-manager").await;
+        let token = self.manager_token().await;
         self.get_json("/api/consults", &token).await
     }
 
     /// A program signed in as `username` on the signalling WebSocket (a
     /// second station, say), as `tests/api` drives the server.
     pub async fn ws_client(&self, username: &str) -> WsClient {
-        WsClient::connect(&self.base, &self.token(username).await).await
-    }
-}
-
-/// A plain WebSocket client of the real server.
-pub struct WsClient {
-    stream: tokio_tungstenite::WebSocketStream<
-        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-    >,
-}
-
-impl WsClient {
-    pub async fn connect(base: &str, token: &str) -> WsClient {
-        let url = format!("{}/ws", base.replace("http://", "ws://"));
-        let mut request = url.into_client_request().expect("a WebSocket request");
-        request.headers_mut().insert(
-            "authorization",
-            format!("Bearer {token}").parse().expect("a header"),
-        );
-        let (stream, _) = tokio_tungstenite::connect_async(request)
-            .await
-            .expect("the WebSocket opens");
-        let mut client = WsClient { stream };
-        client.expect("welcome").await;
-        client
-    }
-
-    pub async fn send(&mut self, v: Value) {
-        self.stream
-            .send(Message::text(v.to_string()))
-            .await
-            .expect("WebSocket send");
-    }
-
-    /// The next message of this type (others are skipped); panics after 30 s.
-    pub async fn expect(&mut self, kind: &str) -> Value {
-        let wait = async {
-            while let Some(frame) = self.stream.next().await {
-                if let Ok(Message::Text(text)) = frame {
-                    let v: Value = serde_json::from_str(&text).expect("JSON from the server");
-                    if v["type"] == kind {
-                        return v;
-                    }
-                }
-            }
-            panic!("the WebSocket closed while waiting for {kind}");
-        };
-        tokio::time::timeout(Duration::from_secs(30), wait)
-            .await
-            .unwrap_or_else(|_| panic!("no {kind} within 30 s"))
+        let token = self.login(username).await;
+        self.connect(&token).await
     }
 }
 
@@ -284,13 +145,5 @@ impl BinaryServer {
 impl Drop for BinaryServer {
     fn drop(&mut self) {
         self.kill_9();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
     }
 }

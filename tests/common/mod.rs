@@ -1,4 +1,5 @@
-//! Spawning the app on port 0 with a fresh database, and clients that talk
+//! Shared by the test crates (`tests/api`, `tests/e2e`): the app spawned on
+//! port 0 with a fresh database, accounts, and WebSocket clients that talk
 //! to it as stations, clinicians and managers would.
 
 #![allow(dead_code)]
@@ -18,7 +19,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 pub const PASSWORD: &str = "test-password-123";
 const WAIT: Duration = Duration::from_secs(10);
 
-fn password_hash() -> &'static str {
+pub fn password_hash() -> &'static str {
     static HASH: OnceLock<String> = OnceLock::new();
     HASH.get_or_init(|| miulink::auth::hash_password(PASSWORD).expect("hash"))
 }
@@ -90,6 +91,10 @@ impl TestApp {
             })
             .await
             .expect("user created");
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
     }
 
     pub fn http(&self) -> reqwest::Client {
