@@ -85,6 +85,22 @@ pub async fn answer_first(doctor: &Browser) {
     doctor.click("#queue > li [data-action=answer]").await;
 }
 
+/// A whole call set up: the nurse requests, the clinician answers the only
+/// request in the queue, and both sides decode the other's video.
+pub async fn video_call(nurse: &Browser, doctor: &Browser, urgency: &str, reason: &str) {
+    request_consult(nurse, urgency, reason, "", "").await;
+    on_screen(nurse, "waiting").await;
+    doctor
+        .wait_for(
+            "the request",
+            "return document.querySelectorAll('#queue > li').length === 1",
+        )
+        .await;
+    answer_first(doctor).await;
+    nurse.wait_for_remote_video().await;
+    doctor.wait_for_remote_video().await;
+}
+
 /// Two presses: the hang-up button asks to be pressed again.
 pub async fn hang_up(b: &Browser) {
     b.click(".call-controls .control-hangup").await;

@@ -35,17 +35,7 @@ async fn a_call_survives_a_server_kill_and_restart() {
     let doctor = Browser::launch("clinician-restart", 1280, 800).await;
     sign_in_at(&doctor, &server.base, "dr-patel", "/clinician").await;
     sign_in_at(&nurse, &server.base, "millom-room1", "/station").await;
-    request_consult(&nurse, "immediate", "Chest pain", "", "").await;
-    on_screen(&nurse, "waiting").await;
-    doctor
-        .wait_for(
-            "the request",
-            "return document.querySelectorAll('#queue > li').length === 1",
-        )
-        .await;
-    answer_first(&doctor).await;
-    nurse.wait_for_remote_video().await;
-    doctor.wait_for_remote_video().await;
+    video_call(&nurse, &doctor, "immediate", "Chest pain").await;
     // Mark both peer connections, to tell afterwards whether they are the
     // same objects (kept) or new ones (renegotiated).
     for side in [&nurse, &doctor] {

@@ -31,17 +31,7 @@ async fn a_reloaded_station_page_resumes_its_call() {
     sign_in(&doctor, &server, "dr-jones", "/clinician").await;
     sign_in(&nurse, &server, "millom-room3", "/station").await;
 
-    request_consult(&nurse, "immediate", "Chest pain", "", "").await;
-    on_screen(&nurse, "waiting").await;
-    doctor
-        .wait_for(
-            "the request",
-            "return document.querySelectorAll('#queue > li').length === 1",
-        )
-        .await;
-    answer_first(&doctor).await;
-    nurse.wait_for_remote_video().await;
-    doctor.wait_for_remote_video().await;
+    video_call(&nurse, &doctor, "immediate", "Chest pain").await;
     let before = doctor.eval("return window.miulink.call.session").await;
 
     nurse.refresh().await;

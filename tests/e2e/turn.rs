@@ -214,17 +214,7 @@ async fn a_relay_only_call_recovers_from_a_broken_relay_and_offers_audio_only() 
         "relay"
     );
 
-    request_consult(&nurse, "urgent", "Possible fracture", "", "").await;
-    on_screen(&nurse, "waiting").await;
-    doctor
-        .wait_for(
-            "the request",
-            "return document.querySelectorAll('#queue > li').length === 1",
-        )
-        .await;
-    answer_first(&doctor).await;
-    nurse.wait_for_remote_video().await;
-    doctor.wait_for_remote_video().await;
+    video_call(&nurse, &doctor, "urgent", "Possible fracture").await;
     // Relay to relay on both sides: nothing went peer to peer.
     wait_for_relay(&nurse).await;
     wait_for_relay(&doctor).await;
