@@ -599,12 +599,19 @@ impl Switchboard {
     }
 
     /// The queue in order, as clinicians see it. Directed test calls are
-    /// left out: only their one clinician is told of them (by `ring`).
+    /// left out: only their one clinician sees them (`queue_entries_for`).
     pub fn queue_entries(&self) -> Vec<QueueEntry> {
+        self.queue_entries_for(None)
+    }
+
+    /// The queue as this account sees it: the shared queue plus any test
+    /// call directed at it (a monitoring probe calling a person's screen).
+    pub fn queue_entries_for(&self, viewer: Option<UserId>) -> Vec<QueueEntry> {
+        let viewer = viewer.and_then(|u| self.accounts.get(&u));
         self.queue
             .iter()
             .filter_map(|(_, _, id)| self.waiting.get(id))
-            .filter(|r| r.direct_to.is_none())
+            .filter(|r| r.direct_to.is_none() || viewer.is_some_and(|a| r.visible_to(a)))
             .map(|r| self.entry(r))
             .collect()
     }
@@ -705,7 +712,7 @@ impl Switchboard {
                 self.resume_clinician(user_id, conn, was_ringable);
             }
             Role::Manager | Role::Admin => {
-                let msg = self.queue_message();
+                let msg = self.queue_message_for(user_id);
                 self.send(conn, msg);
             }
         }
@@ -782,7 +789,7 @@ impl Switchboard {
             self.ring_waiting_for(user_id);
             self.queue_dirty = true;
         } else {
-            let msg = self.queue_message();
+            let msg = self.queue_message_for(user_id);
             self.send(conn, msg);
         }
     }
@@ -1549,6 +1556,14 @@ impl Switchboard {
         }
     }
 
+    fn queue_message_for(&self, viewer: UserId) -> ServerMessage {
+        ServerMessage::Queue {
+            requests: self.queue_entries_for(Some(viewer)),
+            clinicians_available: self.clinicians_available(),
+            server_time: self.now,
+        }
+    }
+
     /// After any change: the queue to every clinician and manager, and each
     /// waiting station its position if that changed.
     fn flush_queue(&mut self) {
@@ -1556,14 +1571,30 @@ impl Switchboard {
             return;
         }
         self.queue_dirty = false;
-        let to: Vec<ConnId> = self
-            .observers
-            .iter()
-            .filter_map(|u| self.accounts.get(u).and_then(|a| a.conn))
+        // One shared message; a clinician with a test call directed at it
+        // (rare: a monitoring probe testing a person's screen) gets its own.
+        let directed: Vec<&str> = self
+            .waiting
+            .values()
+            .filter_map(|r| r.direct_to.as_deref())
             .collect();
+        let mut to = Vec::new();
+        let mut own = Vec::new();
+        for account in self.observers.iter().filter_map(|u| self.accounts.get(u)) {
+            let Some(conn) = account.conn else { continue };
+            if directed.contains(&account.identity.username.as_str()) {
+                own.push((conn, account.identity.user_id));
+            } else {
+                to.push(conn);
+            }
+        }
         if !to.is_empty() {
             let message = self.queue_message();
             self.outputs.push_back(Output::Send { to, message });
+        }
+        for (conn, user) in own {
+            let message = self.queue_message_for(user);
+            self.send(conn, message);
         }
         let available = self.clinicians_available();
         let order: Vec<RequestId> = self.queue.iter().map(|(_, _, id)| *id).collect();

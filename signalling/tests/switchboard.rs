@@ -739,6 +739,16 @@ fn a_directed_test_call_rings_only_its_clinician() {
     };
     let msgs = h.take(probe_doc);
     assert_eq!(rings(&msgs), vec![r]);
+    // Its clinician also sees it in its queue (a person's screen lists
+    // it there to answer), marked as a test call.
+    let (q, _) = last_queue(&msgs).expect("a queue for the directed clinician");
+    assert_eq!(q.len(), 1);
+    assert_eq!(q[0].request_id, r);
+    assert!(q[0].test);
+    // ... and on reconnecting.
+    let again = h.connect(10, CLINICIAN, "Probe clinician");
+    let (q, _) = last_queue(&h.take(again)).expect("a queue on connecting");
+    assert_eq!(q.iter().map(|e| e.request_id).collect::<Vec<_>>(), vec![r]);
     let real = h.take(real_doc);
     assert!(
         rings(&real).is_empty(),
@@ -750,7 +760,7 @@ fn a_directed_test_call_rings_only_its_clinician() {
     );
     h.send(real_doc, ClientMessage::Accept { request_id: r });
     assert_eq!(errors(&h.take(real_doc)), vec![ErrorCode::UnknownRequest]);
-    assert!(h.accept(probe_doc, r).is_some());
+    assert!(h.accept(again, r).is_some());
     assert!(h.take_events().iter().any(|e| matches!(
         e,
         Event::Consult {

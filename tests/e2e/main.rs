@@ -13,6 +13,8 @@ mod consult;
 mod devices;
 mod escalation;
 mod flows;
+#[cfg(feature = "probe")]
+mod probe;
 mod reports;
 mod restart;
 mod resume;

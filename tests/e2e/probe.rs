@@ -1,0 +1,116 @@
+//! `miulink probe --role station-only` against a person: a clinician in a
+//! real browser answers the probe's test call. Proves that the probe's
+//! `webrtc` peer and Chromium agree on a call both ways (Chromium decodes
+//! the probe's VP8 test card; the probe receives the browser's camera),
+//! which is what a trust relies on when it tests a clinician's screen.
+
+use crate::browser::Browser;
+use crate::flows::*;
+use crate::server::{Server, PASSWORD};
+use serde_json::Value;
+use signalling::Role;
+
+fn step<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["steps"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["step"] == name))
+        .unwrap_or_else(|| panic!("no step {name} in {report:#}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clinician_in_a_browser_answers_the_probes_test_call() {
+    let _one = crate::one_at_a_time().await;
+    let server = Server::start(|_| {}).await;
+    server
+        .add_user(
+            "probe-station",
+            "Monitoring probe",
+            Role::Station,
+            Some("Millom"),
+        )
+        .await;
+    assert!(server
+        .store
+        .set_monitoring("probe-station", true)
+        .await
+        .expect("database"));
+    server
+        .add_user(
+            "dr-patel",
+            "Dr Asha Patel",
+            Role::Clinician,
+            Some("Furness General"),
+        )
+        .await;
+    let doctor = Browser::launch("clinician-probe", 1280, 800).await;
+    sign_in(&doctor, &server, "dr-patel", "/clinician").await;
+
+    // The probe asks for dr-patel, holds the call for a few seconds once
+    // video flows both ways, then hangs up.
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_miulink"));
+    cmd.arg("probe")
+        .args(["--server", &server.base])
+        .args(["--role", "station-only"])
+        .args(["--station-user", "probe-station"])
+        .args(["--clinician-user", "dr-patel"])
+        .args(["--hold-seconds", "4", "--answer-wait-seconds", "60"])
+        .arg("--json")
+        .env("MIULINK_PROBE_STATION_PASSWORD", PASSWORD)
+        .env_remove("MIULINK_PROBE_CONFIG");
+    let probe = tokio::task::spawn_blocking(move || cmd.output());
+
+    // The person sees a test call, marked as one, and answers it.
+    let tag = doctor
+        .wait_for(
+            "the probe's test call in the queue",
+            "const li = document.querySelectorAll('#queue > li');
+             return li.length === 1 && li[0].textContent.includes('Test call') && li[0].textContent;",
+        )
+        .await;
+    assert!(
+        tag.as_str().unwrap_or("").contains("Monitoring probe"),
+        "{tag}"
+    );
+    answer_first(&doctor).await;
+    // Chromium decodes the probe's synthetic VP8 video.
+    let frames = doctor.wait_for_remote_video().await;
+    doctor.screenshot("40-clinician-probe-call").await;
+
+    let output = probe.await.expect("join").expect("the probe runs");
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "probe printed no JSON ({e}): stdout {} stderr {}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    assert_ne!(output.status.code(), Some(2), "{report:#}");
+    for name in [
+        "accept_to_ice_connected",
+        "accept_to_dtls_connected",
+        "accept_to_first_video",
+    ] {
+        let s = step(&report, name);
+        assert!(s["status"] == "ok" || s["status"] == "slow", "{s}");
+    }
+    // The browser's camera reached the probe.
+    let packets = report["video_at_station"]["packets"].as_u64().unwrap_or(0);
+    assert!(packets >= 1, "{report:#}");
+    eprintln!(
+        "measured: browser clinician and probe station: accept to first video at the probe {} ms; \
+         browser decoded {frames}+ frames of the probe's video; probe received {packets} video packets",
+        step(&report, "accept_to_first_video")["ms"]
+    );
+
+    // The probe hung up; the call is logged as a test call, out of the
+    // managers' figures.
+    let log = server.consults().await;
+    assert_eq!(log["total"], 0, "test calls are left out by default: {log}");
+    let token = server.manager_token().await;
+    let all = server
+        .get_json("/api/consults?include_test_calls=true", &token)
+        .await;
+    assert_eq!(all["total"], 1, "{all}");
+    assert_eq!(all["consults"][0]["test_call"], true, "{all}");
+    assert_eq!(all["consults"][0]["clinician"], "Dr Asha Patel", "{all}");
+}
