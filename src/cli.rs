@@ -91,6 +91,11 @@ pub struct ServeArgs {
     /// Phone number shown to nurses when no clinician is available.
     #[arg(long, env = "MIULINK_FALLBACK_PHONE")]
     pub fallback_phone: Option<String>,
+    /// The account that answers nurses' test calls (a monitoring clinician
+    /// running `miulink probe --role clinician-only`); stations then offer
+    /// a "Make a test call" button.
+    #[arg(long, env = "MIULINK_TEST_CALL_CLINICIAN")]
+    pub test_call_clinician: Option<String>,
     /// Serve the browser client from this directory (development) instead
     /// of the copy built into the binary.
     #[arg(long, env = "MIULINK_WEB_DIR")]
@@ -253,6 +258,11 @@ impl ServeArgs {
                 .clone()
                 .filter(|s| !s.trim().is_empty())
                 .or_else(|| self.demo.then(|| "0000 000 0000 (demo number)".to_owned())),
+            test_call_clinician: self
+                .test_call_clinician
+                .clone()
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty()),
             web_dir: self.web_dir.clone(),
             secure_cookies: self.secure_cookies,
             escalation: self.escalation,

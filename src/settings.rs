@@ -21,6 +21,8 @@ pub struct Settings {
     pub stun_urls: Vec<String>,
     /// Shown to nurses when no clinician is available.
     pub fallback_phone: Option<String>,
+    /// The account (username) that answers stations' test calls.
+    pub test_call_clinician: Option<String>,
     /// Serve the browser client from this directory instead of the copy
     /// built into the binary (for development).
     pub web_dir: Option<PathBuf>,
@@ -58,6 +60,7 @@ impl Settings {
             session_ttl_ms: 12 * 3_600_000,
             stun_urls: Vec::new(),
             fallback_phone: None,
+            test_call_clinician: None,
             web_dir: None,
             secure_cookies: false,
             escalation: signalling::Config::default().escalation,

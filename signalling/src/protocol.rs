@@ -731,6 +731,9 @@ pub struct ConsultSummary {
     pub patient_ref: Option<String>,
     pub requested_at: Millis,
     pub accepted_at: Millis,
+    /// A test call (a monitoring probe, or a station checking its kit).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub test: bool,
 }
 
 /// A message from the server to a client.

@@ -1753,6 +1753,7 @@ impl Switchboard {
                 patient_ref: call.request.patient_ref.clone(),
                 requested_at: call.request.requested_at,
                 accepted_at: call.accepted_at,
+                test: call.request.test,
             },
             resumed,
         }

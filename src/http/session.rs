@@ -159,6 +159,7 @@ pub async fn me(State(state): State<AppState>, who: AuthUser) -> Json<serde_json
         "escalation_duty": u.escalation_duty,
         "settings": {
             "fallback_phone": state.settings.fallback_phone,
+            "test_call_clinician": state.settings.test_call_clinician,
             "ice_servers": super::ws::ice_servers(&state, &u.username),
             "ice_transport_policy": if state.settings.relay_only { "relay" } else { "all" },
         },

@@ -1097,11 +1097,23 @@ async fn call_loop(
         wait_for_completed,
         deadline,
     } = spec;
-    let signal = |data: Value| json!({"type": "signal", "call_id": call_id, "data": data});
+    // The browser client names each peer connection's negotiation with a
+    // `session` id and ignores signals for any other one: the offerer picks
+    // it, the answerer echoes it on everything it sends.
+    let mut session: Option<String> =
+        offerer.then(|| format!("probe-{:016x}", rand::random::<u64>()));
+    let signal = |session: &Option<String>, mut data: Value| {
+        if let (Some(s), Some(obj)) = (session, data.as_object_mut()) {
+            obj.insert("session".into(), Value::String(s.clone()));
+        }
+        json!({"type": "signal", "call_id": call_id, "data": data})
+    };
     if offerer {
         peer.create_data_channel(events_tx).await?;
         let offer = peer.offer().await?;
-        conn.tx.send(signal(json!({"description": offer}))).await?;
+        conn.tx
+            .send(signal(&session, json!({"description": offer})))
+            .await?;
     } else {
         drop(events_tx);
     }
@@ -1130,18 +1142,23 @@ async fn call_loop(
                     "signal" if m["call_id"].as_u64() == Some(call_id) => {
                         let data = &m["data"];
                         if data["description"].is_object() {
+                            if !offerer {
+                                if let Some(s) = data["session"].as_str() {
+                                    session = Some(s.to_owned());
+                                }
+                            }
                             let desc: RTCSessionDescription =
                                 serde_json::from_value(data["description"].clone())
                                     .map_err(|e| format!("the other side sent a bad description: {e}"))?;
                             if let Some(answer) = peer.remote_description(desc).await? {
-                                conn.tx.send(signal(json!({"description": answer}))).await?;
+                                conn.tx.send(signal(&session, json!({"description": answer}))).await?;
                             }
                             remote_set = true;
                             for c in early_candidates.drain(..) {
                                 peer.add_candidate(c).await?;
                             }
                             for c in held_candidates.drain(..) {
-                                conn.tx.send(signal(json!({"candidate": c}))).await?;
+                                conn.tx.send(signal(&session, json!({"candidate": c}))).await?;
                             }
                         } else if data["candidate"].is_object() {
                             match serde_json::from_value::<RTCIceCandidateInit>(data["candidate"].clone()) {
@@ -1196,7 +1213,7 @@ async fn call_loop(
                     if offerer && !remote_set {
                         held_candidates.push(c);
                     } else {
-                        conn.tx.send(signal(json!({"candidate": c}))).await?;
+                        conn.tx.send(signal(&session, json!({"candidate": c}))).await?;
                     }
                 }
                 PeerEvent::IceConnected(at) => mark(Mark::IceConnected(at)),

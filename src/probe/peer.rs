@@ -8,7 +8,7 @@ use super::video;
 use bytes::{Bytes, BytesMut};
 use rtc::media::Sample;
 use rtc::media_stream::MediaStreamTrack;
-use rtc::peer_connection::configuration::media_engine::MIME_TYPE_VP8;
+use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8};
 use rtc::peer_connection::transport::RTCDtlsRole;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
@@ -35,6 +35,7 @@ use webrtc::rtp_transceiver::RtpSender;
 /// browser may not, and then no round trip is measured).
 pub const DATA_CHANNEL_LABEL: &str = "miulink-probe";
 const VP8_PAYLOAD_TYPE: u8 = 96;
+const OPUS_PAYLOAD_TYPE: u8 = 111;
 const ICE_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// What the peer noticed, with when.
@@ -185,6 +186,25 @@ impl Peer {
                 RtpCodecKind::Video,
             )
             .map_err(|e| format!("registering VP8: {e}"))?;
+        // Opus is registered so that the probe accepts a browser's audio
+        // (it only receives it): an answer that rejects the offer's first,
+        // bundle-tagged m-line is refused by Chromium ("Failed to setup RTCP
+        // mux"), which is what a real station offers.
+        media
+            .register_codec(
+                RTCRtpCodecParameters {
+                    rtp_codec: RTCRtpCodec {
+                        mime_type: MIME_TYPE_OPUS.to_owned(),
+                        clock_rate: 48_000,
+                        channels: 2,
+                        sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
+                        rtcp_feedback: vec![],
+                    },
+                    payload_type: OPUS_PAYLOAD_TYPE,
+                },
+                RtpCodecKind::Audio,
+            )
+            .map_err(|e| format!("registering Opus: {e}"))?;
         let registry = register_default_interceptors(Registry::new(), &mut media)
             .map_err(|e| format!("setting up RTP interceptors: {e}"))?;
         let settings = SettingEngineBuilder::new()

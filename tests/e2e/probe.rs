@@ -114,3 +114,110 @@ async fn a_clinician_in_a_browser_answers_the_probes_test_call() {
     assert_eq!(all["consults"][0]["test_call"], true, "{all}");
     assert_eq!(all["consults"][0]["clinician"], "Dr Asha Patel", "{all}");
 }
+
+/// The other way round, as the issue puts it: the probe stands in for A&E
+/// (`--role clinician-only`, the trust's "test line") and a nurse at a
+/// real station checks the kit with the station's "Make a test call".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nurse_checks_the_station_with_a_test_call_to_the_probe() {
+    let _one = crate::one_at_a_time().await;
+    let server = Server::start(|s| s.test_call_clinician = Some("probe-clinician".into())).await;
+    server
+        .add_user(
+            "millom-room1",
+            "Millom MIU Room 1",
+            Role::Station,
+            Some("Millom"),
+        )
+        .await;
+    server
+        .add_user(
+            "probe-clinician",
+            "Test line",
+            Role::Clinician,
+            Some("Furness General"),
+        )
+        .await;
+    assert!(server
+        .store
+        .set_monitoring("probe-clinician", true)
+        .await
+        .expect("database"));
+
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_miulink"));
+    cmd.arg("probe")
+        .args(["--server", &server.base])
+        .args(["--role", "clinician-only"])
+        .args(["--clinician-user", "probe-clinician"])
+        .args(["--hold-seconds", "4", "--answer-wait-seconds", "90"])
+        .arg("--json")
+        .env("MIULINK_PROBE_CLINICIAN_PASSWORD", PASSWORD)
+        .env_remove("MIULINK_PROBE_CONFIG");
+    let probe = tokio::task::spawn_blocking(move || cmd.output());
+
+    let nurse = Browser::launch("station-test-call", 1280, 800).await;
+    sign_in(&nurse, &server, "millom-room1", "/station").await;
+    nurse
+        .wait_for(
+            "the test call button",
+            "return !document.querySelector('#test-call-card').hidden",
+        )
+        .await;
+    nurse
+        .eval("document.querySelector('#test-call-card').scrollIntoView({block: 'center'}); return true;")
+        .await;
+    nurse.screenshot("41-station-test-call-offered").await;
+    nurse.click("#test-call-button").await;
+    // The probe answers by itself; the nurse sees its test card.
+    on_screen(&nurse, "call").await;
+    let frames = nurse.wait_for_remote_video().await;
+    nurse.screenshot("42-station-test-call").await;
+
+    let output = probe.await.expect("join").expect("the probe runs");
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "probe printed no JSON ({e}): stdout {} stderr {}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    assert_ne!(output.status.code(), Some(2), "{report:#}");
+    assert_eq!(report["role"], "clinician-only");
+    for name in [
+        "accept_to_ice_connected",
+        "accept_to_dtls_connected",
+        "accept_to_first_video",
+    ] {
+        let s = step(&report, name);
+        assert!(s["status"] == "ok" || s["status"] == "slow", "{s}");
+    }
+    // The station's camera reached the probe.
+    let packets = report["video_at_clinician"]["packets"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(packets >= 1, "{report:#}");
+    eprintln!(
+        "measured: browser station and probe clinician: accept to first video at the probe {} ms; \
+         browser decoded {frames}+ frames of the probe's video; probe received {packets} video packets",
+        step(&report, "accept_to_first_video")["ms"]
+    );
+
+    // The probe hung up and recorded its outcome: the nurse is told.
+    on_screen(&nurse, "after").await;
+    assert_eq!(nurse.text("#after-title").await, "Test call finished");
+    nurse
+        .wait_for(
+            "the verdict on the link",
+            "return document.querySelector('#after-outcome').textContent.includes('The video link works');",
+        )
+        .await;
+    nurse.screenshot("43-station-after-test-call").await;
+    let token = server.manager_token().await;
+    let all = server
+        .get_json("/api/consults?include_test_calls=true", &token)
+        .await;
+    assert_eq!(all["total"], 1, "{all}");
+    assert_eq!(all["consults"][0]["test_call"], true, "{all}");
+    assert_eq!(all["consults"][0]["station"], "Millom MIU Room 1", "{all}");
+    assert_eq!(server.consults().await["total"], 0, "not a consult");
+}

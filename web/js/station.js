@@ -134,24 +134,46 @@ form.addEventListener('submit', (e) => {
   e.preventDefault();
   const message = readForm();
   if (!message) return;
+  sendRequest(message, 'request-button');
+});
+
+// A test call goes to the automatic test line (a monitoring probe that
+// answers and shows a test card), when the trust has set one up.
+const testLine = settings.test_call_clinician;
+$('#test-call-card').hidden = !testLine;
+$('#test-call-button').addEventListener('click', () => {
+  sendRequest({
+    type: 'request_consult',
+    urgency: 'routine',
+    reason: 'Test call from the station',
+    test: true,
+    direct_to: testLine,
+  }, 'test-call-button');
+});
+
+function sendRequest(message, from) {
   if (!socket.send(message)) {
-    showErrors([['request-button', 'Not connected to the server, so nothing was sent. Wait for \u201cConnected\u201d at the top, then try again.']]);
+    showErrors([[from, 'Not connected to the server, so nothing was sent. Wait for \u201cConnected\u201d at the top, then try again.']]);
     return;
   }
   state.submitted = message;
   window.sessionStorage.setItem('miulink.request', JSON.stringify(message));
-  const button = $('#request-button');
-  button.disabled = true;
-  $('.label', button).textContent = 'Sending request\u2026';
+  const button = $(`#${from}`);
+  $('#request-button').disabled = true;
+  $('#test-call-button').disabled = true;
+  $('.label', button).textContent = message.test ? 'Calling the test line\u2026' : 'Sending request\u2026';
   // Start the camera now: it is ready (and previewed) by the time a
   // clinician answers, which saves set-up time in the call.
   ensureMedia();
-});
+}
 
 function resetForm() {
   const button = $('#request-button');
   button.disabled = false;
   $('.label', button).textContent = 'Request A&E consult';
+  const test = $('#test-call-button');
+  test.disabled = false;
+  $('.label', test).textContent = 'Make a test call';
 }
 
 function clearForm() {
@@ -229,19 +251,24 @@ function onWaiting(update) {
   state.waitBase = { waitedMs: update.waited_ms, at: performance.now() };
   $('#wait-position').textContent = String(update.position ?? '\u2013');
   $('#wait-clinicians').textContent = String(update.clinicians_available);
-  const nobody = update.clinicians_available === 0;
+  const testing = !!(state.submitted && state.submitted.test);
+  // (The test line is not a person, so it is never counted as available.)
+  const nobody = update.clinicians_available === 0 && !testing;
   $('#nobody').hidden = !nobody;
   $('#nobody').setAttribute('role', nobody ? 'alert' : 'none');
-  $('#fallback-line').hidden = nobody || !fallbackPhone;
-  $('#waiting-sub').textContent = nobody
-    ? 'Nobody can be alerted at the moment.'
-    : `${update.clinicians_available} clinician${update.clinicians_available === 1 ? ' is' : 's are'} being alerted.`;
+  $('#fallback-line').hidden = nobody || !fallbackPhone || testing;
+  $('#waiting-sub').textContent = testing
+    ? 'Calling the automatic test line. It answers within a few seconds if it is running.'
+    : nobody
+      ? 'Nobody can be alerted at the moment.'
+      : `${update.clinicians_available} clinician${update.clinicians_available === 1 ? ' is' : 's are'} being alerted.`;
   showEscalation(update.escalation || null, nobody);
+  if (testing) $('#waiting-title').textContent = 'Test call: waiting for the test line';
   if (state.submitted) summaryRows($('#waiting-summary'), state.submitted);
   else $('#waiting-summary').replaceChildren();
   const cancel = $('#cancel-button');
   cancel.disabled = false;
-  $('.label', cancel).textContent = 'Cancel request';
+  $('.label', cancel).textContent = testing ? 'Cancel test call' : 'Cancel request';
   if (first) {
     ensureMedia();
     prepareCall();
@@ -382,6 +409,7 @@ function dropPreparedCall() {
 
 function onCallEnd(end) {
   const start = state.start;
+  const sawVideo = !!(state.call && state.call.sawVideo);
   if (state.call) state.call.close();
   state.call = null;
   state.hangUpPending = null;
@@ -392,6 +420,8 @@ function onCallEnd(end) {
   const peer = start ? start.peer.display_name : 'The clinician';
   const reasonText = (END_REASONS[end.reason] || (() => 'The call ended.'))(peer, end.reason === 'hung_up_by_station');
   $('#after-reason').textContent = reasonText;
+  const testCall = !!(start && start.consult.test);
+  $('#after-title').textContent = testCall ? 'Test call finished' : 'Consult finished';
   const rows = [];
   if (start) {
     rows.push(['Clinician', start.peer.display_name]);
@@ -399,7 +429,24 @@ function onCallEnd(end) {
     rows.push(['Call length', formatDuration(state.endedAt - start.consult.accepted_at)]);
   }
   $('#after-summary').replaceChildren(...rows.flatMap(([k, v]) => [el('dt', { text: k }), el('dd', { text: v })]));
-  showOutcome(null, peer);
+  if (testCall) {
+    // The test line records an outcome only to keep its log complete; what
+    // the nurse needs to know is whether the picture got through.
+    const box = $('#after-outcome');
+    box.dataset.state = 'done';
+    const worked = sawVideo;
+    box.replaceChildren(icon(worked ? 'check' : 'alert', 'big'),
+      el('div', {},
+        el('p', { class: 'outcome-label', text: 'Test call' }),
+        el('p', { class: 'outcome-value', text: worked ? 'The video link works' : 'No picture arrived' }),
+        el('p', { class: 'outcome-hint', text: worked
+          ? 'Video reached this station and the test line. This station is ready for a consult.'
+          : 'The test line answered but no video arrived. Try the device check, then ask IT to look at the network.' })));
+    state.testCallEnded = true;
+  } else {
+    state.testCallEnded = false;
+    showOutcome(null, peer);
+  }
   go('after');
   announce(reasonText, { assertive: true });
 }
@@ -461,11 +508,11 @@ socket.on('request_update', (update) => {
       break;
     case 'ended':
       if (state.view !== 'after') onCallEnd({ reason: 'hung_up_by_clinician' });
-      showOutcome(null, update.clinician || 'the clinician');
+      if (!state.testCallEnded) showOutcome(null, update.clinician || 'the clinician');
       break;
     case 'completed':
       if (state.view !== 'after') onCallEnd({ reason: 'hung_up_by_clinician' });
-      showOutcome(update.outcome, update.clinician);
+      if (!state.testCallEnded) showOutcome(update.outcome, update.clinician);
       break;
     case 'cancelled':
       state.request = null;
