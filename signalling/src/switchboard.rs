@@ -1548,18 +1548,16 @@ impl Switchboard {
         }
     }
 
-    fn queue_message(&self) -> ServerMessage {
-        ServerMessage::Queue {
-            requests: self.queue_entries(),
-            clinicians_available: self.clinicians_available(),
-            server_time: self.now,
-        }
+    fn queue_message_for(&self, viewer: UserId) -> ServerMessage {
+        self.queue_message_with(Some(viewer), self.clinicians_available())
     }
 
-    fn queue_message_for(&self, viewer: UserId) -> ServerMessage {
+    /// `available`: [`Self::clinicians_available`], counted once by a
+    /// caller that needs it several times (it walks every clinician).
+    fn queue_message_with(&self, viewer: Option<UserId>, available: u32) -> ServerMessage {
         ServerMessage::Queue {
-            requests: self.queue_entries_for(Some(viewer)),
-            clinicians_available: self.clinicians_available(),
+            requests: self.queue_entries_for(viewer),
+            clinicians_available: available,
             server_time: self.now,
         }
     }
@@ -1571,6 +1569,7 @@ impl Switchboard {
             return;
         }
         self.queue_dirty = false;
+        let available = self.clinicians_available();
         // One shared message; a clinician with a test call directed at it
         // (rare: a monitoring probe testing a person's screen) gets its own.
         let directed: Vec<&str> = self
@@ -1589,14 +1588,13 @@ impl Switchboard {
             }
         }
         if !to.is_empty() {
-            let message = self.queue_message();
+            let message = self.queue_message_with(None, available);
             self.outputs.push_back(Output::Send { to, message });
         }
         for (conn, user) in own {
-            let message = self.queue_message_for(user);
+            let message = self.queue_message_with(Some(user), available);
             self.send(conn, message);
         }
-        let available = self.clinicians_available();
         let order: Vec<RequestId> = self.queue.iter().map(|(_, _, id)| *id).collect();
         for (index, id) in order.into_iter().enumerate() {
             let position = u32::try_from(index + 1).unwrap_or(u32::MAX);
