@@ -102,8 +102,15 @@ async fn a_clinician_in_a_browser_answers_the_probes_test_call() {
         step(&report, "accept_to_first_video")["ms"]
     );
 
-    // The probe hung up; the call is logged as a test call, out of the
-    // managers' figures.
+    // The probe hung up: the person records the outcome, told that it was
+    // a test call with no patient.
+    on_screen(&doctor, "outcome").await;
+    let summary = doctor.text("#outcome-summary").await;
+    assert!(summary.contains("Test call"), "{summary}");
+    doctor.screenshot("44-clinician-after-probe-call").await;
+    record_outcome(&doctor, "managed_locally", "").await;
+
+    // The call is logged as a test call, out of the managers' figures.
     let log = server.consults().await;
     assert_eq!(log["total"], 0, "test calls are left out by default: {log}");
     let token = server.manager_token().await;
@@ -113,6 +120,7 @@ async fn a_clinician_in_a_browser_answers_the_probes_test_call() {
     assert_eq!(all["total"], 1, "{all}");
     assert_eq!(all["consults"][0]["test_call"], true, "{all}");
     assert_eq!(all["consults"][0]["clinician"], "Dr Asha Patel", "{all}");
+    assert_eq!(all["consults"][0]["outcome"], "managed_locally", "{all}");
 }
 
 /// The other way round, as the issue puts it: the probe stands in for A&E

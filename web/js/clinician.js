@@ -413,6 +413,9 @@ function showOutcomeForm(callId, start, endText) {
     const u = URGENCY[start.consult.urgency] || { label: start.consult.urgency };
     rows.push(['Request', `${u.label}: ${start.consult.reason}`]);
     if (start.consult.patient_ref) rows.push(['Reference', start.consult.patient_ref]);
+    // A test call (a monitoring probe checking this screen) has no patient:
+    // it is left out of the figures, but the log still wants an outcome.
+    if (start.consult.test) rows.push(['Test call', 'No patient. Choose \u201cManaged locally\u201d if the picture and sound worked, \u201cTechnical failure\u201d if not. Not counted in the figures.']);
   }
   $('#outcome-summary').replaceChildren(...rows.flatMap(([k, v]) => [el('dt', { text: k }), el('dd', { text: v })]));
   if (state.view !== 'outcome') {
