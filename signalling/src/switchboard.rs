@@ -24,7 +24,7 @@ use crate::protocol::{
     MAX_FRAME_BYTES, PROTOCOL_VERSION,
 };
 use serde_json::Value;
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 
 /// When an unanswered request is escalated, counted from the request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1572,7 +1572,7 @@ impl Switchboard {
         let available = self.clinicians_available();
         // One shared message; a clinician with a test call directed at it
         // (rare: a monitoring probe testing a person's screen) gets its own.
-        let directed: Vec<&str> = self
+        let directed: HashSet<&str> = self
             .waiting
             .values()
             .filter_map(|r| r.direct_to.as_deref())
@@ -1581,7 +1581,7 @@ impl Switchboard {
         let mut own = Vec::new();
         for account in self.observers.iter().filter_map(|u| self.accounts.get(u)) {
             let Some(conn) = account.conn else { continue };
-            if directed.contains(&account.identity.username.as_str()) {
+            if directed.contains(account.identity.username.as_str()) {
                 own.push((conn, account.identity.user_id));
             } else {
                 to.push(conn);
