@@ -24,7 +24,7 @@ use crate::protocol::{
     MAX_FRAME_BYTES, PROTOCOL_VERSION,
 };
 use serde_json::Value;
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 
 /// When an unanswered request is escalated, counted from the request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1570,29 +1570,48 @@ impl Switchboard {
         }
         self.queue_dirty = false;
         let available = self.clinicians_available();
-        // One shared message; a clinician with a test call directed at it
-        // (rare: a monitoring probe testing a person's screen) gets its own.
-        let directed: HashSet<&str> = self
-            .waiting
-            .values()
-            .filter_map(|r| r.direct_to.as_deref())
-            .collect();
-        let mut to = Vec::new();
-        let mut own = Vec::new();
-        for account in self.observers.iter().filter_map(|u| self.accounts.get(u)) {
-            let Some(conn) = account.conn else { continue };
-            if directed.contains(account.identity.username.as_str()) {
-                own.push((conn, account.identity.user_id));
-            } else {
-                to.push(conn);
+        // One pass over the queue: the shared entries, and each directed
+        // test call apart for its one clinician. Everyone else gets one
+        // shared message; a clinician with a directed test call (a probe
+        // testing a person's screen) gets its own, in queue order.
+        let mut shared = Vec::new();
+        let mut directed: HashMap<&str, Vec<QueueEntry>> = HashMap::new();
+        for r in self
+            .queue
+            .iter()
+            .filter_map(|(_, _, id)| self.waiting.get(id))
+        {
+            match r.direct_to.as_deref() {
+                None => shared.push(self.entry(r)),
+                Some(username) => directed.entry(username).or_default().push(self.entry(r)),
             }
         }
+        let mut to = Vec::new();
+        let mut own: Vec<(ConnId, Vec<QueueEntry>)> = Vec::new();
+        for account in self.observers.iter().filter_map(|u| self.accounts.get(u)) {
+            let Some(conn) = account.conn else { continue };
+            match directed.get(account.identity.username.as_str()) {
+                Some(mine) => {
+                    let mut requests = shared.clone();
+                    requests.extend(mine.iter().cloned());
+                    requests.sort_by_key(|e| (e.urgency, e.requested_at, e.request_id));
+                    own.push((conn, requests));
+                }
+                None => to.push(conn),
+            }
+        }
+        let now = self.now;
+        let queue = move |requests| ServerMessage::Queue {
+            requests,
+            clinicians_available: available,
+            server_time: now,
+        };
         if !to.is_empty() {
-            let message = self.queue_message_with(None, available);
+            let message = queue(shared);
             self.outputs.push_back(Output::Send { to, message });
         }
-        for (conn, user) in own {
-            let message = self.queue_message_with(Some(user), available);
+        for (conn, requests) in own {
+            let message = queue(requests);
             self.send(conn, message);
         }
         let order: Vec<RequestId> = self.queue.iter().map(|(_, _, id)| *id).collect();

@@ -773,6 +773,41 @@ fn a_directed_test_call_rings_only_its_clinician() {
     )));
 }
 
+#[test]
+fn a_directed_test_call_takes_its_place_in_its_clinicians_queue() {
+    let mut h = Harness::new();
+    let room1 = h.connect(1, STATION, "Room 1");
+    let room2 = h.connect(2, STATION, "Room 2");
+    let probe_station = h.connect(3, STATION, "Probe station");
+    let person = h.connect(10, CLINICIAN, "Dr Person");
+    let other = h.connect(11, CLINICIAN, "Dr Other");
+    let routine = h.request(room1, Urgency::Routine, "Sprain");
+    h.advance(1_000);
+    h.send(
+        probe_station,
+        ClientMessage::RequestConsult {
+            urgency: Urgency::Urgent,
+            reason: "Test call".into(),
+            patient_ref: None,
+            test: true,
+            direct_to: Some("dr-person".into()),
+        },
+    );
+    h.advance(1_000);
+    let immediate = h.request(room2, Urgency::Immediate, "Chest pain");
+    let ids = |q: Vec<QueueEntry>| q.iter().map(|e| e.request_id).collect::<Vec<_>>();
+    let (mine, _) = last_queue(&h.take(person)).expect("a queue");
+    let mine = ids(mine);
+    assert_eq!(mine.len(), 3);
+    assert_eq!(mine[0], immediate);
+    assert_eq!(
+        mine[2], routine,
+        "urgency first, the test call in its place"
+    );
+    let (theirs, _) = last_queue(&h.take(other)).expect("a queue");
+    assert_eq!(ids(theirs), vec![immediate, routine], "nobody else sees it");
+}
+
 /// The default policy (urgent: re-alert at 150 s, escalate at 300 s).
 fn urgent_policy() -> Config {
     let config = Config::default();
