@@ -438,12 +438,14 @@ impl Store {
 
     /// What was open when the server last stopped: waiting requests, calls
     /// in progress and outcomes still owed, with the accounts involved.
+    /// Synthetic history (`miulink seed`, demo mode) is never open work,
+    /// though some of it ends without an outcome as real calls do.
     pub async fn load_open(&self) -> Result<Restore> {
         let rows = sqlx::query(
             "SELECT id, station_id, clinician_id, urgency, reason, patient_ref, status, requested_at, \
              call_id, accepted_at, station_media_at, clinician_media_at, end_reason, outcome, \
              realerted_at, escalated_at, test_call \
-             FROM consults WHERE status IN ('waiting', 'in_call', 'ended') ORDER BY id",
+             FROM consults WHERE status IN ('waiting', 'in_call', 'ended') AND synthetic = 0 ORDER BY id",
         )
         .fetch_all(&self.pool)
         .await?;

@@ -793,4 +793,16 @@ async fn demo_mode_seeds_a_populated_dashboard() {
     drop(again);
     let after = app.get_json("/api/consults?limit=1", &token).await["total"].clone();
     assert_eq!(before, after);
+
+    // Synthetic history is never restored as open work: some of it ends
+    // without an outcome (as real calls do), and a restart must not make
+    // the demo clinicians owe an outcome for a months-old made-up call.
+    let open = app.store.load_open().await.expect("database");
+    assert!(
+        open.waiting.is_empty() && open.calls.is_empty() && open.owed.is_empty(),
+        "restored {} waiting, {} calls, {} owed outcomes",
+        open.waiting.len(),
+        open.calls.len(),
+        open.owed.len()
+    );
 }
