@@ -276,15 +276,6 @@ pub enum EscalationLevel {
     Escalated,
 }
 
-impl EscalationLevel {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EscalationLevel::Realerted => "realerted",
-            EscalationLevel::Escalated => "escalated",
-        }
-    }
-}
-
 /// A client's summary of how the call is going, from `getStats`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -541,12 +532,39 @@ pub fn decode(text: &str) -> Result<ClientMessage, ProtocolError> {
             format!("{kind} message is not well formed: {e}"),
         )
     })?;
-    validate(message, text.len())
+    validate(message)
 }
 
-/// `frame_len` bounds every part of the message: when it is under a
-/// limit, that limit cannot be exceeded and need not be measured.
-fn validate(message: ClientMessage, frame_len: usize) -> Result<ClientMessage, ProtocolError> {
+/// Length of `value` as compact JSON, counted without building the string
+/// and only up to just past `limit`. The frame's own length is no bound:
+/// numbers can print longer than they were sent (`1e15` is written back as
+/// `1000000000000000.0`).
+fn json_len_capped(value: &serde_json::Value, limit: usize) -> usize {
+    struct Counter {
+        bytes: usize,
+        limit: usize,
+    }
+    impl std::io::Write for Counter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.bytes += buf.len();
+            if self.bytes > self.limit {
+                // Stops the serialiser: the answer is known.
+                Err(std::io::Error::other("over the limit"))
+            } else {
+                Ok(buf.len())
+            }
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter { bytes: 0, limit };
+    // An error here is only ever the counter's own stop.
+    let _ = serde_json::to_writer(&mut counter, value);
+    counter.bytes
+}
+
+fn validate(message: ClientMessage) -> Result<ClientMessage, ProtocolError> {
     match message {
         ClientMessage::RequestConsult {
             urgency,
@@ -611,20 +629,11 @@ fn validate(message: ClientMessage, frame_len: usize) -> Result<ClientMessage, P
             })
         }
         ClientMessage::Signal { call_id, data } => {
-            // Compact JSON of `data` is never longer than the frame it came in.
-            let size = if frame_len <= MAX_SIGNAL_BYTES {
-                0
-            } else {
-                // Serialising a Value cannot fail (all keys are strings).
-                serde_json::to_string(&data)
-                    .map(|s| s.len())
-                    .unwrap_or(usize::MAX)
-            };
-            if size > MAX_SIGNAL_BYTES {
+            if json_len_capped(&data, MAX_SIGNAL_BYTES) > MAX_SIGNAL_BYTES {
                 return Err(ProtocolError::new(
                     ErrorCode::SignalTooLarge,
                     format!(
-                        "signal data of {size} bytes is over the {MAX_SIGNAL_BYTES} byte limit"
+                        "signal data is over the {MAX_SIGNAL_BYTES} byte limit; send a smaller description or candidate"
                     ),
                 ));
             }
@@ -937,6 +946,14 @@ mod tests {
             "a".repeat(MAX_SIGNAL_BYTES + 10)
         );
         assert_eq!(code(&big_signal), ErrorCode::SignalTooLarge);
+        // Numbers grow when written back (`1e15` is 1000000000000000.0):
+        // a frame under the limit can still carry data over it.
+        let numbers = vec!["1e15"; 3_000].join(",");
+        let growing = format!(r#"{{"type":"signal","call_id":1,"data":[{numbers}]}}"#);
+        assert!(growing.len() < MAX_SIGNAL_BYTES);
+        assert_eq!(code(&growing), ErrorCode::SignalTooLarge);
+        let fits = r#"{"type":"signal","call_id":1,"data":{"candidate":{"candidate":"a"}}}"#;
+        assert!(decode(fits).is_ok());
     }
 
     #[test]

@@ -159,9 +159,7 @@ impl Account {
 
     /// Whether to ring this account for this request now.
     fn rings_for(&self, r: &Request) -> bool {
-        self.ringable()
-            && r.visible_to(self)
-            && (!self.identity.monitoring || r.direct_to.is_some())
+        self.ringable() && r.visible_to(self)
     }
 
     fn party(&self) -> Party {
@@ -207,10 +205,12 @@ struct Request {
 }
 
 impl Request {
-    /// Whether this clinician may see, be rung for and accept it.
+    /// Whether this clinician may see, be rung for and accept it. A
+    /// monitoring probe's account only ever gets test calls directed at it,
+    /// never a patient's request.
     fn visible_to(&self, account: &Account) -> bool {
         match &self.direct_to {
-            None => true,
+            None => !account.identity.monitoring,
             Some(username) => *username == account.identity.username,
         }
     }
@@ -611,7 +611,7 @@ impl Switchboard {
         self.queue
             .iter()
             .filter_map(|(_, _, id)| self.waiting.get(id))
-            .filter(|r| r.direct_to.is_none() || viewer.is_some_and(|a| r.visible_to(a)))
+            .filter(|r| viewer.map_or(r.direct_to.is_none(), |a| r.visible_to(a)))
             .map(|r| self.entry(r))
             .collect()
     }
@@ -1549,15 +1549,9 @@ impl Switchboard {
     }
 
     fn queue_message_for(&self, viewer: UserId) -> ServerMessage {
-        self.queue_message_with(Some(viewer), self.clinicians_available())
-    }
-
-    /// `available`: [`Self::clinicians_available`], counted once by a
-    /// caller that needs it several times (it walks every clinician).
-    fn queue_message_with(&self, viewer: Option<UserId>, available: u32) -> ServerMessage {
         ServerMessage::Queue {
-            requests: self.queue_entries_for(viewer),
-            clinicians_available: available,
+            requests: self.queue_entries_for(Some(viewer)),
+            clinicians_available: self.clinicians_available(),
             server_time: self.now,
         }
     }
@@ -1590,14 +1584,17 @@ impl Switchboard {
         let mut own: Vec<(ConnId, Vec<QueueEntry>)> = Vec::new();
         for account in self.observers.iter().filter_map(|u| self.accounts.get(u)) {
             let Some(conn) = account.conn else { continue };
-            match directed.get(account.identity.username.as_str()) {
-                Some(mine) => {
-                    let mut requests = shared.clone();
-                    requests.extend(mine.iter().cloned());
-                    requests.sort_by_key(|e| (e.urgency, e.requested_at, e.request_id));
-                    own.push((conn, requests));
-                }
-                None => to.push(conn),
+            let mine = directed.get(account.identity.username.as_str());
+            if account.identity.monitoring {
+                // A probe sees only its own test calls (in queue order).
+                own.push((conn, mine.cloned().unwrap_or_default()));
+            } else if let Some(mine) = mine {
+                let mut requests = shared.clone();
+                requests.extend(mine.iter().cloned());
+                requests.sort_by_key(|e| (e.urgency, e.requested_at, e.request_id));
+                own.push((conn, requests));
+            } else {
+                to.push(conn);
             }
         }
         let now = self.now;

@@ -1200,10 +1200,19 @@ fn a_monitoring_account_is_not_a_person() {
     // A real request rings the real clinician only.
     let r = h.request(s, Urgency::Urgent, "Wrist");
     assert_eq!(rings(&h.take(doc)), vec![r]);
+    let probe_msgs = h.take(probe_doc);
     assert!(
-        rings(&h.take(probe_doc)).is_empty(),
+        rings(&probe_msgs).is_empty(),
         "a probe is never rung for a patient"
     );
+    assert!(
+        last_queue(&probe_msgs).is_none_or(|(q, _)| q.is_empty()),
+        "nor shown one"
+    );
+    // ... and cannot take one.
+    h.send(probe_doc, ClientMessage::Accept { request_id: r });
+    assert_eq!(errors(&h.take(probe_doc)), vec![ErrorCode::UnknownRequest]);
+    assert_eq!(h.sb.waiting_count(), 1, "the patient's request still waits");
     // The probe station cannot place a real request...
     h.send(
         probe_station,
@@ -1279,8 +1288,10 @@ fn a_quality_report_racing_the_hang_up_is_still_recorded() {
         vec![ErrorCode::NotInCall],
         "strangers still refused"
     );
+    // Past the window the call is gone: a late report is refused and
+    // nothing is recorded.
+    h.take_events();
     h.advance(60_001);
-    h.send(s, ClientMessage::Ping { nonce: None });
     h.send(
         doc,
         ClientMessage::CallQuality {
@@ -1288,7 +1299,15 @@ fn a_quality_report_racing_the_hang_up_is_still_recorded() {
             sample,
         },
     );
-    h.send(s, ClientMessage::HangUp { call_id: call });
-    let errs = errors(&h.take(s));
-    assert_eq!(errs, vec![ErrorCode::UnknownCall]);
+    assert_eq!(errors(&h.take(doc)), vec![ErrorCode::UnknownCall]);
+    assert!(
+        !h.take_events().iter().any(|e| matches!(
+            e,
+            Event::Consult {
+                event: ConsultEvent::QualityReported { .. },
+                ..
+            }
+        )),
+        "a report after the window is not recorded"
+    );
 }
