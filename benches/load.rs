@@ -794,7 +794,6 @@ async fn bench_one(
         })
         .collect();
     tokio::time::sleep(Duration::from_secs(seconds)).await;
-    let done_at_stop = consults.load(Ordering::Relaxed);
     stop.store(true, Ordering::Relaxed);
     let dropped_while_running = dropped.load(Ordering::Relaxed);
     let (_, rss_peak) = memory_kib(pid);
@@ -819,7 +818,6 @@ async fn bench_one(
             all[((all.len() - 1) as f64 * p) as usize] as f64 / 1e6
         }
     };
-    let _ = done_at_stop;
     Ok(RunResult {
         server: kind.name(),
         connections: pairs * 2,

@@ -267,3 +267,55 @@ impl WsClient {
         let _ = self.stream.close(None).await;
     }
 }
+
+/// Starts the real `miulink probe --server BASE ARGS --json` (passwords in
+/// the environment, as in production) on a blocking thread, so the server
+/// and any browsers carry on meanwhile. The handle gives the process's
+/// output and its JSON report.
+pub fn spawn_probe(
+    base: &str,
+    args: &[&str],
+    password: &str,
+) -> tokio::task::JoinHandle<(std::process::Output, Value)> {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_miulink"));
+    cmd.arg("probe")
+        .args(["--server", base])
+        .args(args)
+        .arg("--json")
+        .env("MIULINK_PROBE_STATION_PASSWORD", password)
+        .env("MIULINK_PROBE_CLINICIAN_PASSWORD", password)
+        .env("MIULINK_PROBE_MANAGER_PASSWORD", password)
+        .env_remove("MIULINK_PROBE_CONFIG");
+    tokio::task::spawn_blocking(move || {
+        let output = cmd.output().expect("the probe runs");
+        let report: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+            panic!(
+                "probe printed no JSON ({e}): stdout {} stderr {}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            )
+        });
+        (output, report)
+    })
+}
+
+/// One step of a probe report, by name.
+pub fn probe_step<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["steps"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["step"] == name))
+        .unwrap_or_else(|| panic!("no step {name} in {report:#}"))
+}
+
+/// The probe's call came up: ICE, DTLS and the first video packet each
+/// within their limit or only slow, never failed.
+pub fn assert_probe_call_came_up(report: &Value) {
+    for name in [
+        "accept_to_ice_connected",
+        "accept_to_dtls_connected",
+        "accept_to_first_video",
+    ] {
+        let s = probe_step(report, name);
+        assert!(s["status"] == "ok" || s["status"] == "slow", "{s}");
+    }
+}

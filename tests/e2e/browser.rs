@@ -294,22 +294,6 @@ impl Browser {
         }
     }
 
-    /// Polls an async script (see [`Browser::eval_async`]) until truthy.
-    pub async fn wait_for_async(&self, what: &str, script: &str) -> Value {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let v = self.eval_async(script).await;
-            if truthy(&v) {
-                return v;
-            }
-            if Instant::now() >= deadline {
-                self.fail(&format!("waited {WAIT:?} for {what}; last result: {v}"))
-                    .await;
-            }
-            tokio::time::sleep(POLL).await;
-        }
-    }
-
     /// Saves a screenshot and the console, then panics with `message`.
     pub async fn fail(&self, message: &str) -> ! {
         let shot = format!("FAILED-{}", self.name);

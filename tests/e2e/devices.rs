@@ -111,19 +111,7 @@ async fn no_camera_means_audio_only_and_a_second_camera_can_be_switched_to() {
     }
     // The station receives video from the new (MJPEG) camera.
     let frames = nurse.frames_decoded().await;
-    nurse
-        .wait_for_async(
-            "more frames after the switch",
-            &format!(
-                "const done = arguments[arguments.length - 1];
-                 window.miulink.pc.getStats().then((r) => {{
-                   let f = 0;
-                   r.forEach((s) => {{ if (s.type === 'inbound-rtp' && s.kind === 'video') f += s.framesDecoded || 0; }});
-                   done(f > {frames});
-                 }});"
-            ),
-        )
-        .await;
+    wait_for_more_frames(&nurse, frames, 1).await;
     nurse.screenshot("13-station-in-call-audio-only").await;
     doctor
         .screenshot("14-clinician-in-call-station-audio-only")

@@ -5,17 +5,10 @@
 //! which is what a trust relies on when it tests a clinician's screen.
 
 use crate::browser::Browser;
+use crate::common::{assert_probe_call_came_up, probe_step, spawn_probe};
 use crate::flows::*;
 use crate::server::{Server, PASSWORD};
-use serde_json::Value;
 use signalling::Role;
-
-fn step<'a>(report: &'a Value, name: &str) -> &'a Value {
-    report["steps"]
-        .as_array()
-        .and_then(|s| s.iter().find(|s| s["step"] == name))
-        .unwrap_or_else(|| panic!("no step {name} in {report:#}"))
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_clinician_in_a_browser_answers_the_probes_test_call() {
@@ -47,17 +40,22 @@ async fn a_clinician_in_a_browser_answers_the_probes_test_call() {
 
     // The probe asks for dr-patel, holds the call for a few seconds once
     // video flows both ways, then hangs up.
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_miulink"));
-    cmd.arg("probe")
-        .args(["--server", &server.base])
-        .args(["--role", "station-only"])
-        .args(["--station-user", "probe-station"])
-        .args(["--clinician-user", "dr-patel"])
-        .args(["--hold-seconds", "4", "--answer-wait-seconds", "60"])
-        .arg("--json")
-        .env("MIULINK_PROBE_STATION_PASSWORD", PASSWORD)
-        .env_remove("MIULINK_PROBE_CONFIG");
-    let probe = tokio::task::spawn_blocking(move || cmd.output());
+    let probe = spawn_probe(
+        &server.base,
+        &[
+            "--role",
+            "station-only",
+            "--station-user",
+            "probe-station",
+            "--clinician-user",
+            "dr-patel",
+            "--hold-seconds",
+            "4",
+            "--answer-wait-seconds",
+            "60",
+        ],
+        PASSWORD,
+    );
 
     // The person sees a test call, marked as one, and answers it.
     let tag = doctor
@@ -76,30 +74,20 @@ async fn a_clinician_in_a_browser_answers_the_probes_test_call() {
     let frames = doctor.wait_for_remote_video().await;
     doctor.screenshot("40-clinician-probe-call").await;
 
-    let output = probe.await.expect("join").expect("the probe runs");
-    let report: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
-        panic!(
-            "probe printed no JSON ({e}): stdout {} stderr {}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        )
-    });
-    assert_ne!(output.status.code(), Some(2), "{report:#}");
-    for name in [
-        "accept_to_ice_connected",
-        "accept_to_dtls_connected",
-        "accept_to_first_video",
-    ] {
-        let s = step(&report, name);
-        assert!(s["status"] == "ok" || s["status"] == "slow", "{s}");
-    }
+    let (output, report) = probe.await.expect("join");
+    assert!(
+        matches!(output.status.code(), Some(0 | 1)),
+        "exit {:?} (2 is failed): {report:#}",
+        output.status.code()
+    );
+    assert_probe_call_came_up(&report);
     // The browser's camera reached the probe.
     let packets = report["video_at_station"]["packets"].as_u64().unwrap_or(0);
     assert!(packets >= 1, "{report:#}");
     eprintln!(
         "measured: browser clinician and probe station: accept to first video at the probe {} ms; \
          browser decoded {frames}+ frames of the probe's video; probe received {packets} video packets",
-        step(&report, "accept_to_first_video")["ms"]
+        probe_step(&report, "accept_to_first_video")["ms"]
     );
 
     // The probe hung up: the person records the outcome, told that it was
@@ -152,16 +140,20 @@ async fn a_nurse_checks_the_station_with_a_test_call_to_the_probe() {
         .await
         .expect("database"));
 
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_miulink"));
-    cmd.arg("probe")
-        .args(["--server", &server.base])
-        .args(["--role", "clinician-only"])
-        .args(["--clinician-user", "probe-clinician"])
-        .args(["--hold-seconds", "4", "--answer-wait-seconds", "90"])
-        .arg("--json")
-        .env("MIULINK_PROBE_CLINICIAN_PASSWORD", PASSWORD)
-        .env_remove("MIULINK_PROBE_CONFIG");
-    let probe = tokio::task::spawn_blocking(move || cmd.output());
+    let probe = spawn_probe(
+        &server.base,
+        &[
+            "--role",
+            "clinician-only",
+            "--clinician-user",
+            "probe-clinician",
+            "--hold-seconds",
+            "4",
+            "--answer-wait-seconds",
+            "90",
+        ],
+        PASSWORD,
+    );
 
     let nurse = Browser::launch("station-test-call", 1280, 800).await;
     sign_in(&nurse, &server, "millom-room1", "/station").await;
@@ -181,24 +173,14 @@ async fn a_nurse_checks_the_station_with_a_test_call_to_the_probe() {
     let frames = nurse.wait_for_remote_video().await;
     nurse.screenshot("42-station-test-call").await;
 
-    let output = probe.await.expect("join").expect("the probe runs");
-    let report: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
-        panic!(
-            "probe printed no JSON ({e}): stdout {} stderr {}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        )
-    });
-    assert_ne!(output.status.code(), Some(2), "{report:#}");
+    let (output, report) = probe.await.expect("join");
+    assert!(
+        matches!(output.status.code(), Some(0 | 1)),
+        "exit {:?} (2 is failed): {report:#}",
+        output.status.code()
+    );
     assert_eq!(report["role"], "clinician-only");
-    for name in [
-        "accept_to_ice_connected",
-        "accept_to_dtls_connected",
-        "accept_to_first_video",
-    ] {
-        let s = step(&report, name);
-        assert!(s["status"] == "ok" || s["status"] == "slow", "{s}");
-    }
+    assert_probe_call_came_up(&report);
     // The station's camera reached the probe.
     let packets = report["video_at_clinician"]["packets"]
         .as_u64()
@@ -207,7 +189,7 @@ async fn a_nurse_checks_the_station_with_a_test_call_to_the_probe() {
     eprintln!(
         "measured: browser station and probe clinician: accept to first video at the probe {} ms; \
          browser decoded {frames}+ frames of the probe's video; probe received {packets} video packets",
-        step(&report, "accept_to_first_video")["ms"]
+        probe_step(&report, "accept_to_first_video")["ms"]
     );
 
     // The probe hung up and recorded its outcome: the nurse is told.

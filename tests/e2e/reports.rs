@@ -94,7 +94,7 @@ async fn a_manager_sees_a_populated_dashboard() {
     b.eval("const s = document.querySelector('#site'); s.value = 'Kendal'; s.dispatchEvent(new Event('change', {bubbles: true})); return true").await;
     b.wait_for(
         "the Kendal figures",
-        "return document.querySelector('#main')?.getAttribute('aria-busy') === 'false' && [...document.querySelectorAll('#station-table tbody tr')].every(r => r.textContent.includes('Kendal'))",
+        "return document.querySelector('#main')?.getAttribute('aria-busy') === 'false' && (() => { const rows = [...document.querySelectorAll('#station-table tbody tr')]; return rows.length > 0 && rows.every(r => r.textContent.includes('Kendal')); })()",
     )
     .await;
     b.screenshot("31-reports-one-site").await;

@@ -350,7 +350,7 @@ async fn a_relay_only_call_recovers_from_a_broken_relay_and_offers_audio_only() 
 
     // 3. A poor picture: the station's camera is throttled to two frames a
     //    second. The clinician's page sees it in its own figures.
-    nurse
+    let throttled = nurse
         .eval_async(
             "const done = arguments[arguments.length - 1];
              const sender = window.miulink.call.videoTransceiver.sender;
@@ -361,6 +361,7 @@ async fn a_relay_only_call_recovers_from_a_broken_relay_and_offers_audio_only() 
              sender.setParameters(p).then(() => done(true), (e) => done(String(e)));",
         )
         .await;
+    assert_eq!(throttled, true, "the station's camera throttled");
     doctor
         .wait_for(
             "the poor-link offer of audio only",
