@@ -88,6 +88,36 @@ async fn a_reloaded_station_page_resumes_its_call() {
     nurse.wait_for_remote_video().await;
     doctor.wait_for_remote_video().await;
 
+    // The clinician's side asks for an ICE restart while the station's own
+    // link is fine: the station shows "Reconnecting" while it restarts ICE
+    // and, once recovered, clears it again (it once stayed over live video).
+    nurse
+        .wait_for(
+            "the station to accept another restart",
+            "return Date.now() - window.miulink.call.lastRestart > 4500",
+        )
+        .await;
+    let recoveries = nurse
+        .eval("return window.miulink.call.recoveries.length")
+        .await;
+    doctor
+        .eval(
+            "const c = window.miulink.call;
+             return c.sendSignal({ session: c.session, want_ice_restart: true });",
+        )
+        .await;
+    nurse
+        .wait_for(
+            "the station to recover for the clinician",
+            &format!(
+                "const c = window.miulink.call;
+                 return c.recoveries.length > {recoveries} && !c.recovery && c.link === 'ok'
+                     && document.querySelector('.remote-overlay').hidden
+                     && document.querySelector('.call-status .label').textContent === 'Connected';"
+            ),
+        )
+        .await;
+
     // Still one consult, ended and recorded normally.
     hang_up(&nurse).await;
     on_screen(&nurse, "after").await;

@@ -105,12 +105,6 @@ function newSessionId() {
   return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
 }
 
-/** The local ICE username fragment: changes with every ICE restart. */
-export function iceUfrag(description) {
-  const m = description && /a=ice-ufrag:(\S+)/.exec(description.sdp || '');
-  return m ? m[1] : null;
-}
-
 export class Call {
   /**
    * @param {object} o
@@ -158,6 +152,7 @@ export class Call {
     this.everConnected = false;
     this.connectedPcs = new WeakSet();
     this.link = 'new'; // new | ok | reconnecting
+    this.linkAttempt = 0;
     this.stalled = false;
     this.recovery = null; // {since, attempt, why, how, timer}
     this.recoveries = []; // finished ones: {why, how, attempts, ms}
@@ -177,7 +172,6 @@ export class Call {
     this.peerCamera = true;
     this.audioOnly = false;
     this.qualityDueAt = 0;
-    this.qualitySent = 0;
   }
 
   /** Timings of this call's set-up and recovery (for support and benchmarks). */
@@ -439,12 +433,17 @@ export class Call {
 
   // ----- Recovery --------------------------------------------------------
 
+  /** The link state the screens show, with the recovery attempt under way. */
   setLink(link) {
-    if (this.link === link) return;
-    if (link === 'reconnecting') this.reconnectingSince = Date.now();
+    const attempt = this.recovery ? this.recovery.attempt : 0;
+    if (this.link === link && this.linkAttempt === attempt) return;
+    if (this.link !== link) {
+      if (link === 'reconnecting') this.reconnectingSince = Date.now();
+      this.mark(`link-${link}`);
+    }
     this.link = link;
-    this.mark(`link-${link}`);
-    this.emit('link', { state: link, attempt: this.recovery ? this.recovery.attempt : 0, stalled: this.stalled });
+    this.linkAttempt = attempt;
+    this.emit('link', { state: link, attempt, stalled: this.stalled });
   }
 
   onIceState(state) {
@@ -484,7 +483,7 @@ export class Call {
     r.attempt += 1;
     const ice = r.attempt === 1;
     r.how = ice ? 'ice-restart' : 'renegotiation';
-    this.emit('link', { state: 'reconnecting', attempt: r.attempt, stalled: this.stalled });
+    this.setLink('reconnecting');
     if (this.offerer) {
       if (ice) this.iceRestart(`link ${r.why}`);
       // (A negotiation the other side asked for a moment ago is this attempt.)
@@ -566,11 +565,9 @@ export class Call {
         return;
       }
       if (Date.now() - this.lastRestart < RESTART_MIN_GAP_MS) return;
-      if (!this.recovery) {
-        this.mark('link-lost-peer');
-        this.recovery = { since: Date.now(), attempt: 0, why: 'peer', how: null, timer: null };
-      }
-      this.nextAttempt();
+      // The other side's media path is broken: recover as if ours were.
+      if (this.recovery) this.nextAttempt();
+      else this.linkLost('peer');
       return;
     }
     if (data.description) {
@@ -828,7 +825,6 @@ export class Call {
     this.prevStats = { pc, ...f };
     this.relayed = f.relayed;
     this.quality = this.assess(f);
-    this.emit('stats', f);
     this.emit('quality', this.quality);
     if (this.mediaFlowing && now >= this.qualityDueAt && this.sendQuality()) this.qualityDueAt = now + QUALITY_EVERY_MS;
     this.watchSetup();
@@ -893,7 +889,6 @@ export class Call {
     if (!sample.audio_only) sample.fps = round(p.frames / p.dt);
     if (!this.socket.send({ type: 'call_quality', call_id: this.callId, sample })) return false;
     this.period = null;
-    this.qualitySent += 1;
     this.mark('quality-sent');
     return true;
   }
@@ -935,7 +930,6 @@ export async function readStats(pc) {
     rttMs: null,
     packetsLost: 0,
     packetsReceived: 0,
-    audioOnly: true,
     relayed: false,
     localCandidateType: null,
     remoteCandidateType: null,
@@ -949,7 +943,6 @@ export async function readStats(pc) {
       out.packetsReceived += s.packetsReceived || 0;
       if (s.kind === 'video') {
         out.framesDecoded += s.framesDecoded || 0;
-        if ((s.framesDecoded || 0) > 0) out.audioOnly = false;
       }
     } else if (s.type === 'transport' && s.selectedCandidatePairId) {
       selectedId = s.selectedCandidatePairId;

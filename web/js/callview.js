@@ -210,8 +210,9 @@ export class CallView {
     this.resetCallState();
     this.setConnection('new');
     this.showPeerMedia({ mic: true, camera: true });
-    this.micButton.setAttribute('aria-pressed', 'false');
-    this.camButton.setAttribute('aria-pressed', 'false');
+    // A new call starts with the microphone and camera on (a new Call).
+    this.showMicMuted(false);
+    this.showCameraOff(false);
     window.clearInterval(this.timer);
     const tick = () => {
       this.elapsed.textContent = formatDuration(this.socket.serverNow() - start.consult.accepted_at);
@@ -492,21 +493,31 @@ export class CallView {
     if (!this.call) return;
     const muted = this.micButton.getAttribute('aria-pressed') !== 'true';
     this.call.setMic(!muted);
+    this.showMicMuted(muted);
+    announce(muted ? 'Microphone muted.' : 'Microphone on.');
+  }
+
+  /** The mute button's state, label and icon, together. */
+  showMicMuted(muted) {
     this.micButton.setAttribute('aria-pressed', String(muted));
     $('.label', this.micButton).textContent = muted ? 'Unmute' : 'Mute';
     setIcon($('svg', this.micButton), muted ? 'mic-off' : 'mic');
-    announce(muted ? 'Microphone muted.' : 'Microphone on.');
   }
 
   toggleCamera() {
     if (!this.call) return;
     const off = this.camButton.getAttribute('aria-pressed') !== 'true';
     this.call.setCamera(!off);
+    this.showCameraOff(off);
+    this.selfOff.hidden = !off;
+    announce(off ? 'Camera off.' : 'Camera on.');
+  }
+
+  /** The camera button's state, label and icon, together. */
+  showCameraOff(off) {
     this.camButton.setAttribute('aria-pressed', String(off));
     $('.label', this.camButton).textContent = off ? 'Camera on' : 'Camera off';
     setIcon($('svg', this.camButton), off ? 'cam-off' : 'cam');
-    this.selfOff.hidden = !off;
-    announce(off ? 'Camera off.' : 'Camera on.');
   }
 
   async switchCamera() {

@@ -540,7 +540,7 @@ socket.on('ring', ({ request }) => {
   updateRinging();
 });
 
-socket.on('escalation', ({ request }) => addEscalation(request, { fresh: true }));
+socket.on('escalation', ({ request }) => addEscalation(request));
 socket.on('ice_servers', (m) => setIceServers(m.ice_servers));
 socket.on('state', (s) => {
   if (state.call) callView.setServerOnline(s === 'open');
@@ -612,7 +612,7 @@ function setIceServers(list) {
 // repeats until silenced (a single one in a call), a notification that
 // stays, the title, and a banner that stays while the request waits.
 
-function addEscalation(entry, { fresh }) {
+function addEscalation(entry) {
   const known = state.escalations.get(entry.request_id);
   const arrived = performance.now();
   state.escalations.set(entry.request_id, { entry, acknowledged: known ? known.acknowledged : false, arrived, waitedAt: entry.waited_ms });
@@ -622,8 +622,6 @@ function addEscalation(entry, { fresh }) {
     if (state.call) alerts.alarm('once');
     announce(`Escalated: ${u.label} request from ${entry.station} has waited ${spokenDuration(entry.waited_ms)} and nobody has answered.`, { assertive: true });
   }
-  if (fresh || !known) hook.escalationsShown = (hook.escalationsShown || 0) + 1;
-  renderDuty();
   updateDuty();
 }
 
@@ -644,10 +642,9 @@ function syncEscalations() {
   // After a reload a duty holder finds what is already escalated.
   if (account.escalation_duty) {
     for (const r of state.queue) {
-      if (r.escalation === 'escalated' && !state.escalations.has(r.request_id)) addEscalation(r, { fresh: false });
+      if (r.escalation === 'escalated' && !state.escalations.has(r.request_id)) addEscalation(r);
     }
   }
-  renderDuty();
   updateDuty();
 }
 
@@ -681,7 +678,6 @@ function renderDuty() {
     silence.addEventListener('click', () => {
       const e = state.escalations.get(entry.request_id);
       if (e) e.acknowledged = true;
-      renderDuty();
       updateDuty();
     });
     return el('section', { class: `duty-alert${acknowledged ? ' acknowledged' : ''}`, 'data-id': entry.request_id, 'aria-label': 'Escalated request' },

@@ -20,7 +20,6 @@ export class Signalling {
     this.retryTimer = null;
     this.pingTimer = null;
     this.lastHeard = 0;
-    this.welcome = null;
     /** How many times this page has been welcomed (reconnects + 1). */
     this.welcomes = 0;
     /** server clock minus local clock (ms). */
@@ -125,7 +124,6 @@ export class Signalling {
 
   receive(message) {
     if (message.type === 'welcome') {
-      this.welcome = message;
       this.welcomes += 1;
       this.clockOffset = message.server_time - Date.now();
       this.attempt = 0;
@@ -141,7 +139,6 @@ export class Signalling {
       }
     }
     this.emit(message.type, message);
-    this.emit('*', message);
   }
 
   heartbeat() {
