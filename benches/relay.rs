@@ -119,10 +119,15 @@ async fn next_json(ws: &mut Ws, kind: &str) -> Value {
 
 async fn miulink_relay(n: usize, payload: &Value) -> Vec<f64> {
     let dir = tempfile::tempdir().expect("temp dir");
-    let settings = Settings::for_tests(format!(
+    let mut settings = Settings::for_tests(format!(
         "sqlite://{}",
         dir.path().join("bench.db").display()
     ));
+    // Signals are sent back to back, faster than any browser: lift the
+    // per-connection rate limit (as the load bench does), or the excess is
+    // dropped with `rate_limited` and the timing stalls.
+    settings.rate_per_second = 1e9;
+    settings.rate_burst = 1e9;
     let app = Application::build(settings).await.expect("app");
     let base = format!("http://127.0.0.1:{}", app.port());
     let ws_url = format!("ws://127.0.0.1:{}/ws", app.port());

@@ -7,6 +7,9 @@
 //!   `call_connected`, hang-up, outcome: 26 inputs) with N clinicians and N
 //!   stations connected, so the cost of queue broadcasts shows.
 //! * `ping`: the cheapest input, as the floor for the per-input overhead.
+//! * `decode/signal_6kb`: decoding and validating a browser-sized SDP
+//!   `signal` frame (including measuring its data against the size limit),
+//!   next to `decode/parse_only_6kb`, plain JSON parsing of the same frame.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use serde_json::json;
@@ -160,6 +163,23 @@ fn benches(c: &mut Criterion) {
                 },
             )
         });
+    });
+    group.finish();
+
+    let sdp = format!(
+        "v=0\r\n{}",
+        "a=candidate:1 1 udp 2122260223 192.0.2.10 54400 typ host\r\n".repeat(100)
+    );
+    let frame = json!({"type": "signal", "call_id": 1,
+        "data": {"session": "3f9c2a", "description": {"type": "offer", "sdp": sdp}}})
+    .to_string();
+    let mut group = c.benchmark_group("decode");
+    group.throughput(Throughput::Bytes(frame.len() as u64));
+    group.bench_function("signal_6kb", |b| {
+        b.iter(|| decode(black_box(&frame)).is_ok())
+    });
+    group.bench_function("parse_only_6kb", |b| {
+        b.iter(|| serde_json::from_str::<serde_json::Value>(black_box(&frame)).is_ok())
     });
     group.finish();
 

@@ -532,13 +532,30 @@ pub fn decode(text: &str) -> Result<ClientMessage, ProtocolError> {
             format!("{kind} message is not well formed: {e}"),
         )
     })?;
-    validate(message)
+    validate(message, text.len())
+}
+
+/// The most bytes compact JSON writes for one number (a shortest
+/// round-trip f64 such as `-1.2345678901234567e-308`).
+const MAX_NUMBER_BYTES: usize = 24;
+
+/// How many numbers `value` holds. Compact JSON never writes a string,
+/// key or structure longer than it was received (escapes only shrink and
+/// whitespace goes); only numbers can grow, each by less than
+/// [`MAX_NUMBER_BYTES`].
+fn count_numbers(value: &serde_json::Value) -> usize {
+    match value {
+        serde_json::Value::Number(_) => 1,
+        serde_json::Value::Array(items) => items.iter().map(count_numbers).sum(),
+        serde_json::Value::Object(map) => map.values().map(count_numbers).sum(),
+        _ => 0,
+    }
 }
 
 /// Length of `value` as compact JSON, counted without building the string
-/// and only up to just past `limit`. The frame's own length is no bound:
-/// numbers can print longer than they were sent (`1e15` is written back as
-/// `1000000000000000.0`).
+/// and only up to just past `limit`. The frame's own length alone is no
+/// bound: numbers can print longer than they were sent (`1e15` is written
+/// back as `1000000000000000.0`).
 fn json_len_capped(value: &serde_json::Value, limit: usize) -> usize {
     struct Counter {
         bytes: usize,
@@ -564,7 +581,9 @@ fn json_len_capped(value: &serde_json::Value, limit: usize) -> usize {
     counter.bytes
 }
 
-fn validate(message: ClientMessage) -> Result<ClientMessage, ProtocolError> {
+/// `frame_len`: the length of the frame the message came in, which bounds
+/// its parts (see [`count_numbers`]) so that most need not be measured.
+fn validate(message: ClientMessage, frame_len: usize) -> Result<ClientMessage, ProtocolError> {
     match message {
         ClientMessage::RequestConsult {
             urgency,
@@ -629,7 +648,11 @@ fn validate(message: ClientMessage) -> Result<ClientMessage, ProtocolError> {
             })
         }
         ClientMessage::Signal { call_id, data } => {
-            if json_len_capped(&data, MAX_SIGNAL_BYTES) > MAX_SIGNAL_BYTES {
+            // Measured only when the frame's own length cannot settle it.
+            let bound = frame_len.saturating_add(count_numbers(&data) * MAX_NUMBER_BYTES);
+            if bound > MAX_SIGNAL_BYTES
+                && json_len_capped(&data, MAX_SIGNAL_BYTES) > MAX_SIGNAL_BYTES
+            {
                 return Err(ProtocolError::new(
                     ErrorCode::SignalTooLarge,
                     format!(
