@@ -30,8 +30,11 @@ pub const PING_EVERY: Duration = Duration::from_secs(15);
 /// signalling messages are small and a larger one is read in several goes.
 pub const READ_BUFFER_BYTES: usize = 8 * 1024;
 pub const IDLE_LIMIT: Duration = Duration::from_secs(45);
-/// A connection that keeps on past the rate limit this many times is closed.
+/// A connection that keeps on past the rate limit this many times within
+/// [`RATE_STRIKE_WINDOW`] is closed (an occasional burst over a long shift
+/// never adds up to it).
 pub const RATE_STRIKES_TO_CLOSE: u32 = 1000;
+pub const RATE_STRIKE_WINDOW: Duration = Duration::from_secs(60);
 
 /// A token bucket per connection: `Settings::rate_burst` messages at once
 /// (a browser trickling ICE candidates sends a few dozen together), then
@@ -41,7 +44,9 @@ struct RateLimit {
     burst: f64,
     tokens: f64,
     last: Instant,
+    /// Messages dropped since `strikes_since`.
     strikes: u32,
+    strikes_since: Instant,
     last_told: Option<Instant>,
 }
 
@@ -53,6 +58,7 @@ impl RateLimit {
             tokens: burst,
             last: Instant::now(),
             strikes: 0,
+            strikes_since: Instant::now(),
             last_told: None,
         }
     }
@@ -66,6 +72,10 @@ impl RateLimit {
             self.tokens -= 1.0;
             true
         } else {
+            if now.duration_since(self.strikes_since) > RATE_STRIKE_WINDOW {
+                self.strikes = 0;
+                self.strikes_since = now;
+            }
             self.strikes += 1;
             false
         }

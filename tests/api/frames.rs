@@ -120,6 +120,32 @@ async fn a_flood_is_rate_limited_and_others_are_unaffected() {
 }
 
 #[tokio::test]
+async fn a_sustained_flood_is_closed() {
+    let app = TestApp::spawn().await;
+    let mut flooder = app.user("room1", "Room 1", Role::Station).await;
+    // The burst, then more than RATE_STRIKES_TO_CLOSE dropped in a row.
+    let total = 200 + miulink::http::ws::RATE_STRIKES_TO_CLOSE as usize + 300;
+    for _ in 0..total {
+        // Sends may fail once the server has closed: that is the point.
+        let _ = flooder
+            .stream
+            .send(Message::text(json!({"type": "ping"}).to_string()))
+            .await;
+    }
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while let Some(frame) = flooder.stream.next().await {
+            if let Ok(Message::Close(Some(c))) = frame {
+                return Some(u16::from(c.code));
+            }
+        }
+        None
+    })
+    .await
+    .expect("closed within 10 s");
+    assert_eq!(closed, Some(1008), "closed as a policy violation");
+}
+
+#[tokio::test]
 async fn turn_credentials_come_with_the_welcome_and_are_renewed() {
     let app = TestApp::spawn_with(|s| {
         s.turn_urls = vec!["turn:127.0.0.1:3478?transport=udp".into()];
