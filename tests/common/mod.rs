@@ -9,6 +9,7 @@ use miulink::store::{AccountFlags, NewUser, Store};
 use miulink::{Application, Settings};
 use serde_json::{json, Value};
 use signalling::Role;
+use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 use tokio::net::TcpStream;
@@ -105,16 +106,7 @@ impl TestApp {
     }
 
     pub async fn login(&self, username: &str) -> String {
-        let res = self
-            .http()
-            .post(format!("{}/api/login", self.base))
-            .json(&json!({"username": username, "password": PASSWORD}))
-            .send()
-            .await
-            .expect("login request");
-        assert_eq!(res.status(), 200, "login of {username}");
-        let body: Value = res.json().await.expect("login json");
-        body["token"].as_str().expect("token").to_owned()
+        login_at(&self.base, username).await
     }
 
     pub async fn get(&self, path: &str, token: &str) -> reqwest::Response {
@@ -133,22 +125,7 @@ impl TestApp {
     }
 
     pub async fn connect(&self, token: &str) -> WsClient {
-        let mut req = self.ws_url.as_str().into_client_request().expect("request");
-        req.headers_mut().insert(
-            "authorization",
-            format!("Bearer {token}").parse().expect("header"),
-        );
-        let (stream, _) = tokio_tungstenite::connect_async(req)
-            .await
-            .expect("ws connect");
-        let mut client = WsClient {
-            stream,
-            welcome: Value::Null,
-        };
-        let welcome = client.recv().await;
-        assert_eq!(welcome["type"], "welcome", "first message is welcome");
-        client.welcome = welcome;
-        client
+        connect_at(&self.ws_url, token).await
     }
 
     /// A new account of this role, logged in and connected.
@@ -184,6 +161,40 @@ impl Drop for TestApp {
             let _ = stop.send(());
         }
     }
+}
+
+/// Logs in to the server at `base` (password [`PASSWORD`]): a session token.
+pub async fn login_at(base: &str, username: &str) -> String {
+    let res = reqwest::Client::new()
+        .post(format!("{base}/api/login"))
+        .json(&json!({"username": username, "password": PASSWORD}))
+        .send()
+        .await
+        .expect("login request");
+    assert_eq!(res.status(), 200, "login of {username}");
+    let body: Value = res.json().await.expect("login json");
+    body["token"].as_str().expect("token").to_owned()
+}
+
+/// Opens the signalling WebSocket at `ws_url` with `token`; its first
+/// message must be the welcome, kept in [`WsClient::welcome`].
+pub async fn connect_at(ws_url: &str, token: &str) -> WsClient {
+    let mut req = ws_url.into_client_request().expect("request");
+    req.headers_mut().insert(
+        "authorization",
+        format!("Bearer {token}").parse().expect("header"),
+    );
+    let (stream, _) = tokio_tungstenite::connect_async(req)
+        .await
+        .expect("ws connect");
+    let mut client = WsClient {
+        stream,
+        welcome: Value::Null,
+    };
+    let welcome = client.recv().await;
+    assert_eq!(welcome["type"], "welcome", "first message is welcome");
+    client.welcome = welcome;
+    client
 }
 
 pub struct WsClient {
@@ -317,5 +328,122 @@ pub fn assert_probe_call_came_up(report: &Value) {
     ] {
         let s = probe_step(report, name);
         assert!(s["status"] == "ok" || s["status"] == "slow", "{s}");
+    }
+}
+
+/// The real `miulink` binary as a separate process on a fixed port and
+/// database, so that a test can `kill -9` it and start it again.
+pub struct BinaryServer {
+    child: Option<Child>,
+    port: u16,
+    /// The database it runs on, for a test to read the log directly.
+    pub database_url: String,
+    args: Vec<String>,
+    pub base: String,
+    _dir: tempfile::TempDir,
+}
+
+impl BinaryServer {
+    /// A fresh database with these accounts (password [`PASSWORD`]), and
+    /// the server started on a free port with `args`.
+    pub async fn start(users: &[(&str, &str, Role, Option<&str>)], args: &[&str]) -> BinaryServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let database_url = format!("sqlite://{}", dir.path().join("miulink.db").display());
+        let store = Store::open(&database_url).await.expect("database");
+        for &(username, display_name, role, site) in users {
+            store
+                .create_user(NewUser {
+                    username,
+                    display_name,
+                    role,
+                    site,
+                    password_hash: password_hash(),
+                    flags: AccountFlags::default(),
+                    now: 0,
+                })
+                .await
+                .expect("user created");
+        }
+        store.close().await;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        let mut server = BinaryServer {
+            child: None,
+            port,
+            database_url,
+            args: args.iter().map(|a| (*a).to_owned()).collect(),
+            base: format!("http://127.0.0.1:{port}"),
+            _dir: dir,
+        };
+        server.restart().await;
+        server
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Starts the binary (again) and waits until it answers `/healthz`.
+    pub async fn restart(&mut self) {
+        assert!(self.child.is_none(), "the server is already running");
+        let child = Command::new(env!("CARGO_BIN_EXE_miulink"))
+            .args(["serve", "--listen", &format!("127.0.0.1:{}", self.port)])
+            .args(["--database", &self.database_url])
+            .args(&self.args)
+            .env("MIULINK_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start miulink");
+        self.child = Some(child);
+        for _ in 0..400 {
+            if let Ok(res) = reqwest::get(self.url("/healthz")).await {
+                if res.status() == 200 {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the server did not come up on port {}", self.port);
+    }
+
+    /// SIGKILL: no shutdown code runs, connections just vanish.
+    pub fn kill_9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().expect("kill -9 the server");
+            let _ = child.wait();
+        }
+    }
+
+    /// A session token for this account.
+    pub async fn login(&self, username: &str) -> String {
+        login_at(&self.base, username).await
+    }
+
+    /// A signalling WebSocket signed in with `token`, past its welcome.
+    pub async fn connect(&self, token: &str) -> WsClient {
+        connect_at(&format!("ws://127.0.0.1:{}/ws", self.port), token).await
+    }
+
+    /// The session log as a manager reads it (the account must exist).
+    pub async fn consults(&self, manager: &str) -> Value {
+        let token = self.login(manager).await;
+        reqwest::Client::new()
+            .get(self.url("/api/consults"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("GET /api/consults")
+            .json()
+            .await
+            .expect("consults JSON")
+    }
+}
+
+impl Drop for BinaryServer {
+    fn drop(&mut self) {
+        self.kill_9();
     }
 }

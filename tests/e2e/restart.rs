@@ -5,8 +5,8 @@
 //! afterwards, with each side's quality summary.
 
 use crate::browser::Browser;
+use crate::common::BinaryServer;
 use crate::flows::*;
-use crate::server::BinaryServer;
 use signalling::Role;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
