@@ -334,7 +334,6 @@ function dropAnswerMedia() {
 function onCallStart(start) {
   state.told = true;
   state.start = start;
-  hook.marks.callStart = performance.timeOrigin + performance.now();
   state.answering = null;
   window.sessionStorage.setItem('miulink.call', JSON.stringify({ call_id: start.call_id, peer: start.peer.display_name }));
   if (state.hangUpPending === start.call_id) {
@@ -351,6 +350,8 @@ function onCallStart(start) {
     updateDuty();
     return;
   }
+  // A new call: its set-up is timed from here (a resumed one keeps it).
+  hook.marks.callStart = performance.timeOrigin + performance.now();
   if (state.call) state.call.close();
   let call = state.pending;
   state.pending = null;
@@ -557,6 +558,8 @@ socket.on('peer_status', (m) => {
 });
 socket.on('call_end', (end) => {
   state.told = true;
+  // The end of an older call never closes the one in progress.
+  if (state.call && state.call.callId !== end.call_id) return;
   onCallEnd(end);
 });
 socket.on('outcome_recorded', (m) => {

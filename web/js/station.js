@@ -352,8 +352,6 @@ $('#cancel-button').addEventListener('click', () => {
 function onCallStart(start) {
   state.told = true;
   state.start = start;
-  for (const key of Object.keys(hook.marks)) delete hook.marks[key];
-  hook.marks.callStart = performance.timeOrigin + performance.now();
   window.sessionStorage.setItem('miulink.call', JSON.stringify({ call_id: start.call_id, peer: start.peer.display_name }));
   if (state.hangUpPending === start.call_id) {
     // Hung up while the server was away: end it now.
@@ -369,6 +367,9 @@ function onCallStart(start) {
     state.call.resume('our signalling returned');
     return;
   }
+  // A new call: its own set-up timings (a resumed one keeps its marks).
+  for (const key of Object.keys(hook.marks)) delete hook.marks[key];
+  hook.marks.callStart = performance.timeOrigin + performance.now();
   let call = state.call;
   if (!call || call.callId !== null) {
     if (call) call.close();
