@@ -232,6 +232,7 @@ async fn prepare_database(pairs: usize) -> (tempfile::TempDir, String, Accounts)
         .expect("store");
     let hash = miulink::auth::hash_password("bench-password-1").expect("hash");
     let far = i64::MAX / 4;
+    let now = miulink::clock::Clock::new().now_ms();
     let mut accounts = Accounts { pairs: Vec::new() };
     for i in 0..pairs {
         let mut tokens = Vec::new();
@@ -253,7 +254,7 @@ async fn prepare_database(pairs: usize) -> (tempfile::TempDir, String, Accounts)
                 .expect("user");
             let token = miulink::auth::new_token();
             store
-                .create_session(&miulink::auth::token_hash(&token), id, 0, far)
+                .create_session(&miulink::auth::token_hash(&token), id, now, far, 10)
                 .await
                 .expect("session");
             tokens.push(token);

@@ -156,7 +156,7 @@ async fn miulink_relay(n: usize, payload: &Value) -> Vec<f64> {
     for user in ["station", "doc"] {
         let res: Value = http
             .post(format!("{base}/api/login"))
-            .json(&json!({"username": user, "password": "bench-password"}))
+            .json(&json!({"username": user, "password": "bench-password", "want_token": true}))
             .send()
             .await
             .expect("login")

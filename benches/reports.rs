@@ -178,7 +178,7 @@ async fn run() -> anyhow::Result<()> {
     let client = reqwest::Client::new();
     let login: serde_json::Value = client
         .post(format!("{base}/api/login"))
-        .json(&serde_json::json!({"username": "bench-manager", "password": "bench-password-1"}))
+        .json(&serde_json::json!({"username": "bench-manager", "password": "bench-password-1", "want_token": true}))
         .send()
         .await?
         .json()

@@ -10,9 +10,10 @@ use base64::Engine;
 use rand::{Rng, RngCore};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Mutex;
 
-pub const MIN_PASSWORD_CHARS: usize = 10;
+pub const MIN_PASSWORD_CHARS: usize = 12;
 
 pub fn hash_password(password: &str) -> Result<String, String> {
     let salt = SaltString::generate(&mut rand::rngs::OsRng);
@@ -32,12 +33,87 @@ pub fn verify_password(hash: &str, password: &str) -> bool {
     }
 }
 
-/// Checks a new password against the local policy; says what is wrong.
+/// Common passwords and stems, shipped with the binary.
+const COMMON_PASSWORDS: &str = include_str!("common_passwords.txt");
+
+/// Runs of keys or characters people type as passwords (checked forwards
+/// and backwards, from any starting point).
+const SEQUENCES: &[&str] = &[
+    "01234567890123456789012345678901234567890",
+    "abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyz",
+    "qwertyuiopasdfghjklzxcvbnmqwertyuiopasdfghjklzxcvbnm",
+    "1qaz2wsx3edc4rfv5tgb6yhn7ujm8ik9ol0p",
+    "1q2w3e4r5t6y7u8i9o0p",
+    "qazwsxedcrfvtgbyhnujmikolp",
+];
+
+fn is_common(candidate: &str) -> bool {
+    COMMON_PASSWORDS
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .any(|l| l == candidate)
+}
+
+/// Checks a new password against the local policy (NCSC guidance: length
+/// over complexity, and no password from the list attackers try first);
+/// says what is wrong.
 pub fn check_password_policy(password: &str) -> Result<(), String> {
-    if password.chars().count() < MIN_PASSWORD_CHARS {
+    let chars: Vec<char> = password.chars().collect();
+    if chars.len() < MIN_PASSWORD_CHARS {
         return Err(format!(
-            "passwords must be at least {MIN_PASSWORD_CHARS} characters; a few unrelated words work well"
+            "passwords must be at least {MIN_PASSWORD_CHARS} characters; three or four unrelated words work well"
         ));
+    }
+    let common = || {
+        Err("that password is one of the first that attackers try; choose three or four unrelated words".to_owned())
+    };
+    let lower = password.to_lowercase();
+    // One character, or a short piece, over and over ("aaaaaaaaaaaa", "abcabcabcabc").
+    for unit in 1..=4 {
+        let head: String = chars.iter().take(unit).collect();
+        if chars.len() % unit == 0 && head.repeat(chars.len() / unit) == password {
+            return Err("a password cannot be one character or a few characters repeated; choose three or four unrelated words".into());
+        }
+    }
+    if is_common(&lower) {
+        return common();
+    }
+    // A common stem with digits and symbols around it ("Password123!"), or
+    // a stem repeated ("passwordpassword").
+    let stem: String = lower.chars().filter(|c| c.is_alphabetic()).collect();
+    let letters_only_apart_from_stem = lower
+        .chars()
+        .filter(|c| !c.is_alphabetic())
+        .all(|c| c.is_ascii_digit() || c.is_ascii_punctuation() || c == ' ');
+    if letters_only_apart_from_stem {
+        if stem.is_empty() {
+            // Nothing but digits and symbols: a sequence or a date, mostly.
+            if SEQUENCES.iter().any(|s| s.contains(lower.as_str())) {
+                return common();
+            }
+        } else if is_common(&stem) {
+            return common();
+        } else {
+            for parts in 2..=4 {
+                if stem.len() % parts == 0
+                    && is_common(&stem[..stem.len() / parts])
+                    && stem[..stem.len() / parts].repeat(parts) == stem
+                {
+                    return common();
+                }
+            }
+        }
+    }
+    let reversed: String = lower.chars().rev().collect();
+    if SEQUENCES
+        .iter()
+        .any(|s| s.contains(lower.as_str()) || s.contains(reversed.as_str()))
+    {
+        return Err(
+            "a run of keys or letters is easy to guess; choose three or four unrelated words"
+                .into(),
+        );
     }
     Ok(())
 }
@@ -68,50 +144,257 @@ pub fn random_password() -> String {
         .join("-")
 }
 
-/// Slows down password guessing: after `max_failures` failed logins for one
-/// username within `window_ms`, further attempts are refused until the
-/// window has passed. Kept in memory: a restart clears it, which is fine.
-pub struct LoginLimiter {
-    max_failures: u32,
-    window_ms: i64,
-    failures: Mutex<HashMap<String, (u32, i64)>>,
+/// Bounds the password checks running at once: Argon2 takes 19 MiB and
+/// tens of milliseconds of a core each, so an unbounded burst of logins
+/// would take the server's memory and every real user's login with it.
+/// `slots` checks run at once, up to `4 * slots` wait for one (a real
+/// user's login waits at most that queue), and beyond that the check is
+/// refused at once as [`VerifyError::Busy`] (503 with Retry-After).
+pub struct Verifier {
+    slots: tokio::sync::Semaphore,
+    waiting: std::sync::atomic::AtomicUsize,
+    max_waiting: usize,
 }
 
-impl LoginLimiter {
-    pub fn new(max_failures: u32, window_ms: i64) -> Self {
-        LoginLimiter {
-            max_failures,
-            window_ms,
-            failures: Mutex::new(HashMap::new()),
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error("too many password checks at once")]
+    Busy,
+    #[error("the password check failed: {0}")]
+    Failed(String),
+}
+
+impl Verifier {
+    pub fn new(slots: usize) -> Self {
+        let slots = slots.max(1);
+        Verifier {
+            slots: tokio::sync::Semaphore::new(slots),
+            waiting: std::sync::atomic::AtomicUsize::new(0),
+            max_waiting: 4 * slots,
         }
     }
 
-    /// Milliseconds to wait before trying again, if locked out.
-    pub fn locked_for(&self, username: &str, now: i64) -> Option<i64> {
+    /// Checks `password` against `hash` on a blocking thread, once a slot
+    /// is free.
+    pub async fn verify(&self, hash: String, password: String) -> Result<bool, VerifyError> {
+        use std::sync::atomic::Ordering;
+        let queued = self.waiting.fetch_add(1, Ordering::SeqCst);
+        let permit = if queued >= self.max_waiting {
+            None
+        } else {
+            tokio::time::timeout(std::time::Duration::from_secs(5), self.slots.acquire())
+                .await
+                .ok()
+                .and_then(Result::ok)
+        };
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
+        let Some(permit) = permit else {
+            return Err(VerifyError::Busy);
+        };
+        let ok = tokio::task::spawn_blocking(move || verify_password(&hash, &password))
+            .await
+            .map_err(|e| VerifyError::Failed(e.to_string()))?;
+        drop(permit);
+        Ok(ok)
+    }
+}
+
+/// The longest username accepted anywhere.
+pub const MAX_USERNAME_CHARS: usize = 64;
+
+/// Usernames are 1 to 64 letters, digits and `- _ . @`: checked before
+/// anything else (the throttle's maps, the database, the log) sees one.
+pub fn check_username(username: &str) -> Result<(), String> {
+    let ok = !username.is_empty()
+        && username.len() <= MAX_USERNAME_CHARS
+        && username
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "usernames are 1 to {MAX_USERNAME_CHARS} letters, digits and - _ . @ (e.g. millom-room2)"
+        ))
+    }
+}
+
+/// How hard the login throttle pushes back.
+#[derive(Debug, Clone, Copy)]
+pub struct ThrottleConfig {
+    /// The window over which failures are counted.
+    pub window_ms: i64,
+    /// Failed logins one address may make in a window, whatever usernames
+    /// it tries (a whole MIU behind one NAT address shares this).
+    pub per_address: u32,
+    /// Failures of one account from one address before each further try
+    /// must wait (1 s, doubling, at most `max_backoff_ms`).
+    pub free_tries: u32,
+    pub max_backoff_ms: i64,
+    /// Failed logins across the whole server in a window beyond which an
+    /// address that has already failed in this window must wait for the
+    /// window to end (a distributed guess). Addresses with no failures, a
+    /// real user's usually, are not held back.
+    pub global: u32,
+}
+
+impl Default for ThrottleConfig {
+    fn default() -> Self {
+        ThrottleConfig {
+            window_ms: 10 * 60_000,
+            per_address: 30,
+            free_tries: 3,
+            max_backoff_ms: 60_000,
+            global: 300,
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Window {
+    count: u32,
+    since: i64,
+}
+
+impl Window {
+    fn current(&mut self, now: i64, window_ms: i64) -> &mut Self {
+        if now - self.since >= window_ms {
+            *self = Window {
+                count: 0,
+                since: now,
+            };
+        }
+        self
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Pair {
+    failures: u32,
+    last: i64,
+}
+
+#[derive(Default)]
+struct ThrottleState {
+    addresses: HashMap<IpAddr, Window>,
+    /// Only for accounts that exist: an unknown username never gets state
+    /// of its own (it cannot lock anybody out, nor fill memory).
+    pairs: HashMap<(i64, IpAddr), Pair>,
+    global: Option<Window>,
+}
+
+/// Slows password guessing down without locking the real user out.
+///
+/// Each attempt is counted before its password is checked (concurrent
+/// guesses cannot all slip through), and taken back if it succeeds:
+/// * per address: at most `per_address` failures per window;
+/// * per account and address: after `free_tries` failures, a back-off
+///   between tries, doubling to at most a minute (never a lock-out, and
+///   only from that address: the real user elsewhere is not slowed);
+/// * across the server: past `global` failures in a window, addresses that
+///   have failed in it wait for the window to end.
+///
+/// Kept in memory: a restart clears it, which is fine.
+pub struct LoginThrottle {
+    config: ThrottleConfig,
+    state: Mutex<ThrottleState>,
+}
+
+/// An attempt the throttle let through; [`LoginThrottle::succeeded`] takes
+/// it back.
+#[derive(Debug, Clone, Copy)]
+pub struct Attempt {
+    address: IpAddr,
+    account: Option<i64>,
+}
+
+impl LoginThrottle {
+    pub fn new(config: ThrottleConfig) -> Self {
+        LoginThrottle {
+            config,
+            state: Mutex::new(ThrottleState::default()),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, ThrottleState> {
         // A poisoned lock only means another request panicked mid-update;
-        // the map is still usable.
-        let map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        let (count, since) = map.get(&username.to_lowercase()).copied()?;
-        let left = since + self.window_ms - now;
-        (count >= self.max_failures && left > 0).then_some(left)
+        // the maps are still usable.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn failed(&self, username: &str, now: i64) {
-        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        if map.len() > 10_000 {
-            let window = self.window_ms;
-            map.retain(|_, (_, since)| *since + window > now);
+    /// Counts an attempt from `address` for `account` (None: no such
+    /// username), or says how many milliseconds to wait first.
+    pub fn attempt(&self, address: IpAddr, account: Option<i64>, now: i64) -> Result<Attempt, i64> {
+        let c = self.config;
+        let mut st = self.state();
+        if st.addresses.len() > 50_000 {
+            st.addresses.retain(|_, w| now - w.since < c.window_ms);
         }
-        let entry = map.entry(username.to_lowercase()).or_insert((0, now));
-        if entry.1 + self.window_ms <= now {
-            *entry = (0, now);
+        if st.pairs.len() > 50_000 {
+            st.pairs
+                .retain(|_, p| now - p.last < c.max_backoff_ms.max(c.window_ms));
         }
-        entry.0 += 1;
+        let global = st
+            .global
+            .get_or_insert(Window {
+                count: 0,
+                since: now,
+            })
+            .current(now, c.window_ms)
+            .to_owned();
+        let addr = *st
+            .addresses
+            .entry(address)
+            .or_insert(Window {
+                count: 0,
+                since: now,
+            })
+            .current(now, c.window_ms);
+        if addr.count >= c.per_address {
+            return Err(addr.since + c.window_ms - now);
+        }
+        if global.count >= c.global && addr.count > 0 {
+            return Err(global.since + c.window_ms - now);
+        }
+        if let Some(id) = account {
+            if let Some(p) = st.pairs.get(&(id, address)) {
+                if p.failures >= c.free_tries {
+                    let doublings = (p.failures - c.free_tries).min(20);
+                    let wait = (1000i64 << doublings).min(c.max_backoff_ms);
+                    let left = p.last + wait - now;
+                    if left > 0 {
+                        return Err(left);
+                    }
+                }
+            }
+            let p = st.pairs.entry((id, address)).or_insert(Pair {
+                failures: 0,
+                last: now,
+            });
+            p.failures += 1;
+            p.last = now;
+        }
+        if let Some(w) = st.addresses.get_mut(&address) {
+            w.count += 1;
+        }
+        if let Some(g) = st.global.as_mut() {
+            g.count += 1;
+        }
+        Ok(Attempt { address, account })
     }
 
-    pub fn succeeded(&self, username: &str) {
-        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        map.remove(&username.to_lowercase());
+    /// The attempt was a good password: it does not count.
+    pub fn succeeded(&self, attempt: Attempt) {
+        let mut st = self.state();
+        if let Some(id) = attempt.account {
+            st.pairs.remove(&(id, attempt.address));
+        }
+        if let Some(w) = st.addresses.get_mut(&attempt.address) {
+            w.count = w.count.saturating_sub(1);
+        }
+        if let Some(g) = st.global.as_mut() {
+            g.count = g.count.saturating_sub(1);
+        }
     }
 }
 
@@ -130,16 +413,137 @@ mod tests {
         assert_eq!(random_password().len(), 23);
     }
 
+    const A: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 1));
+    const B: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 2));
+
     #[test]
-    fn limiter_locks_after_failures_and_unlocks_later() {
-        let l = LoginLimiter::new(3, 1000);
+    fn backoff_slows_one_address_for_one_account_and_never_locks_the_real_user_out() {
+        let t = LoginThrottle::new(ThrottleConfig::default());
         for _ in 0..3 {
-            assert!(l.locked_for("Dr", 0).is_none());
-            l.failed("dr", 0);
+            t.attempt(A, Some(7), 0).expect("free tries");
         }
-        assert_eq!(l.locked_for("DR", 100), Some(900));
-        assert!(l.locked_for("dr", 1000).is_none());
-        l.succeeded("dr");
-        assert!(l.locked_for("dr", 100).is_none());
+        assert_eq!(t.attempt(A, Some(7), 10).unwrap_err(), 990, "then 1 s");
+        t.attempt(A, Some(7), 1000).expect("after the wait");
+        assert_eq!(t.attempt(A, Some(7), 1000).unwrap_err(), 2000, "doubling");
+        // The same account from another address (the real user) is not held back.
+        let real = t
+            .attempt(B, Some(7), 1001)
+            .expect("the real user gets through");
+        t.succeeded(real);
+        // Unknown usernames never build state of their own.
+        for i in 0..20 {
+            t.attempt(B, None, 2000 + i)
+                .expect("unknown usernames only count per address");
+        }
+        assert!(t.state().pairs.keys().all(|(id, _)| *id == 7));
+    }
+
+    #[test]
+    fn attempts_are_counted_before_checking_so_a_burst_is_bounded_per_address() {
+        let t = LoginThrottle::new(ThrottleConfig::default());
+        // 100 guesses at once, none finished: only `per_address` get through.
+        let through = (0..100).filter(|_| t.attempt(A, None, 0).is_ok()).count();
+        assert_eq!(through, 30);
+        assert!(
+            t.attempt(B, None, 0).is_ok(),
+            "another address is unaffected"
+        );
+        assert!(t.attempt(A, None, 10 * 60_000).is_ok(), "the window ends");
+    }
+
+    #[test]
+    fn past_the_global_bound_only_addresses_that_failed_wait() {
+        let t = LoginThrottle::new(ThrottleConfig {
+            global: 5,
+            ..ThrottleConfig::default()
+        });
+        let addrs: Vec<IpAddr> = (0..5u8)
+            .map(|i| IpAddr::V4(std::net::Ipv4Addr::new(10, 1, 0, i)))
+            .collect();
+        for a in &addrs {
+            t.attempt(*a, None, 0).unwrap();
+        }
+        assert!(
+            t.attempt(addrs[0], None, 1).is_err(),
+            "a guessing address waits"
+        );
+        assert!(t.attempt(B, Some(1), 1).is_ok(), "a fresh address does not");
+    }
+
+    #[test]
+    fn weak_passwords_are_refused_with_a_reason_and_good_ones_pass() {
+        for weak in [
+            "aaaaaaaaaa",
+            "          ",
+            "password12",
+            "aaaaaaaaaaaa",
+            "            ",
+            "password1234",
+            "Password123!",
+            "passwordpassword",
+            "qwertyuiop12",
+            "123456789012",
+            "abcabcabcabc",
+            "abcdefghijklm",
+            "0987654321098",
+            "Millom2026!!",
+            "welcome12345",
+        ] {
+            assert!(
+                check_password_policy(weak).is_err(),
+                "{weak:?} was accepted"
+            );
+        }
+        for good in [
+            "correct horse battery",
+            "test-password-123",
+            "kettle-orchard-piano",
+            "Tyre swing on the fells",
+        ] {
+            assert_eq!(check_password_policy(good), Ok(()), "{good:?}");
+        }
+        assert!(check_password_policy(&random_password()).is_ok());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_burst_of_password_checks_is_bounded_and_the_excess_refused_at_once() {
+        let v = std::sync::Arc::new(Verifier::new(2));
+        let hash = hash_password("correct horse battery").unwrap();
+        let tasks: Vec<_> = (0..40)
+            .map(|_| {
+                let (v, hash) = (v.clone(), hash.clone());
+                tokio::spawn(async move { v.verify(hash, "wrong".into()).await })
+            })
+            .collect();
+        let mut busy = 0;
+        let mut checked = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                Err(VerifyError::Busy) => busy += 1,
+                Ok(false) => checked += 1,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(busy + checked, 40);
+        assert!(
+            busy >= 40 - 2 - 8,
+            "at most 2 running and 8 waiting: {checked} checked"
+        );
+        assert!(
+            v.verify(hash, "correct horse battery".into())
+                .await
+                .unwrap(),
+            "free again afterwards"
+        );
+    }
+
+    #[test]
+    fn usernames_are_short_and_plain() {
+        assert!(check_username("millom-room2").is_ok());
+        assert!(check_username(&"a".repeat(64)).is_ok());
+        assert!(check_username(&"a".repeat(65)).is_err());
+        assert!(check_username("dr\nINFO forged").is_err());
+        assert!(check_username("dr patel").is_err());
+        assert!(check_username("").is_err());
     }
 }

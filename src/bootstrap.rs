@@ -7,7 +7,9 @@
 
 use crate::auth;
 use crate::store::{AccountFlags, NewUser, Store};
+use anyhow::Context;
 use signalling::Role;
+use std::path::{Path, PathBuf};
 
 pub const DEMO_PASSWORD: &str = "demo";
 
@@ -84,8 +86,26 @@ pub const DEMO_ACCOUNTS: &[DemoAccount] = &[
     demo("admin", "Administrator (demo)", Role::Admin, None, false),
 ];
 
-pub async fn first_start(store: &Store, demo: bool, now: i64) -> anyhow::Result<()> {
+/// The file the first admin password is written to, in the data directory.
+pub const ADMIN_PASSWORD_FILE: &str = "initial-admin-password.txt";
+
+pub async fn first_start(
+    store: &Store,
+    demo: bool,
+    database_url: &str,
+    now: i64,
+) -> anyhow::Result<()> {
     if demo {
+        // Demo accounts have a known password: never on a real database.
+        let (accounts, consults) = store.real_content().await?;
+        if accounts > 0 || consults > 0 {
+            anyhow::bail!(
+                "--demo refused: this database holds {accounts} real account(s) and {consults} real \
+                 consult(s). Demo mode adds accounts with the password \"demo\"; run it only on a \
+                 database of its own, e.g. --database sqlite://demo.db"
+            );
+        }
+        store.enable_demo_accounts().await?;
         let hash = auth::hash_password(DEMO_PASSWORD).map_err(anyhow::Error::msg)?;
         let mut created = Vec::new();
         for a in DEMO_ACCOUNTS {
@@ -127,6 +147,15 @@ pub async fn first_start(store: &Store, demo: bool, now: i64) -> anyhow::Result<
         }
         return Ok(());
     }
+    let disabled = store.disable_demo_accounts().await?;
+    if !disabled.is_empty() {
+        println!(
+            "Started without --demo: disabled the demo accounts of this database ({}); \
+             they have a known password. Create real accounts with `miulink user add`.",
+            disabled.join(", ")
+        );
+        tracing::warn!(accounts = ?disabled, "disabled demo accounts (started without --demo)");
+    }
     if store.user_count().await? == 0 {
         let password = auth::random_password();
         let hash = auth::hash_password(&password).map_err(anyhow::Error::msg)?;
@@ -141,13 +170,69 @@ pub async fn first_start(store: &Store, demo: bool, now: i64) -> anyhow::Result<
                 now,
             })
             .await?;
-        // On standard output only, never in the structured log.
+        store.set_must_change_password("admin", true).await?;
+        // In a file only its owner can read, never on standard output (the
+        // journal, under systemd) nor in the log.
+        let path = data_dir(database_url).join(ADMIN_PASSWORD_FILE);
+        write_private(&path, &format!("{password}\n"))
+            .with_context(|| format!("writing the first admin password to {}", path.display()))?;
         println!("==================================================================");
-        println!(" First start: created account \"admin\" with password");
-        println!("     {password}");
-        println!(" It is shown once. Create accounts with `miulink user add`.");
+        println!(" First start: created the account \"admin\". Its one-time password is in");
+        println!("     {}", path.display());
+        println!(" (readable only by this user). Sign in with it and choose a new");
+        println!(" password; then delete the file. Create accounts with `miulink user add`.");
         println!("==================================================================");
-        tracing::warn!("first start: created the admin account (password printed on stdout)");
+        tracing::warn!(file = %path.display(), "first start: created the admin account; its one-time password is in the file");
     }
     Ok(())
+}
+
+/// Where the database lives (a SQLite file's directory), else the current
+/// directory.
+pub fn data_dir(database_url: &str) -> PathBuf {
+    let path = database_url
+        .strip_prefix("sqlite://")
+        .or_else(|| database_url.strip_prefix("sqlite:"))
+        .map(|p| p.split('?').next().unwrap_or(p))
+        .filter(|p| !p.is_empty() && !p.starts_with(':'));
+    match path.map(Path::new).and_then(Path::parent) {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// Writes a file readable and writable by its owner only (mode 0600),
+/// replacing any earlier one.
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let _ = std::fs::remove_file(path);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(contents.as_bytes())?;
+    file.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_data_directory_is_the_database_file_s() {
+        assert_eq!(
+            data_dir("sqlite:///var/lib/miulink/miulink.db"),
+            PathBuf::from("/var/lib/miulink")
+        );
+        assert_eq!(data_dir("sqlite://miulink.db"), PathBuf::from("."));
+        assert_eq!(
+            data_dir("sqlite://data/m.db?mode=rwc"),
+            PathBuf::from("data")
+        );
+        assert_eq!(data_dir("sqlite::memory:"), PathBuf::from("."));
+    }
 }

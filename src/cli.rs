@@ -36,6 +36,8 @@ pub struct Cli {
     pub serve: ServeArgs,
 }
 
+// Parsed once per process: the size of a variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the server (the default).
@@ -122,7 +124,7 @@ pub struct ServeArgs {
     #[arg(long, env = "MIULINK_TURN_SECRET", hide_env_values = true)]
     pub turn_secret: Option<String>,
     /// Hours TURN credentials handed to a client stay valid (renewed at half).
-    #[arg(long, env = "MIULINK_TURN_TTL_HOURS", default_value_t = 12)]
+    #[arg(long, env = "MIULINK_TURN_TTL_HOURS", default_value_t = 2)]
     pub turn_ttl_hours: u32,
     /// Messages one connection may send per second (after a burst of four
     /// times as many); the excess is dropped with a `rate_limited` error.
@@ -149,6 +151,40 @@ pub struct ServeArgs {
     /// The trust's time zone: days and hours in reports are local.
     #[arg(long, env = "MIULINK_TIMEZONE", default_value = "Europe/London", value_parser = settings::parse_timezone)]
     pub timezone: chrono_tz::Tz,
+    /// Minutes a sign-in lasts unused (no open screen, no request) before it
+    /// ends, so that a shared PC does not reopen the last user's session.
+    #[arg(long, env = "MIULINK_SESSION_IDLE_MINUTES", default_value_t = 30)]
+    pub session_idle_minutes: u32,
+    /// Live sign-ins one account may hold; beyond that the least recently
+    /// used ends.
+    #[arg(long, env = "MIULINK_MAX_SESSIONS_PER_ACCOUNT", default_value_t = 10)]
+    pub max_sessions_per_account: u32,
+    /// Password checks that may run at once (each takes 19 MiB and tens of
+    /// milliseconds); more logins at once wait briefly or get 503.
+    #[arg(long, env = "MIULINK_LOGIN_CONCURRENCY", default_value_t = 2)]
+    pub login_concurrency: usize,
+    /// What a local reference must look like: a regular expression over
+    /// the whole reference. The default is 1 to 4 letters then 4 to 10
+    /// digits (e.g. MIU123456); a pattern that lets a name through is refused.
+    #[arg(long, env = "MIULINK_PATIENT_REF_PATTERN", default_value = crate::settings::DEFAULT_PATIENT_REF_PATTERN)]
+    pub patient_ref_pattern: String,
+    /// A reverse proxy (its address) whose X-Forwarded-For header is
+    /// believed for the client's address in the log and the login throttle
+    /// (repeatable).
+    #[arg(
+        long = "trusted-proxy",
+        env = "MIULINK_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Open connections (WebSockets included) beyond which new ones are
+    /// refused with 503 and Retry-After.
+    #[arg(long, env = "MIULINK_MAX_CONNECTIONS", default_value_t = 20_000)]
+    pub max_connections: usize,
+    /// Seconds a client has to send a request's headers; also how long an
+    /// idle keep-alive connection is kept.
+    #[arg(long, env = "MIULINK_HEADER_TIMEOUT_SECONDS", default_value_t = 10)]
+    pub header_timeout_seconds: u32,
 }
 
 #[derive(Subcommand, Debug)]
@@ -287,6 +323,14 @@ impl ServeArgs {
                 travel_minutes: self.travel_minutes.iter().cloned().collect(),
                 timezone: self.timezone,
             },
+            session_check_ms: 10_000,
+            session_idle_ms: i64::from(self.session_idle_minutes.max(1)) * 60_000,
+            max_sessions_per_account: self.max_sessions_per_account.max(1),
+            login_concurrency: self.login_concurrency.max(1),
+            patient_ref_pattern: self.patient_ref_pattern.clone(),
+            trusted_proxies: self.trusted_proxies.clone(),
+            max_connections: self.max_connections.max(1),
+            header_timeout_ms: u64::from(self.header_timeout_seconds.max(1)) * 1000,
         }
     }
 }
@@ -410,13 +454,7 @@ async fn user(database_url: &str, cmd: UserCommand) -> anyhow::Result<()> {
             monitoring,
         } => {
             let username = username.trim().to_owned();
-            if username.is_empty()
-                || !username
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c))
-            {
-                anyhow::bail!("usernames are letters, digits and - _ . @ (e.g. millom-room2)");
-            }
+            auth::check_username(&username).map_err(anyhow::Error::msg)?;
             let role = Role::from(role);
             if role == Role::Station && site.is_none() {
                 anyhow::bail!("a station needs --site (e.g. --site Millom)");

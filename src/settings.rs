@@ -47,7 +47,39 @@ pub struct Settings {
     pub relay_only: bool,
     /// Answer targets, travel times and time zone of the dashboard.
     pub reports: ReportSettings,
+    /// How often open WebSockets' sessions are checked against the
+    /// database (a disabled account or a new password set from the command
+    /// line ends them within this time).
+    pub session_check_ms: u64,
+    /// A session nobody has used (no open socket, no request) for this
+    /// long has ended: a shared PC does not reopen the last user's session.
+    pub session_idle_ms: i64,
+    /// Live sessions one account may hold; the least recently used end.
+    pub max_sessions_per_account: u32,
+    /// Password checks (Argon2, 19 MiB each) that may run at once; beyond
+    /// them a few wait, and the rest are answered 503 with Retry-After.
+    pub login_concurrency: usize,
+    /// What a local reference must look like (a regular expression over
+    /// the whole reference).
+    pub patient_ref_pattern: String,
+    /// Proxies whose `X-Forwarded-For` is believed for the client address.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Open TCP connections (WebSockets included) beyond which new ones are
+    /// refused with 503.
+    pub max_connections: usize,
+    /// A client must send a request's headers within this time of the
+    /// connection becoming ready for one (which is also how long an idle
+    /// keep-alive connection is kept).
+    pub header_timeout_ms: u64,
 }
+
+/// The default local reference: 1 to 4 letters, an optional `-`, then 4 to
+/// 10 digits, as MIU attendance numbers look (e.g. `MIU123456`,
+/// `MIU-0412`). No spaces and no `/`, so no names and no dates written the
+/// usual ways.
+pub const DEFAULT_PATIENT_REF_PATTERN: &str = "^[A-Za-z]{1,4}-?[0-9]{4,10}$";
+pub const DEFAULT_PATIENT_REF_HINT: &str = "1 to 4 letters, an optional '-', then 4 to 10 digits, \
+     e.g. MIU123456 or MIU-0412: no spaces, never a name or a date of birth";
 
 impl Settings {
     /// Settings for a test or a local run: loopback, port 0, given database.
@@ -66,11 +98,19 @@ impl Settings {
             escalation: signalling::Config::default().escalation,
             turn_urls: Vec::new(),
             turn_secret: None,
-            turn_ttl_ms: 12 * 3_600_000,
+            turn_ttl_ms: 2 * 3_600_000,
             rate_per_second: 50.0,
             rate_burst: 200.0,
             relay_only: false,
             reports: ReportSettings::default(),
+            session_check_ms: 10_000,
+            session_idle_ms: 30 * 60_000,
+            max_sessions_per_account: 10,
+            login_concurrency: 2,
+            patient_ref_pattern: DEFAULT_PATIENT_REF_PATTERN.to_owned(),
+            trusted_proxies: Vec::new(),
+            max_connections: 20_000,
+            header_timeout_ms: 10_000,
         }
     }
 }
@@ -127,5 +167,88 @@ mod tests {
         assert!(parse_escalation("urgent=20/10").is_err());
         assert!(parse_escalation("soon=1/2").is_err());
         assert!(parse_escalation("urgent=1").is_err());
+    }
+}
+
+/// What a local reference must look like: the trust's pattern (or the
+/// default), matched against the whole reference.
+#[derive(Debug)]
+pub struct PatientRefRule {
+    regex: regex::Regex,
+    source: String,
+}
+
+impl PatientRefRule {
+    pub fn new(pattern: &str) -> Result<Self, String> {
+        let regex = regex::Regex::new(&format!("^(?:{pattern})$")).map_err(|e| {
+            format!("--patient-ref-pattern {pattern:?} is not a regular expression: {e}")
+        })?;
+        for name_like in [
+            "SMITH JOHN 1970",
+            "J SMITH 12/03/1970",
+            "Smith 1",
+            "John Smith",
+        ] {
+            if regex.is_match(name_like) && pattern != DEFAULT_PATIENT_REF_PATTERN {
+                return Err(format!(
+                    "--patient-ref-pattern {pattern:?} accepts {name_like:?}, which looks like a name; \
+                     a reference must not be able to carry one (allow no spaces)"
+                ));
+            }
+        }
+        Ok(PatientRefRule {
+            regex,
+            source: pattern.to_owned(),
+        })
+    }
+
+    pub fn accepts(&self, reference: &str) -> bool {
+        self.regex.is_match(reference)
+    }
+
+    /// What the station shows under the field, and the error says.
+    pub fn hint(&self) -> String {
+        if self.source == DEFAULT_PATIENT_REF_PATTERN {
+            DEFAULT_PATIENT_REF_HINT.to_owned()
+        } else {
+            format!(
+                "as the trust's local references look (pattern {}): never a name or a date of birth",
+                self.source
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod patient_ref_tests {
+    use super::*;
+
+    #[test]
+    fn the_default_reference_pattern_refuses_names_and_dates() {
+        let rule = PatientRefRule::new(DEFAULT_PATIENT_REF_PATTERN).unwrap();
+        for bad in [
+            "SMITH JOHN 1970",
+            "J SMITH 12/03/1970",
+            "Smith 1",
+            "Smith1",
+            "12/03/1970",
+            "SMITHJ1970",
+            "MIU 123456",
+            "MIU-2026/77",
+            "S-12/03/1970",
+        ] {
+            assert!(!rule.accepts(bad), "{bad:?} was accepted");
+        }
+        for good in ["MIU123456", "M20261234", "AB0042", "MIU-0412"] {
+            assert!(rule.accepts(good), "{good:?}");
+        }
+        assert!(
+            PatientRefRule::new("[A-Z ]+[0-9]+").is_err(),
+            "a pattern that lets names through"
+        );
+        assert!(PatientRefRule::new("(").is_err());
+        assert!(PatientRefRule::new("[0-9]{6,8}")
+            .unwrap()
+            .accepts("1234567"));
     }
 }

@@ -1,18 +1,18 @@
 //! Building and running the application: the only place that wires the
 //! store, the hub and the HTTP router together.
 
-use crate::auth::{self, LoginLimiter};
+use crate::auth::{self, LoginThrottle, ThrottleConfig, Verifier};
 use crate::clock::Clock;
 use crate::http::{self, AppState};
 use crate::settings::Settings;
 use crate::store::Store;
 use crate::{bootstrap, hub};
 use anyhow::Context;
-use axum::serve::ListenerExt;
 use signalling::{Config, Switchboard};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
 
 pub struct Application {
@@ -37,22 +37,37 @@ impl Application {
                  without one no call could connect"
             );
         }
+        if let Some(secret) = &settings.turn_secret {
+            crate::turn::check_secret(secret).map_err(anyhow::Error::msg)?;
+        }
+        let patient_ref = crate::settings::PatientRefRule::new(&settings.patient_ref_pattern)
+            .map_err(anyhow::Error::msg)?;
         let store = Store::open(&settings.database_url)
             .await
             .with_context(|| format!("opening the database {}", settings.database_url))?;
         let clock = Clock::new();
-        bootstrap::first_start(&store, settings.demo, clock.now_ms()).await?;
+        bootstrap::first_start(
+            &store,
+            settings.demo,
+            &settings.database_url,
+            clock.now_ms(),
+        )
+        .await?;
         if settings.demo {
             // Before the switchboard reads the next free ids.
             crate::seed::demo_history(&store, settings.reports.timezone, clock.now_ms()).await?;
         }
-        store.delete_expired_sessions(clock.now_ms()).await?;
+        let now = clock.now_ms();
+        store
+            .delete_expired_sessions(now, now - settings.session_idle_ms)
+            .await?;
         let (first_request_id, first_call_id) = store.next_ids().await?;
         let config = Config {
             disconnect_grace_ms: settings.disconnect_grace_ms,
             escalation: settings.escalation,
             first_request_id,
             first_call_id,
+            test_line: settings.test_call_clinician.clone(),
         };
         let mut switchboard = Switchboard::new(config, clock.now_ms());
         // Whatever was open when the server last stopped (even by kill -9)
@@ -84,12 +99,16 @@ impl Application {
         let dummy_hash = tokio::task::spawn_blocking(|| auth::hash_password(&auth::new_token()))
             .await?
             .map_err(anyhow::Error::msg)?;
+        let settings_login_slots = settings.login_concurrency;
         let state = AppState {
             store,
             hub,
             settings: Arc::new(settings),
             clock,
-            limiter: Arc::new(LoginLimiter::new(8, 5 * 60_000)),
+            throttle: Arc::new(LoginThrottle::new(ThrottleConfig::default())),
+            verifier: Arc::new(Verifier::new(settings_login_slots)),
+            live: Arc::default(),
+            patient_ref: Arc::new(patient_ref),
             dummy_hash: Arc::new(dummy_hash),
         };
         Ok(Application {
@@ -119,23 +138,26 @@ impl Application {
     ) -> anyhow::Result<()> {
         let state = self.state.clone();
         let hub = state.hub.clone();
+        let settings = state.settings.clone();
+        let watcher = tokio::spawn(crate::http::live::watch_sessions(
+            state.live.clone(),
+            state.store.clone(),
+            state.clock,
+            Duration::from_millis(settings.session_check_ms.max(100)),
+            settings.session_idle_ms,
+        ));
         let app = http::router(self.state);
         tracing::info!(address = %self.addr, "MIU Link listening");
-        // Signalling is small messages that must go out at once: without
-        // TCP_NODELAY a 6 KB SDP can wait 40 ms for a delayed ACK.
-        let listener = self.listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-            }
-        });
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                tracing::info!("shutting down: closing connections");
-                hub.shutdown().await;
-            })
-            .await
-            .context("serving HTTP")?;
+        let limits = http::serve::ServeLimits {
+            max_connections: settings.max_connections,
+            header_timeout: Duration::from_millis(settings.header_timeout_ms.max(100)),
+        };
+        http::serve::serve(self.listener, app, limits, shutdown, async move {
+            tracing::info!("shutting down: closing connections");
+            hub.shutdown().await;
+        })
+        .await;
+        watcher.abort();
         state.store.close().await;
         Ok(())
     }

@@ -52,6 +52,9 @@ pub struct UserRecord {
     pub demo: bool,
     pub escalation_duty: bool,
     pub monitoring: bool,
+    /// The password was generated for this account (the first admin's):
+    /// it must choose its own before it can do anything else.
+    pub must_change_password: bool,
     pub created_at: i64,
 }
 
@@ -156,6 +159,9 @@ pub struct Store {
     pool: SqlitePool,
 }
 
+const USER_COLUMNS: &str = "id, username, display_name, role, site, password_hash, disabled, \
+    demo, escalation_duty, monitoring, must_change_password, created_at";
+
 const CONSULT_COLUMNS: &str = "id, station_name, site, urgency, reason, patient_ref, status, \
     requested_at, first_rung_at, rung_count, closed_at, call_id, clinician_name, accepted_at, \
     connected_at, ended_at, end_reason, outcome, outcome_note, outcome_at, realerted_at, \
@@ -222,6 +228,45 @@ impl Store {
         }
     }
 
+    /// Accounts and consults that are not demo material: a database with
+    /// any is a real one, which `--demo` must not touch.
+    pub async fn real_content(&self) -> Result<(i64, i64)> {
+        let accounts = sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE demo = 0")
+            .fetch_one(&self.pool)
+            .await?;
+        let consults = sqlx::query_scalar("SELECT COUNT(*) FROM consults WHERE synthetic = 0")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok((accounts, consults))
+    }
+
+    /// Disables every enabled demo account (and ends its sessions); their
+    /// usernames.
+    pub async fn disable_demo_accounts(&self) -> Result<Vec<String>> {
+        let mut tx = self.pool.begin().await?;
+        let names: Vec<String> = sqlx::query_scalar(
+            "SELECT username FROM users WHERE demo = 1 AND disabled = 0 ORDER BY username",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE users SET disabled = 1 WHERE demo = 1")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM sessions WHERE user_id IN (SELECT id FROM users WHERE demo = 1)")
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(names)
+    }
+
+    /// Enables the demo accounts again (a demo database started with `--demo`).
+    pub async fn enable_demo_accounts(&self) -> Result<()> {
+        sqlx::query("UPDATE users SET disabled = 0 WHERE demo = 1")
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     pub async fn user_count(&self) -> Result<i64> {
         Ok(sqlx::query_scalar("SELECT COUNT(*) FROM users")
             .fetch_one(&self.pool)
@@ -229,10 +274,9 @@ impl Store {
     }
 
     pub async fn user_by_username(&self, username: &str) -> Result<Option<UserRecord>> {
-        let row = sqlx::query(
-            "SELECT id, username, display_name, role, site, password_hash, disabled, demo, escalation_duty, monitoring, created_at \
-             FROM users WHERE username = $1",
-        )
+        let row = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE username = $1"
+        ))
         .bind(username)
         .fetch_optional(&self.pool)
         .await?;
@@ -240,21 +284,17 @@ impl Store {
     }
 
     pub async fn user_by_id(&self, id: UserId) -> Result<Option<UserRecord>> {
-        let row = sqlx::query(
-            "SELECT id, username, display_name, role, site, password_hash, disabled, demo, escalation_duty, monitoring, created_at \
-             FROM users WHERE id = $1",
-        )
-        .bind(id.0)
-        .fetch_optional(&self.pool)
-        .await?;
+        let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await?;
         row.map(|r| user_from_row(&r)).transpose()
     }
 
     pub async fn list_users(&self) -> Result<Vec<UserRecord>> {
-        let rows = sqlx::query(
-            "SELECT id, username, display_name, role, site, password_hash, disabled, demo, escalation_duty, monitoring, created_at \
-             FROM users ORDER BY role, username",
-        )
+        let rows = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS} FROM users ORDER BY role, username"
+        ))
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(user_from_row).collect()
@@ -321,37 +361,115 @@ impl Store {
 
     // -- sessions ---------------------------------------------------------
 
+    /// Starts a session; beyond `max_per_account` live sessions for this
+    /// account, the least recently used ones are ended.
     pub async fn create_session(
         &self,
         token_hash: &str,
         user: UserId,
         now: i64,
         expires_at: i64,
+        max_per_account: u32,
     ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
-            "INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+            "INSERT INTO sessions (token_hash, user_id, created_at, expires_at, last_seen_at) VALUES ($1, $2, $3, $4, $3)",
         )
         .bind(token_hash)
         .bind(user.0)
         .bind(now)
         .bind(expires_at)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        sqlx::query(
+            "DELETE FROM sessions WHERE user_id = $1 AND token_hash NOT IN \
+             (SELECT token_hash FROM sessions WHERE user_id = $1 \
+              ORDER BY last_seen_at DESC, created_at DESC LIMIT $2)",
+        )
+        .bind(user.0)
+        .bind(i64::from(max_per_account.max(1)))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
         Ok(())
     }
 
-    /// The enabled account behind a live session.
-    pub async fn session_user(&self, token_hash: &str, now: i64) -> Result<Option<UserRecord>> {
-        let row = sqlx::query(
-            "SELECT u.id, u.username, u.display_name, u.role, u.site, u.password_hash, u.disabled, u.demo, u.escalation_duty, u.monitoring, u.created_at \
+    /// The enabled account behind a live session (not expired, used since
+    /// `idle_cutoff`), and when the session expires.
+    pub async fn session_user(
+        &self,
+        token_hash: &str,
+        now: i64,
+        idle_cutoff: i64,
+    ) -> Result<Option<(UserRecord, i64)>> {
+        let columns = USER_COLUMNS
+            .split(", ")
+            .map(|c| format!("u.{}", c.trim()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let row = sqlx::query(&format!(
+            "SELECT {columns}, s.expires_at AS session_expires_at \
              FROM sessions s JOIN users u ON u.id = s.user_id \
-             WHERE s.token_hash = $1 AND s.expires_at > $2 AND u.disabled = 0",
-        )
+             WHERE s.token_hash = $1 AND s.expires_at > $2 AND s.last_seen_at > $3 AND u.disabled = 0"
+        ))
         .bind(token_hash)
         .bind(now)
+        .bind(idle_cutoff)
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|r| user_from_row(&r)).transpose()
+        row.map(|r| Ok((user_from_row(&r)?, r.try_get("session_expires_at")?)))
+            .transpose()
+    }
+
+    /// Of these sessions, the ones still live (as [`Store::session_user`]
+    /// judges them); marks those as used now.
+    pub async fn live_sessions(
+        &self,
+        token_hashes: &[String],
+        now: i64,
+        idle_cutoff: i64,
+    ) -> Result<std::collections::HashSet<String>> {
+        let mut live = std::collections::HashSet::new();
+        let mut tx = self.pool.begin().await?;
+        for chunk in token_hashes.chunks(500) {
+            let marks = vec!["?"; chunk.len()].join(", ");
+            let select = format!(
+                "SELECT s.token_hash FROM sessions s JOIN users u ON u.id = s.user_id \
+                 WHERE s.expires_at > ? AND s.last_seen_at > ? AND u.disabled = 0 \
+                 AND s.token_hash IN ({marks})"
+            );
+            let mut query = sqlx::query_scalar::<_, String>(&select)
+                .bind(now)
+                .bind(idle_cutoff);
+            for h in chunk {
+                query = query.bind(h);
+            }
+            let found = query.fetch_all(&mut *tx).await?;
+            let update = format!(
+                "UPDATE sessions SET last_seen_at = ? WHERE token_hash IN ({})",
+                vec!["?"; found.len().max(1)].join(", ")
+            );
+            let mut touch = sqlx::query(&update).bind(now);
+            for h in &found {
+                touch = touch.bind(h);
+            }
+            if !found.is_empty() {
+                touch.execute(&mut *tx).await?;
+            }
+            live.extend(found);
+        }
+        tx.commit().await?;
+        Ok(live)
+    }
+
+    /// Marks a session as used now (at most this often: callers throttle).
+    pub async fn touch_session(&self, token_hash: &str, now: i64) -> Result<()> {
+        sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE token_hash = $2")
+            .bind(now)
+            .bind(token_hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     pub async fn delete_session(&self, token_hash: &str) -> Result<()> {
@@ -362,9 +480,43 @@ impl Store {
         Ok(())
     }
 
-    pub async fn delete_expired_sessions(&self, now: i64) -> Result<u64> {
-        let done = sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
+    /// Clears an account's duty to change its password.
+    pub async fn set_password_changed(
+        &self,
+        user: UserId,
+        hash: &str,
+        keep_session: &str,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE users SET password_hash = $1, must_change_password = 0 WHERE id = $2")
+            .bind(hash)
+            .bind(user.0)
+            .execute(&mut *tx)
+            .await?;
+        // Every other session of the account ends: whoever knew the old
+        // password is signed out.
+        sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND token_hash <> $2")
+            .bind(user.0)
+            .bind(keep_session)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn set_must_change_password(&self, username: &str, must: bool) -> Result<bool> {
+        let done = sqlx::query("UPDATE users SET must_change_password = $1 WHERE username = $2")
+            .bind(i64::from(must))
+            .bind(username)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    pub async fn delete_expired_sessions(&self, now: i64, idle_cutoff: i64) -> Result<u64> {
+        let done = sqlx::query("DELETE FROM sessions WHERE expires_at <= $1 OR last_seen_at <= $2")
             .bind(now)
+            .bind(idle_cutoff)
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected())
@@ -749,6 +901,7 @@ fn user_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<UserRecord> {
         demo: r.try_get::<i64, _>("demo")? != 0,
         escalation_duty: r.try_get::<i64, _>("escalation_duty")? != 0,
         monitoring: r.try_get::<i64, _>("monitoring")? != 0,
+        must_change_password: r.try_get::<i64, _>("must_change_password")? != 0,
         created_at: r.try_get("created_at")?,
     })
 }

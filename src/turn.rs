@@ -11,8 +11,30 @@ use signalling::IceServer;
 
 use crate::settings::Settings;
 
-/// The ICE server list for one account at time `now_ms`.
-pub fn ice_servers(settings: &Settings, account: &str, now_ms: i64) -> Vec<IceServer> {
+/// The secret in the example configuration in `deploy/`.
+pub const EXAMPLE_SECRET: &str = "change-me";
+pub const MIN_SECRET_CHARS: usize = 32;
+
+/// Refuses a TURN secret that is short enough to guess or the example's.
+pub fn check_secret(secret: &str) -> Result<(), String> {
+    if secret == EXAMPLE_SECRET || secret.chars().count() < MIN_SECRET_CHARS {
+        return Err(format!(
+            "--turn-secret must be at least {MIN_SECRET_CHARS} characters and not the example's \
+             {EXAMPLE_SECRET:?}: generate one with `openssl rand -base64 32` and put the same \
+             value in coturn's static-auth-secret"
+        ));
+    }
+    Ok(())
+}
+
+/// The ICE server list for one account at time `now_ms`. TURN credentials
+/// go only to the accounts that make calls (stations and clinicians).
+pub fn ice_servers(
+    settings: &Settings,
+    role: signalling::Role,
+    account: &str,
+    now_ms: i64,
+) -> Vec<IceServer> {
     let mut servers = Vec::new();
     if !settings.stun_urls.is_empty() {
         servers.push(IceServer {
@@ -21,7 +43,13 @@ pub fn ice_servers(settings: &Settings, account: &str, now_ms: i64) -> Vec<IceSe
             credential: None,
         });
     }
-    if let (false, Some(secret)) = (settings.turn_urls.is_empty(), &settings.turn_secret) {
+    let calls = matches!(
+        role,
+        signalling::Role::Station | signalling::Role::Clinician
+    );
+    if let (true, false, Some(secret)) =
+        (calls, settings.turn_urls.is_empty(), &settings.turn_secret)
+    {
         let expiry = (now_ms + settings.turn_ttl_ms) / 1000;
         let (username, credential) = credential(secret, account, expiry);
         servers.push(IceServer {
@@ -51,6 +79,7 @@ pub fn credential(secret: &str, account: &str, expiry: i64) -> (String, String) 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use signalling::Role;
 
     #[test]
     fn credential_matches_the_turn_rest_scheme() {
@@ -63,14 +92,28 @@ mod tests {
     #[test]
     fn ice_servers_carry_stun_and_expiring_turn() {
         let mut s = Settings::for_tests("sqlite::memory:");
-        assert!(ice_servers(&s, "x", 0).is_empty());
+        assert!(ice_servers(&s, Role::Clinician, "x", 0).is_empty());
         s.stun_urls = vec!["stun:stun.example:3478".into()];
         s.turn_urls = vec!["turns:turn.example:443?transport=tcp".into()];
         s.turn_secret = Some("k".into());
         s.turn_ttl_ms = 3_600_000;
-        let list = ice_servers(&s, "dr-a", 1_000_000_000_000);
+        let list = ice_servers(&s, Role::Clinician, "dr-a", 1_000_000_000_000);
         assert_eq!(list.len(), 2);
         assert_eq!(list[1].username.as_deref(), Some("1000003600:dr-a"));
         assert!(list[1].credential.as_ref().is_some_and(|c| c.len() == 28));
+        assert_eq!(ice_servers(&s, Role::Station, "room1", 0).len(), 2);
+        for role in [Role::Manager, Role::Admin] {
+            let list = ice_servers(&s, role, "manager", 0);
+            assert_eq!(list.len(), 1, "STUN only for {role:?}");
+            assert!(list[0].credential.is_none());
+        }
+    }
+
+    #[test]
+    fn short_or_example_turn_secrets_are_refused() {
+        assert!(check_secret(EXAMPLE_SECRET).is_err());
+        assert!(check_secret("short-secret").is_err());
+        assert!(check_secret(&"k".repeat(31)).is_err());
+        assert!(check_secret("4m8Xy1ZqV0s3oJb7T2rWc9LnE5aKd6Hf").is_ok());
     }
 }

@@ -452,6 +452,9 @@ pub enum ErrorCode {
     Replaced,
     /// The server is shutting down or failed internally.
     Unavailable,
+    /// The session behind this connection has ended (signed out, expired,
+    /// account disabled or password changed); the socket closes with 4001.
+    SignedOut,
 }
 
 impl ErrorCode {
@@ -475,6 +478,7 @@ impl ErrorCode {
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::Replaced => "replaced",
             ErrorCode::Unavailable => "unavailable",
+            ErrorCode::SignedOut => "signed_out",
         }
     }
 }

@@ -49,6 +49,11 @@ pub struct Config {
     /// already in the log, so ids never repeat across restarts).
     pub first_request_id: u64,
     pub first_call_id: u64,
+    /// The station test line: the clinician (username) that answers nurses'
+    /// test calls, if the trust runs one. A station that is not a
+    /// monitoring account may place a test call, or ring one clinician
+    /// directly, only to this line.
+    pub test_line: Option<String>,
 }
 
 impl Default for Config {
@@ -73,6 +78,7 @@ impl Default for Config {
             ],
             first_request_id: 1,
             first_call_id: 1,
+            test_line: None,
         }
     }
 }
@@ -981,6 +987,26 @@ impl Switchboard {
                 ErrorCode::ForbiddenRole,
                 "a monitoring account may only place test calls (add \"test\": true)",
             ));
+        }
+        if !self.accounts[&station].identity.monitoring && (test || direct_to.is_some()) {
+            // A test call is left out of managers' figures and a directed
+            // one rings a single person: a real request must never be
+            // either, so only the test line may be called this way.
+            let to_line = test
+                && direct_to.is_some()
+                && direct_to.as_deref() == self.config.test_line.as_deref();
+            if !to_line {
+                return Err(ProtocolError::new(
+                    ErrorCode::ForbiddenRole,
+                    match &self.config.test_line {
+                        Some(line) => format!(
+                            "a station's test call goes to the test line only (\"test\": true, \"direct_to\": {line:?}); \
+                             a request for a patient has neither field"
+                        ),
+                        None => "this server has no test line: send the request without \"test\" or \"direct_to\"".to_owned(),
+                    },
+                ));
+            }
         }
         let account = &self.accounts[&station];
         if let Some(open) = account.open {

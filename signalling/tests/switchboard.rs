@@ -717,6 +717,7 @@ fn clock_going_backwards_does_not_make_negative_waits() {
 #[test]
 fn a_directed_test_call_rings_only_its_clinician() {
     let mut h = Harness::new();
+    h.monitoring = vec![1];
     let probe_station = h.connect(1, STATION, "Probe station");
     let probe_doc = h.connect(10, CLINICIAN, "Probe clinician");
     let real_doc = h.connect(11, CLINICIAN, "Dr Real");
@@ -778,6 +779,7 @@ fn a_directed_test_call_takes_its_place_in_its_clinicians_queue() {
     let mut h = Harness::new();
     let room1 = h.connect(1, STATION, "Room 1");
     let room2 = h.connect(2, STATION, "Room 2");
+    h.monitoring = vec![3];
     let probe_station = h.connect(3, STATION, "Probe station");
     let person = h.connect(10, CLINICIAN, "Dr Person");
     let other = h.connect(11, CLINICIAN, "Dr Other");
@@ -951,6 +953,7 @@ fn an_answered_or_cancelled_request_is_not_escalated() {
 #[test]
 fn test_calls_are_never_escalated() {
     let mut h = Harness::with_config(urgent_policy());
+    h.monitoring = vec![1];
     let s = h.connect(1, STATION, "Room 1");
     h.send(
         s,
@@ -1310,4 +1313,44 @@ fn a_quality_report_racing_the_hang_up_is_still_recorded() {
         )),
         "a report after the window is not recorded"
     );
+}
+
+/// Issue 10, finding 12: a station that is not a monitoring account cannot
+/// hide a real request from the reports (`test`) or ring one chosen
+/// clinician (`direct_to`), except for a test call to the test line.
+#[test]
+fn only_monitoring_accounts_and_the_test_line_take_test_and_directed_requests() {
+    let mut h = Harness::with_config(Config {
+        test_line: Some("probe-clinician".into()),
+        ..Config::default()
+    });
+    let room = h.connect(1, STATION, "Room 1");
+    let doc = h.connect(10, CLINICIAN, "Dr A");
+    h.take(doc);
+    h.take_events();
+    let ask = |test: bool, direct_to: Option<&str>| ClientMessage::RequestConsult {
+        urgency: Urgency::Urgent,
+        reason: "Wrist".into(),
+        patient_ref: None,
+        test,
+        direct_to: direct_to.map(str::to_owned),
+    };
+    for (test, direct_to) in [
+        (true, None),
+        (false, Some("dr-a")),
+        (true, Some("dr-a")),
+        (false, Some("probe-clinician")),
+    ] {
+        h.send(room, ask(test, direct_to));
+        assert_eq!(
+            errors(&h.take(room)),
+            vec![ErrorCode::ForbiddenRole],
+            "test {test}, direct_to {direct_to:?}"
+        );
+    }
+    assert!(rings(&h.take(doc)).is_empty(), "nobody was rung");
+    assert!(h.take_events().is_empty(), "nothing was logged");
+    // The station's own test call to the test line goes.
+    h.send(room, ask(true, Some("probe-clinician")));
+    assert!(errors(&h.take(room)).is_empty());
 }

@@ -4,20 +4,26 @@
 //! * [`consults`]: the session log for managers, as JSON and CSV.
 //! * [`reports`]: the response-time dashboard's figures.
 //! * [`ws`]: the signalling WebSocket.
+//! * [`live`]: which sockets belong to which session, so that ending a
+//!   session closes them.
+//! * [`serve`]: the HTTP server itself (timeouts, connection cap).
 //! * [`web`]: the browser client's files.
 
 pub mod consults;
+pub mod live;
 pub mod reports;
+pub mod serve;
 pub mod session;
 pub mod web;
 pub mod ws;
 
-use crate::auth::LoginLimiter;
+use crate::auth::{LoginThrottle, Verifier, VerifyError};
 use crate::clock::Clock;
 use crate::hub::HubHandle;
 use crate::settings::Settings;
 use crate::store::{Store, StoreError};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::extract::DefaultBodyLimit;
+use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -32,24 +38,43 @@ pub struct AppState {
     pub hub: HubHandle,
     pub settings: Arc<Settings>,
     pub clock: Clock,
-    pub limiter: Arc<LoginLimiter>,
+    pub throttle: Arc<LoginThrottle>,
+    pub verifier: Arc<Verifier>,
+    pub live: Arc<live::LiveSessions>,
+    pub patient_ref: Arc<crate::settings::PatientRefRule>,
     /// A hash to check against for unknown usernames, so that a login for
     /// an unknown user takes as long as one with a wrong password.
     pub dummy_hash: Arc<String>,
 }
 
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/api/login", post(session::login))
+    let secure = state.settings.secure_cookies;
+    // Everything under /api is personal or changes by the second (and
+    // /api/me carries TURN credentials): never kept by a cache.
+    let api = Router::new()
+        .route(
+            "/api/login",
+            post(session::login).layer(DefaultBodyLimit::max(session::MAX_LOGIN_BODY)),
+        )
         .route("/api/logout", post(session::logout))
+        .route(
+            "/api/password",
+            post(session::change_password).layer(DefaultBodyLimit::max(session::MAX_LOGIN_BODY)),
+        )
         .route("/api/me", get(session::me))
         .route("/api/consults", get(consults::list))
         .route("/api/consults.csv", get(consults::csv))
         .route("/api/consults/{id}/events", get(consults::events))
         .route("/api/reports", get(reports::report))
-        .route("/ws", get(ws::upgrade))
         .route("/api/{*rest}", axum::routing::any(not_found))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ));
+    let router = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/ws", get(ws::upgrade))
+        .merge(api)
         .fallback(web::serve)
         .layer(SetResponseHeaderLayer::overriding(
             header::X_CONTENT_TYPE_OPTIONS,
@@ -59,8 +84,26 @@ pub fn router(state: AppState) -> Router {
             header::REFERRER_POLICY,
             HeaderValue::from_static("no-referrer"),
         ))
-        .with_state(state)
+        .layer(SetResponseHeaderLayer::overriding(
+            HeaderName::from_static("permissions-policy"),
+            HeaderValue::from_static(PERMISSIONS_POLICY),
+        ));
+    let router = if secure {
+        // Cookies marked Secure mean users reach this over HTTPS: tell
+        // browsers never to try plain HTTP.
+        router.layer(SetResponseHeaderLayer::overriding(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        ))
+    } else {
+        router
+    };
+    router.with_state(state)
 }
+
+/// The camera and microphone for this origin only; nothing else powerful.
+pub const PERMISSIONS_POLICY: &str = "camera=(self), microphone=(self), display-capture=(), \
+    geolocation=(), payment=(), usb=(), serial=(), bluetooth=()";
 
 async fn healthz(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
     let stats = &state.hub.stats;
@@ -101,8 +144,16 @@ pub enum ApiError {
     BadRequest(String),
     #[error("{0}")]
     NotFound(String),
-    #[error("too many failed logins for this account; try again in {0} seconds")]
+    #[error("too many failed logins; try again in {0} seconds")]
     TooManyAttempts(i64),
+    #[error("the server is checking too many passwords at once; try again in a second")]
+    Busy,
+    #[error("{0}")]
+    WeakPassword(String),
+    #[error("{0}")]
+    TooLarge(String),
+    #[error("choose a new password first: this account's password was generated for it")]
+    PasswordChangeRequired,
     #[error("internal error")]
     Store(#[from] StoreError),
     #[error("internal error")]
@@ -118,6 +169,10 @@ impl IntoResponse for ApiError {
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::TooManyAttempts(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts"),
+            ApiError::Busy => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
+            ApiError::WeakPassword(_) => (StatusCode::BAD_REQUEST, "weak_password"),
+            ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+            ApiError::PasswordChangeRequired => (StatusCode::FORBIDDEN, "password_change_required"),
             ApiError::Store(_) | ApiError::Internal(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal")
             }
@@ -133,6 +188,27 @@ impl IntoResponse for ApiError {
             }
             other => other.to_string(),
         };
-        (status, Json(json!({ "error": code, "message": message }))).into_response()
+        let retry_after = match &self {
+            ApiError::TooManyAttempts(secs) => Some((*secs).max(1)),
+            ApiError::Busy => Some(1),
+            _ => None,
+        };
+        let mut response =
+            (status, Json(json!({ "error": code, "message": message }))).into_response();
+        if let Some(secs) = retry_after {
+            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+        }
+        response
+    }
+}
+
+impl From<VerifyError> for ApiError {
+    fn from(e: VerifyError) -> Self {
+        match e {
+            VerifyError::Busy => ApiError::Busy,
+            VerifyError::Failed(why) => ApiError::Internal(why),
+        }
     }
 }

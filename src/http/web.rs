@@ -15,10 +15,11 @@ use std::borrow::Cow;
 #[folder = "web/"]
 struct Embedded;
 
-/// Pages may only load what this server serves. Inline styles are allowed
+/// Pages may only load what this server serves, and talk only to it
+/// (`'self'` covers its own WebSocket). Inline styles are allowed
 /// (the charts set them); inline scripts are not.
 pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
-    img-src 'self' data: blob:; media-src 'self' blob: mediastream:; connect-src 'self' ws: wss:; \
+    img-src 'self' data: blob:; media-src 'self' blob: mediastream:; connect-src 'self'; \
     frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
 pub async fn serve(State(state): State<AppState>, uri: Uri) -> Response {

@@ -6,6 +6,7 @@
 //! written out. It pings an idle client so that a vanished one is noticed
 //! within [`IDLE_LIMIT`], and the grace period starts promptly.
 
+use super::live::{Ended, SessionWatch, CLOSE_SIGNED_OUT};
 use super::session::AuthUser;
 use super::{ApiError, AppState};
 use crate::hub::{HubCommand, HubHandle, Outbound, OUTBOX_CAPACITY};
@@ -15,7 +16,9 @@ use axum::http::header::{HOST, ORIGIN};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use futures_util::{SinkExt, StreamExt};
-use signalling::{ErrorCode, IceServer, Identity, ProtocolError, ServerMessage};
+use signalling::{
+    ClientMessage, ErrorCode, IceServer, Identity, ProtocolError, Role, ServerMessage,
+};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -110,11 +113,16 @@ pub async fn upgrade(
     }
     let identity = who.user.identity();
     let hub = state.hub.clone();
+    // Registered before the upgrade: a sign-out racing it still ends it.
+    let session = Session {
+        watch: state.live.watch(&who.token_hash),
+        expires_at: who.expires_at,
+    };
     Ok(ws
         .read_buffer_size(READ_BUFFER_BYTES)
         .max_message_size(HARD_FRAME_LIMIT)
         .max_frame_size(HARD_FRAME_LIMIT)
-        .on_upgrade(move |socket| connection(socket, state, hub, identity)))
+        .on_upgrade(move |socket| connection(socket, state, hub, identity, session)))
 }
 
 fn same_origin(headers: &HeaderMap) -> bool {
@@ -140,15 +148,54 @@ fn ice_refresh_every(state: &AppState) -> Option<Duration> {
 }
 
 /// The ICE servers handed to this account (in `welcome`, `ice_servers`, and
-/// in `/api/me` for the device check page), with fresh TURN credentials.
-pub fn ice_servers(state: &AppState, username: &str) -> Vec<IceServer> {
-    crate::turn::ice_servers(&state.settings, username, state.clock.now_ms())
+/// in `/api/me` for the device check page), with fresh TURN credentials
+/// for the roles that make calls.
+pub fn ice_servers(state: &AppState, role: Role, username: &str) -> Vec<IceServer> {
+    crate::turn::ice_servers(&state.settings, role, username, state.clock.now_ms())
 }
 
-async fn connection(socket: WebSocket, state: AppState, hub: HubHandle, identity: Identity) {
+/// The session a socket was opened under: the socket ends with it.
+struct Session {
+    watch: SessionWatch,
+    expires_at: i64,
+}
+
+/// Refuses a local reference that does not look like the trust's
+/// reference numbers (the switchboard has already checked its characters).
+fn check_message(state: &AppState, message: &ClientMessage) -> Result<(), ProtocolError> {
+    if let ClientMessage::RequestConsult {
+        patient_ref: Some(r),
+        ..
+    } = message
+    {
+        if !r.trim().is_empty() && !state.patient_ref.accepts(r.trim()) {
+            return Err(ProtocolError::new(
+                ErrorCode::InvalidField,
+                format!(
+                    "patient_ref: a local reference is {}; nothing was sent",
+                    state.patient_ref.hint()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+async fn connection(
+    socket: WebSocket,
+    state: AppState,
+    hub: HubHandle,
+    identity: Identity,
+    session: Session,
+) {
+    let Session {
+        watch: mut session,
+        expires_at,
+    } = session;
     let conn = hub.next_conn_id();
     let user = identity.username.clone();
-    let ice = ice_servers(&state, &user);
+    let role = identity.role;
+    let ice = ice_servers(&state, role, &user);
     let refresh_every = ice_refresh_every(&state);
     let mut refresh = tokio::time::interval(refresh_every.unwrap_or(Duration::from_secs(86_400)));
     refresh.tick().await;
@@ -168,8 +215,20 @@ async fn connection(socket: WebSocket, state: AppState, hub: HubHandle, identity
     ping.tick().await;
     let mut last_heard = Instant::now();
     let mut rate = RateLimit::new(state.settings.rate_per_second, state.settings.rate_burst);
+    let expiry = tokio::time::sleep_until(state.clock.instant_at(expires_at));
+    tokio::pin!(expiry);
     loop {
         tokio::select! {
+            why = session.ended() => {
+                sign_out(&mut sink, why).await;
+                tracing::info!(%conn, %user, ?why, "session ended; socket closed");
+                break;
+            }
+            () = &mut expiry => {
+                sign_out(&mut sink, Ended::Expired).await;
+                tracing::info!(%conn, %user, "session expired; socket closed");
+                break;
+            }
             incoming = stream.next() => {
                 last_heard = Instant::now();
                 let counted = matches!(incoming, Some(Ok(Message::Text(_) | Message::Binary(_))));
@@ -193,7 +252,9 @@ async fn connection(socket: WebSocket, state: AppState, hub: HubHandle, identity
                     continue;
                 }
                 let reply = match incoming {
-                    Some(Ok(Message::Text(text))) => match signalling::decode(text.as_str()) {
+                    Some(Ok(Message::Text(text))) => match signalling::decode(text.as_str())
+                        .and_then(|m| check_message(&state, &m).map(|()| m))
+                    {
                         Ok(message) => {
                             if hub.send(HubCommand::Message { conn, message }).await.is_err() {
                                 break;
@@ -242,7 +303,7 @@ async fn connection(socket: WebSocket, state: AppState, hub: HubHandle, identity
                 }
             },
             _ = refresh.tick(), if refresh_every.is_some() => {
-                let text = ServerMessage::IceServers { ice_servers: ice_servers(&state, &user) }.to_json();
+                let text = ServerMessage::IceServers { ice_servers: ice_servers(&state, role, &user) }.to_json();
                 if sink.send(Message::Text(text.into())).await.is_err() {
                     break;
                 }
@@ -260,6 +321,26 @@ async fn connection(socket: WebSocket, state: AppState, hub: HubHandle, identity
     }
     let _ = hub.send(HubCommand::Disconnect { conn }).await;
     tracing::debug!(%conn, %user, "disconnected");
+}
+
+/// Tells the client its session has ended and closes with
+/// [`CLOSE_SIGNED_OUT`]; the page then shows the login page.
+async fn sign_out<S>(sink: &mut S, why: Ended)
+where
+    S: SinkExt<Message> + Unpin,
+{
+    let err = ProtocolError::new(ErrorCode::SignedOut, why.message());
+    let _ = sink
+        .send(Message::Text(
+            ServerMessage::error(err, None).to_json().into(),
+        ))
+        .await;
+    let _ = sink
+        .send(Message::Close(Some(CloseFrame {
+            code: CLOSE_SIGNED_OUT,
+            reason: Utf8Bytes::from_static("signed out"),
+        })))
+        .await;
 }
 
 #[cfg(test)]

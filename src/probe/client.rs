@@ -82,7 +82,7 @@ pub async fn login(
 ) -> Result<String, String> {
     let res = http
         .post(format!("{}/api/login", server.base))
-        .json(&json!({"username": username, "password": password}))
+        .json(&json!({"username": username, "password": password, "want_token": true}))
         .send()
         .await
         .map_err(|e| format!("cannot reach {}: {e}", server.base))?;

@@ -25,7 +25,15 @@ async fn login_gives_a_cookie_and_a_token_and_bad_logins_look_alike() {
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["role"], "clinician");
     assert_eq!(body["display_name"], "Dr A");
-    assert!(body["token"].as_str().unwrap().len() >= 40);
+    assert!(
+        body.get("token").is_none(),
+        "a browser's login answer does not repeat the cookie's token: {body}"
+    );
+    let token = app.login("dr-a").await;
+    assert!(
+        token.len() >= 40,
+        "programs ask for the token with want_token"
+    );
     // The cookie alone authenticates.
     let me: Value = client
         .get(format!("{}/api/me", app.base))
@@ -64,34 +72,20 @@ async fn login_gives_a_cookie_and_a_token_and_bad_logins_look_alike() {
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
-    let res = app.get("/api/me", body["token"].as_str().unwrap()).await;
-    assert_eq!(res.status(), 401);
-}
-
-#[tokio::test]
-async fn repeated_failures_lock_the_account_for_a_while() {
-    let app = TestApp::spawn().await;
-    app.add_user("dr-a", "Dr A", Role::Clinician, None).await;
-    let mut last = 0;
-    for _ in 0..9 {
-        let res = app
-            .http()
-            .post(format!("{}/api/login", app.base))
-            .json(&json!({"username": "dr-a", "password": "guess"}))
+    assert_eq!(
+        client
+            .get(format!("{}/api/me", app.base))
             .send()
             .await
-            .unwrap();
-        last = res.status().as_u16();
-    }
-    assert_eq!(last, 429);
-    let res = app
-        .http()
-        .post(format!("{}/api/login", app.base))
-        .json(&json!({"username": "dr-a", "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 429, "even the right password waits");
+            .unwrap()
+            .status(),
+        401
+    );
+    assert_eq!(
+        app.get("/api/me", &token).await.status(),
+        200,
+        "another session carries on"
+    );
 }
 
 #[tokio::test]
@@ -232,7 +226,7 @@ async fn me_tells_the_client_its_ice_policy_and_escalation_duty() {
     // Relay only: clients are told to send media through TURN alone.
     let relay = TestApp::spawn_with(|s| {
         s.turn_urls = vec!["turn:127.0.0.1:3478?transport=udp".into()];
-        s.turn_secret = Some("secret".into());
+        s.turn_secret = Some("a-turn-secret-of-at-least-32-characters".into());
         s.relay_only = true;
     })
     .await;

@@ -154,8 +154,11 @@ fn accounts_are_managed_from_the_command_line() {
     assert!(err.contains("no account named"), "{err}");
 }
 
+/// Issue 10, finding 13: the first admin password goes to a file only its
+/// owner can read (never standard output, the journal under systemd), and
+/// must be changed at the first sign-in.
 #[tokio::test]
-async fn first_start_prints_a_one_time_admin_password_that_works() {
+async fn first_start_writes_a_one_time_admin_password_to_a_private_file_and_forces_a_change() {
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}", dir.path().join("m.db").display());
     let mut child = Command::new(env!("CARGO_BIN_EXE_miulink"))
@@ -171,33 +174,87 @@ async fn first_start_prints_a_one_time_admin_password_that_works() {
             let _ = tx.send(line);
         }
     });
-    let mut password = None;
+    let mut printed = String::new();
     let mut address = None;
     while let Ok(line) = rx.recv_timeout(std::time::Duration::from_secs(30)) {
-        if line.contains("with password") {
-            password = rx
-                .recv_timeout(std::time::Duration::from_secs(5))
-                .ok()
-                .map(|l| l.trim().to_owned());
-        }
+        printed.push_str(&line);
+        printed.push('\n');
         if let Some(rest) = line.strip_prefix("MIU Link is running at ") {
             address = Some(rest.trim().trim_end_matches('/').to_owned());
             break;
         }
     }
-    let (password, address) = (
-        password.expect("a password printed"),
-        address.expect("an address printed"),
+    let address = address.expect("an address printed");
+    let file = dir.path().join(miulink::bootstrap::ADMIN_PASSWORD_FILE);
+    assert!(
+        printed.contains(&file.display().to_string()),
+        "the file's path is printed: {printed}"
     );
-    assert!(password.len() >= 20, "a strong password: {password}");
-    let res = reqwest::Client::new()
+    let password = std::fs::read_to_string(&file)
+        .expect("password file")
+        .trim()
+        .to_owned();
+    assert!(password.len() >= 20, "a strong password");
+    assert!(
+        !printed.contains(&password),
+        "the password is not on standard output: {printed}"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "only its owner can read it");
+
+    let http = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    let res = http
         .post(format!("{address}/api/login"))
         .json(&json!({"username": "admin", "password": password}))
         .send()
         .await
         .unwrap();
-    let status = res.status();
+    assert_eq!(res.status(), 200, "the password in the file logs in");
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["must_change_password"], true);
+    assert!(
+        body.get("token").is_none(),
+        "a browser login does not repeat the token"
+    );
+    let me = http.get(format!("{address}/api/me")).send().await.unwrap();
+    assert_eq!(
+        me.status(),
+        403,
+        "nothing else until the password is changed"
+    );
+    let me: Value = me.json().await.unwrap();
+    assert_eq!(me["error"], "password_change_required");
+    let weak = http
+        .post(format!("{address}/api/password"))
+        .json(&json!({"current_password": password, "new_password": "password1234"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(weak.status(), 400);
+    let weak: Value = weak.json().await.unwrap();
+    assert_eq!(weak["error"], "weak_password");
+    let changed = http
+        .post(format!("{address}/api/password"))
+        .json(&json!({"current_password": password, "new_password": "heather bracken scree"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(changed.status(), 200);
+    let me = http.get(format!("{address}/api/me")).send().await.unwrap();
+    let status = me.status();
+    let old = reqwest::Client::new()
+        .post(format!("{address}/api/login"))
+        .json(&json!({"username": "admin", "password": password}))
+        .send()
+        .await
+        .unwrap()
+        .status();
     let _ = child.kill();
     let _ = child.wait();
-    assert_eq!(status, 200, "the printed password logs in");
+    assert_eq!(status, 200, "the same session carries on after the change");
+    assert_eq!(old, 401, "the generated password no longer works");
 }

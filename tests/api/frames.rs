@@ -149,7 +149,7 @@ async fn a_sustained_flood_is_closed() {
 async fn turn_credentials_come_with_the_welcome_and_are_renewed() {
     let app = TestApp::spawn_with(|s| {
         s.turn_urls = vec!["turn:127.0.0.1:3478?transport=udp".into()];
-        s.turn_secret = Some("test-secret".into());
+        s.turn_secret = Some("a-turn-secret-of-at-least-32-characters".into());
         s.turn_ttl_ms = 2_000;
     })
     .await;
@@ -168,7 +168,8 @@ async fn turn_credentials_come_with_the_welcome_and_are_renewed() {
         (now..=now + 3).contains(&expiry),
         "expires with the TTL: {expiry} vs {now}"
     );
-    let (expected_user, expected_pass) = miulink::turn::credential("test-secret", "dr-a", expiry);
+    let (expected_user, expected_pass) =
+        miulink::turn::credential("a-turn-secret-of-at-least-32-characters", "dr-a", expiry);
     assert_eq!(user, expected_user);
     assert_eq!(ice["credential"], expected_pass);
     // Renewed at half the lifetime, before it expires.

@@ -6,6 +6,7 @@ mod cli;
 mod consult;
 mod escalation;
 mod frames;
+mod hardening;
 #[path = "../common/mod.rs"]
 mod helpers;
 #[cfg(feature = "probe")]

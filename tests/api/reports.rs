@@ -724,7 +724,7 @@ async fn demo_mode_seeds_a_populated_dashboard() {
     let login: Value = app
         .http()
         .post(format!("{}/api/login", app.base))
-        .json(&json!({"username": "manager", "password": "demo"}))
+        .json(&json!({"username": "manager", "password": "demo", "want_token": true}))
         .send()
         .await
         .unwrap()

@@ -167,7 +167,7 @@ impl Drop for TestApp {
 pub async fn login_at(base: &str, username: &str) -> String {
     let res = reqwest::Client::new()
         .post(format!("{base}/api/login"))
-        .json(&json!({"username": username, "password": PASSWORD}))
+        .json(&json!({"username": username, "password": PASSWORD, "want_token": true}))
         .send()
         .await
         .expect("login request");
@@ -272,6 +272,31 @@ impl WsClient {
 
     pub async fn error(&mut self) -> Value {
         self.expect("error").await
+    }
+
+    /// Waits for the server to close this socket: the close code, and the
+    /// `error` messages that came before it.
+    pub async fn expect_close(&mut self, within: Duration) -> (Option<u16>, Vec<Value>) {
+        let mut errors = Vec::new();
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let msg = tokio::time::timeout_at(deadline, self.stream.next())
+                .await
+                .expect("the server closes the socket within the wait");
+            match msg {
+                Some(Ok(Message::Text(t))) => {
+                    let v: Value = serde_json::from_str(t.as_str()).expect("json from server");
+                    if v["type"] == "error" {
+                        errors.push(v);
+                    }
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    return (frame.map(|f| u16::from(f.code)), errors)
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return (None, errors),
+            }
+        }
     }
 
     pub async fn close(mut self) {

@@ -76,7 +76,7 @@ async fn the_request_form_refuses_a_name_and_a_request_can_be_cancelled() {
     nurse
         .eval("document.querySelector('#patient-ref').value = ''; return true;")
         .await;
-    nurse.type_text("#patient-ref", "MIU-2026/77").await;
+    nurse.type_text("#patient-ref", "MIU-202677").await;
     nurse.click("#request-button").await;
     on_screen(&nurse, "waiting").await;
     nurse
@@ -119,7 +119,7 @@ async fn the_request_form_refuses_a_name_and_a_request_can_be_cancelled() {
     let log = server.consults().await;
     assert_eq!(log["total"], 1);
     assert_eq!(log["consults"][0]["status"], "cancelled");
-    assert_eq!(log["consults"][0]["patient_ref"], "MIU-2026/77");
+    assert_eq!(log["consults"][0]["patient_ref"], "MIU-202677");
 
     // The device check page: camera, microphone, server.
     nurse.goto(&server.url("/check")).await;
