@@ -820,6 +820,12 @@ pub enum ServerMessage {
         /// While waiting: how far the request has been escalated.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         escalation: Option<EscalationLevel>,
+        /// Once escalated: how many people the latest step actually alerted
+        /// (connected clinicians rung again, and at `escalated` the duty
+        /// holders). 0 means nobody could be alerted: the station must say
+        /// so and put the phone number first.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        alerted: Option<u32>,
     },
     /// To both parties when a call is made (or resumed after a reconnect).
     CallStart {

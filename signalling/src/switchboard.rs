@@ -206,8 +206,12 @@ struct Request {
     /// A directed test call: only this clinician (username) sees it.
     direct_to: Option<String>,
     escalation: Option<EscalationLevel>,
-    /// The last (position, clinicians_available, escalation) told to the station.
-    last_told: Option<(u32, u32, Option<EscalationLevel>)>,
+    /// How many people the latest escalation step alerted (0: nobody was
+    /// connected who could be): the station must not claim more.
+    alerted: Option<u32>,
+    /// The last (position, clinicians_available, escalation, alerted) told
+    /// to the station.
+    last_told: Option<(u32, u32, Option<EscalationLevel>, Option<u32>)>,
 }
 
 impl Request {
@@ -438,6 +442,8 @@ impl Switchboard {
                 test: false,
                 direct_to: None,
                 escalation: r.escalation,
+                // Not in the log's summary: unknown until the next step.
+                alerted: None,
                 last_told: None,
             };
             self.queue.insert(request.queue_key());
@@ -487,6 +493,7 @@ impl Switchboard {
                 test: c.request.test,
                 direct_to: None,
                 escalation: c.request.escalation,
+                alerted: None,
                 last_told: None,
             };
             if let Some(a) = self.accounts.get_mut(&c.request.station) {
@@ -1033,6 +1040,7 @@ impl Switchboard {
             test,
             direct_to,
             escalation: None,
+            alerted: None,
             last_told: None,
         };
         let party = account.party();
@@ -1110,6 +1118,7 @@ impl Switchboard {
             outcome: None,
             clinician: None,
             escalation: None,
+            alerted: None,
         };
         self.send_to_user(request.station, msg);
         self.queue_dirty = true;
@@ -1228,6 +1237,7 @@ impl Switchboard {
             outcome: None,
             clinician: Some(clinician_name),
             escalation: None,
+            alerted: None,
         };
         let to_station = self.call_start(&call, Side::Station, false);
         let to_clinician = self.call_start(&call, Side::Clinician, false);
@@ -1407,6 +1417,7 @@ impl Switchboard {
                 .get(&clinician)
                 .map(|a| a.identity.display_name.clone()),
             escalation: None,
+            alerted: None,
         };
         self.send_to_user(station, update);
         self.send_to_user(
@@ -1491,6 +1502,7 @@ impl Switchboard {
                 outcome: Some(outcome),
                 clinician: Some(clinician_name),
                 escalation: None,
+                alerted: None,
             },
         );
         self.send_presence(clinician);
@@ -1643,7 +1655,7 @@ impl Switchboard {
             let Some(r) = self.waiting.get_mut(&id) else {
                 continue;
             };
-            let told = (position, available, r.escalation);
+            let told = (position, available, r.escalation, r.alerted);
             if r.last_told == Some(told) {
                 continue;
             }
@@ -1663,6 +1675,7 @@ impl Switchboard {
                 outcome: None,
                 clinician: None,
                 escalation: r.escalation,
+                alerted: r.alerted,
             };
             self.send_to_user(station, msg);
         }
@@ -1754,6 +1767,9 @@ impl Switchboard {
                         message: ServerMessage::Escalation { request: entry },
                     });
                 }
+            }
+            if let Some(w) = self.waiting.get_mut(&request_id) {
+                w.alerted = Some(u32::try_from(notified.len()).unwrap_or(u32::MAX));
             }
             self.record(request_id, ConsultEvent::Escalated { level, notified });
             // The queue shows the level; the station is told by flush_queue.

@@ -1354,3 +1354,64 @@ fn only_monitoring_accounts_and_the_test_line_take_test_and_directed_requests() 
     h.send(room, ask(true, Some("probe-clinician")));
     assert!(errors(&h.take(room)).is_empty());
 }
+
+fn alerted_told(msgs: &[ServerMessage]) -> Option<(Option<EscalationLevel>, Option<u32>)> {
+    msgs.iter().rev().find_map(|m| match m {
+        ServerMessage::RequestUpdate {
+            state: RequestState::Waiting,
+            escalation,
+            alerted,
+            ..
+        } => Some((*escalation, *alerted)),
+        _ => None,
+    })
+}
+
+/// Issue 11, safety defect 1: the station is told how many people each
+/// escalation step actually alerted, so it never claims the senior was
+/// alerted when nobody was connected.
+#[test]
+fn the_station_is_told_how_many_were_actually_alerted_at_each_step() {
+    let mut h = Harness::with_config(urgent_policy());
+    h.duty = vec![30];
+    let s = h.connect(1, STATION, "Room 1");
+    let r = h.request(s, Urgency::Urgent, "Burn, child");
+    assert_eq!(alerted_told(&h.take(s)), Some((None, None)), "nothing claimed before a step");
+    // Nobody signed in at all: both steps alert nobody, and say so.
+    h.advance(150_000);
+    assert_eq!(
+        alerted_told(&h.take(s)),
+        Some((Some(EscalationLevel::Realerted), Some(0)))
+    );
+    h.advance(150_000);
+    assert_eq!(
+        alerted_told(&h.take(s)),
+        Some((Some(EscalationLevel::Escalated), Some(0)))
+    );
+    assert!(h.accept(s, r).is_none(), "a station cannot accept");
+
+    // With a busy duty holder and one available clinician: 1, then 2.
+    let mut h = Harness::with_config(urgent_policy());
+    h.duty = vec![30];
+    let s = h.connect(1, STATION, "Room 1");
+    let _b = h.connect(11, CLINICIAN, "Dr B");
+    let nic = h.connect(30, CLINICIAN, "Nurse in charge");
+    h.send(
+        nic,
+        ClientMessage::SetAvailability {
+            status: Availability::Busy,
+        },
+    );
+    h.request(s, Urgency::Urgent, "Burn, child");
+    h.take(s);
+    h.advance(150_000);
+    assert_eq!(
+        alerted_told(&h.take(s)),
+        Some((Some(EscalationLevel::Realerted), Some(1)))
+    );
+    h.advance(150_000);
+    assert_eq!(
+        alerted_told(&h.take(s)),
+        Some((Some(EscalationLevel::Escalated), Some(2)))
+    );
+}
