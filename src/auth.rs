@@ -147,9 +147,11 @@ pub fn random_password() -> String {
 /// Bounds the password checks running at once: Argon2 takes 19 MiB and
 /// tens of milliseconds of a core each, so an unbounded burst of logins
 /// would take the server's memory and every real user's login with it.
-/// `slots` checks run at once, up to `4 * slots` wait for one (a real
-/// user's login waits at most that queue), and beyond that the check is
-/// refused at once as [`VerifyError::Busy`] (503 with Retry-After).
+/// `slots` checks run at once, up to `16 * slots` wait for one (waiting
+/// costs next to nothing; each address may have only
+/// [`ThrottleConfig::in_flight_per_address`] in flight, so one attacker
+/// cannot fill the queue), and beyond that the check is refused at once as
+/// [`VerifyError::Busy`] (503 with Retry-After), as is a wait over 5 s.
 pub struct Verifier {
     slots: tokio::sync::Semaphore,
     waiting: std::sync::atomic::AtomicUsize,
@@ -170,7 +172,7 @@ impl Verifier {
         Verifier {
             slots: tokio::sync::Semaphore::new(slots),
             waiting: std::sync::atomic::AtomicUsize::new(0),
-            max_waiting: 4 * slots,
+            max_waiting: 16 * slots,
         }
     }
 
@@ -236,6 +238,10 @@ pub struct ThrottleConfig {
     /// window to end (a distributed guess). Addresses with no failures, a
     /// real user's usually, are not held back.
     pub global: u32,
+    /// Logins from one address in the password checks' queue at once;
+    /// more wait their turn apart (up to 5 s), so that one address cannot
+    /// fill the queue that every other user's login waits in.
+    pub in_flight_per_address: u32,
 }
 
 impl Default for ThrottleConfig {
@@ -246,6 +252,7 @@ impl Default for ThrottleConfig {
             free_tries: 3,
             max_backoff_ms: 60_000,
             global: 300,
+            in_flight_per_address: 2,
         }
     }
 }
@@ -277,6 +284,7 @@ struct Pair {
 #[derive(Default)]
 struct ThrottleState {
     addresses: HashMap<IpAddr, Window>,
+    in_flight: HashMap<IpAddr, std::sync::Arc<tokio::sync::Semaphore>>,
     /// Only for accounts that exist: an unknown username never gets state
     /// of its own (it cannot lock anybody out, nor fill memory).
     pairs: HashMap<(i64, IpAddr), Pair>,
@@ -308,6 +316,14 @@ pub struct Attempt {
     account: Option<i64>,
 }
 
+impl std::fmt::Debug for LoginThrottle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginThrottle")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
 impl LoginThrottle {
     pub fn new(config: ThrottleConfig) -> Self {
         LoginThrottle {
@@ -324,7 +340,12 @@ impl LoginThrottle {
 
     /// Counts an attempt from `address` for `account` (None: no such
     /// username), or says how many milliseconds to wait first.
-    pub fn attempt(&self, address: IpAddr, account: Option<i64>, now: i64) -> Result<Attempt, i64> {
+    pub fn attempt(
+        &self,
+        address: IpAddr,
+        account: Option<i64>,
+        now: i64,
+    ) -> Result<Attempt, i64> {
         let c = self.config;
         let mut st = self.state();
         if st.addresses.len() > 50_000 {
@@ -381,6 +402,31 @@ impl LoginThrottle {
             g.count += 1;
         }
         Ok(Attempt { address, account })
+    }
+
+    /// Waits (up to 5 s) for this attempt's turn among its address's
+    /// attempts to enter the password checks' queue; None if it did not come.
+    pub async fn address_turn(
+        &self,
+        attempt: &Attempt,
+    ) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let slots = {
+            let mut st = self.state();
+            if st.in_flight.len() > 10_000 {
+                // Addresses with nothing in flight or waiting.
+                st.in_flight
+                    .retain(|_, sem| std::sync::Arc::strong_count(sem) > 1);
+            }
+            let per = self.config.in_flight_per_address.max(1) as usize;
+            st.in_flight
+                .entry(attempt.address)
+                .or_insert_with(|| std::sync::Arc::new(tokio::sync::Semaphore::new(per)))
+                .clone()
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(5), slots.acquire_owned())
+            .await
+            .ok()
+            .and_then(Result::ok)
     }
 
     /// The attempt was a good password: it does not count.
@@ -509,7 +555,7 @@ mod tests {
     async fn a_burst_of_password_checks_is_bounded_and_the_excess_refused_at_once() {
         let v = std::sync::Arc::new(Verifier::new(2));
         let hash = hash_password("correct horse battery").unwrap();
-        let tasks: Vec<_> = (0..40)
+        let tasks: Vec<_> = (0..60)
             .map(|_| {
                 let (v, hash) = (v.clone(), hash.clone());
                 tokio::spawn(async move { v.verify(hash, "wrong".into()).await })
@@ -524,10 +570,10 @@ mod tests {
                 other => panic!("unexpected {other:?}"),
             }
         }
-        assert_eq!(busy + checked, 40);
+        assert_eq!(busy + checked, 60);
         assert!(
-            busy >= 40 - 2 - 8,
-            "at most 2 running and 8 waiting: {checked} checked"
+            busy >= 60 - 2 - 32,
+            "at most 2 running and 32 waiting: {checked} checked"
         );
         assert!(
             v.verify(hash, "correct horse battery".into())

@@ -54,6 +54,11 @@ pub enum HubCommand {
     Disconnect {
         conn: ConnId,
     },
+    /// The connection's session ended on purpose (signed out or revoked):
+    /// a station's waiting request is withdrawn rather than left waiting.
+    SignOut {
+        conn: ConnId,
+    },
     /// Close every connection and stop.
     Shutdown(oneshot::Sender<()>),
 }
@@ -178,6 +183,10 @@ impl Hub {
                     HubCommand::Disconnect { conn } => {
                         self.outboxes.remove(&conn);
                         Input::Disconnect { conn }
+                    }
+                    HubCommand::SignOut { conn } => {
+                        self.outboxes.remove(&conn);
+                        Input::SignOut { conn }
                     }
                     HubCommand::Shutdown(done) => {
                         shutdown = Some(done);

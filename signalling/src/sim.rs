@@ -33,6 +33,8 @@ pub const USERS: [(i64, Role); 7] = [
 pub enum Op {
     Connect(usize),
     Disconnect(usize),
+    /// Signs out on purpose (a waiting request is withdrawn).
+    SignOut(usize),
     Send(usize, Msg),
     Advance(i64),
 }
@@ -118,7 +120,8 @@ pub fn ops_from_bytes(bytes: &[u8]) -> Vec<Op> {
         let id = u64::from(c % 6) + 1;
         ops.push(match a % 14 {
             0 | 1 => Op::Connect(user),
-            2 => Op::Disconnect(user),
+            2 if c % 2 == 0 => Op::Disconnect(user),
+            2 => Op::SignOut(user),
             3 => Op::Advance(i64::from(b) * 40 + i64::from(c)),
             4 => Op::Send(user, Msg::Request(c % 3, c / 3 % 3)),
             5 => Op::Send(user, Msg::Cancel(id)),
@@ -267,6 +270,11 @@ pub fn run(ops: &[Op]) -> Result<(), String> {
             Op::Disconnect(u) => {
                 if let Some(conn) = w.conn_of.remove(u) {
                     w.run(Input::Disconnect { conn }, None)?;
+                }
+            }
+            Op::SignOut(u) => {
+                if let Some(conn) = w.conn_of.remove(u) {
+                    w.run(Input::SignOut { conn }, None)?;
                 }
             }
             Op::Send(u, m) => {

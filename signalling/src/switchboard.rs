@@ -109,6 +109,10 @@ pub enum Input {
     },
     /// The connection closed (either side, for any reason).
     Disconnect { conn: ConnId },
+    /// The user signed out on purpose: a station's waiting request is
+    /// withdrawn (logged as cancelled, never left as a ghost a doctor could
+    /// try to answer), then the connection is gone as with `Disconnect`.
+    SignOut { conn: ConnId },
     /// The time from [`Switchboard::poll_timeout`] has come.
     Timeout,
 }
@@ -562,6 +566,20 @@ impl Switchboard {
             } => self.connect(conn, identity, ice_servers),
             Input::Message { conn, message } => self.message(conn, message),
             Input::Disconnect { conn } => self.disconnect(conn),
+            Input::SignOut { conn } => {
+                if let Some(&user_id) = self.conns.get(&conn) {
+                    if let Some(Open::Waiting(request_id)) =
+                        self.accounts.get(&user_id).and_then(|a| a.open)
+                    {
+                        self.close_request(
+                            request_id,
+                            ConsultEvent::Cancelled,
+                            RequestState::Cancelled,
+                        );
+                    }
+                }
+                self.disconnect(conn);
+            }
             Input::Timeout => {
                 self.expire_grace();
                 self.escalate_due();

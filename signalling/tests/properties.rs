@@ -25,6 +25,7 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         2 => (0..n).prop_map(Op::Connect),
         1 => (0..n).prop_map(Op::Disconnect),
+        1 => (0..n).prop_map(Op::SignOut),
         6 => ((0..n), msg()).prop_map(|(u, m)| Op::Send(u, m)),
         1 => (0i64..4_000).prop_map(Op::Advance),
     ]

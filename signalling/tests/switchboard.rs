@@ -1376,7 +1376,11 @@ fn the_station_is_told_how_many_were_actually_alerted_at_each_step() {
     h.duty = vec![30];
     let s = h.connect(1, STATION, "Room 1");
     let r = h.request(s, Urgency::Urgent, "Burn, child");
-    assert_eq!(alerted_told(&h.take(s)), Some((None, None)), "nothing claimed before a step");
+    assert_eq!(
+        alerted_told(&h.take(s)),
+        Some((None, None)),
+        "nothing claimed before a step"
+    );
     // Nobody signed in at all: both steps alert nobody, and say so.
     h.advance(150_000);
     assert_eq!(
@@ -1414,4 +1418,36 @@ fn the_station_is_told_how_many_were_actually_alerted_at_each_step() {
         alerted_told(&h.take(s)),
         Some((Some(EscalationLevel::Escalated), Some(2)))
     );
+}
+
+/// Issue 11, finding 10: a station that signs out while waiting withdraws
+/// its request (cancelled, logged), leaving no ghost a doctor could try to
+/// answer; a plain connection loss still keeps it for the grace period.
+#[test]
+fn a_station_signing_out_withdraws_its_waiting_request() {
+    let mut h = Harness::new();
+    let s = h.connect(1, STATION, "Room 1");
+    let doc = h.connect(10, CLINICIAN, "Dr A");
+    let r = h.request(s, Urgency::Urgent, "Wrist");
+    h.take(doc);
+    h.take_events();
+    h.sign_out(s);
+    let (q, _) = last_queue(&h.take(doc)).expect("the queue is updated");
+    assert!(q.is_empty(), "no ghost request left: {q:?}");
+    assert!(h.take_events().iter().any(|e| matches!(
+        e,
+        Event::Consult {
+            event: ConsultEvent::Cancelled,
+            ..
+        }
+    )));
+    h.send(doc, ClientMessage::Accept { request_id: r });
+    assert_eq!(errors(&h.take(doc)), vec![ErrorCode::UnknownRequest]);
+
+    // A blip is not a sign-out: the request waits for the station.
+    let s = h.connect(2, STATION, "Room 2");
+    let r2 = h.request(s, Urgency::Urgent, "Ankle");
+    h.disconnect(s);
+    let (q, _) = last_queue(&h.take(doc)).expect("the queue is updated");
+    assert_eq!(q.iter().map(|e| e.request_id).collect::<Vec<_>>(), vec![r2]);
 }

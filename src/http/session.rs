@@ -173,7 +173,15 @@ pub async fn login(
         Some(u) => u.password_hash.clone(),
         None => state.dummy_hash.as_ref().clone(),
     };
+    // One address's logins take turns into the shared queue, so that one
+    // attacker cannot fill it ahead of everybody else.
+    let turn = state
+        .throttle
+        .address_turn(&attempt)
+        .await
+        .ok_or(ApiError::Busy)?;
     let ok = state.verifier.verify(hash, body.password).await?;
+    drop(turn);
     let user = match user {
         Some(u) if ok && !u.disabled => u,
         Some(u) => {

@@ -160,14 +160,38 @@ struct Session {
     expires_at: i64,
 }
 
-/// Refuses a local reference that does not look like the trust's
-/// reference numbers (the switchboard has already checked its characters).
-fn check_message(state: &AppState, message: &ClientMessage) -> Result<(), ProtocolError> {
-    if let ClientMessage::RequestConsult {
-        patient_ref: Some(r),
+/// What the hub cannot judge alone: a local reference must look like the
+/// trust's reference numbers (its characters are checked when decoding),
+/// and a directed test call must name a clinician account that exists
+/// (else it would wait forever: test calls never escalate).
+async fn check_message(state: &AppState, message: &ClientMessage) -> Result<(), ProtocolError> {
+    let ClientMessage::RequestConsult {
+        patient_ref,
+        direct_to,
         ..
     } = message
-    {
+    else {
+        return Ok(());
+    };
+    if let Some(name) = direct_to {
+        let found = match state.store.user_by_username(name).await {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot look up a test call's clinician");
+                return Err(ProtocolError::new(
+                    ErrorCode::Unavailable,
+                    "the server cannot read its database just now; try again",
+                ));
+            }
+        };
+        if !found.is_some_and(|u| u.role == Role::Clinician && !u.disabled) {
+            return Err(ProtocolError::new(
+                ErrorCode::InvalidField,
+                format!("direct_to: there is no clinician account {name:?}; nothing was sent"),
+            ));
+        }
+    }
+    if let Some(r) = patient_ref {
         if !r.trim().is_empty() && !state.patient_ref.accepts(r.trim()) {
             return Err(ProtocolError::new(
                 ErrorCode::InvalidField,
@@ -215,11 +239,17 @@ async fn connection(
     ping.tick().await;
     let mut last_heard = Instant::now();
     let mut rate = RateLimit::new(state.settings.rate_per_second, state.settings.rate_burst);
+    // How the connection ends for the switchboard: a blip (held for the
+    // grace period) unless the user signed out or lost access.
+    let mut farewell = HubCommand::Disconnect { conn };
     let expiry = tokio::time::sleep_until(state.clock.instant_at(expires_at));
     tokio::pin!(expiry);
     loop {
         tokio::select! {
             why = session.ended() => {
+                if why != Ended::Expired {
+                    farewell = HubCommand::SignOut { conn };
+                }
                 sign_out(&mut sink, why).await;
                 tracing::info!(%conn, %user, ?why, "session ended; socket closed");
                 break;
@@ -252,17 +282,21 @@ async fn connection(
                     continue;
                 }
                 let reply = match incoming {
-                    Some(Ok(Message::Text(text))) => match signalling::decode(text.as_str())
-                        .and_then(|m| check_message(&state, &m).map(|()| m))
-                    {
-                        Ok(message) => {
-                            if hub.send(HubCommand::Message { conn, message }).await.is_err() {
-                                break;
+                    Some(Ok(Message::Text(text))) => {
+                        let checked = match signalling::decode(text.as_str()) {
+                            Ok(message) => check_message(&state, &message).await.map(|()| message),
+                            Err(e) => Err(e),
+                        };
+                        match checked {
+                            Ok(message) => {
+                                if hub.send(HubCommand::Message { conn, message }).await.is_err() {
+                                    break;
+                                }
+                                None
                             }
-                            None
+                            Err(e) => Some(e),
                         }
-                        Err(e) => Some(e),
-                    },
+                    }
                     Some(Ok(Message::Binary(_))) => Some(ProtocolError::new(
                         ErrorCode::BinaryFrame,
                         "binary frames are not part of the protocol; send JSON text frames",
@@ -319,7 +353,7 @@ async fn connection(
             }
         }
     }
-    let _ = hub.send(HubCommand::Disconnect { conn }).await;
+    let _ = hub.send(farewell).await;
     tracing::debug!(%conn, %user, "disconnected");
 }
 

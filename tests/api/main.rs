@@ -14,3 +14,4 @@ mod probe;
 mod reports;
 mod restart;
 mod rules;
+mod walkthrough;

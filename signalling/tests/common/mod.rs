@@ -97,6 +97,10 @@ impl Harness {
         self.input(Input::Disconnect { conn });
     }
 
+    pub fn sign_out(&mut self, conn: ConnId) {
+        self.input(Input::SignOut { conn });
+    }
+
     /// Everything sent to `conn` since the last take.
     pub fn take(&mut self, conn: ConnId) -> Vec<ServerMessage> {
         self.inbox.remove(&conn).unwrap_or_default()
