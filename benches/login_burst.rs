@@ -66,7 +66,11 @@ async fn login(client: &reqwest::Client, base: &str, username: &str, password: &
 
 /// As the sign-in page does: on 503 or 429, wait `Retry-After` and try
 /// again (up to 3 times). The status, the whole time, and the retries.
-async fn login_as_a_person(client: &reqwest::Client, base: &str, username: &str) -> (u16, f64, u32) {
+async fn login_as_a_person(
+    client: &reqwest::Client,
+    base: &str,
+    username: &str,
+) -> (u16, f64, u32) {
     let started = Instant::now();
     let mut retries = 0;
     loop {

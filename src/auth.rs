@@ -55,6 +55,49 @@ fn is_common(candidate: &str) -> bool {
         .any(|l| l == candidate)
 }
 
+/// [`verify_password`] with a caller's Argon2 work area (grown to the
+/// hash's memory cost and kept for the next check).
+pub fn verify_password_in(hash: &str, password: &str, area: &mut Vec<argon2::Block>) -> bool {
+    use argon2::password_hash::Output;
+    use argon2::{Algorithm, Params, Version};
+    let Ok(parsed) = PasswordHash::new(hash) else {
+        return false;
+    };
+    let (Ok(algorithm), Ok(params)) = (
+        Algorithm::try_from(parsed.algorithm),
+        Params::try_from(&parsed),
+    ) else {
+        return false;
+    };
+    let version = match parsed.version.map(Version::try_from) {
+        None => Version::default(),
+        Some(Ok(v)) => v,
+        Some(Err(_)) => return false,
+    };
+    let (Some(expected), Some(salt)) = (parsed.hash, parsed.salt) else {
+        return false;
+    };
+    let mut salt_buf = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_buf) else {
+        return false;
+    };
+    // A hash asking for absurd memory is refused rather than obeyed.
+    if params.block_count() > 256 * 1024 {
+        return false;
+    }
+    area.resize(params.block_count(), argon2::Block::default());
+    let mut out = vec![0u8; expected.len()];
+    let ctx = Argon2::new(algorithm, version, params);
+    if ctx
+        .hash_password_into_with_memory(password.as_bytes(), salt, &mut out, &mut area[..])
+        .is_err()
+    {
+        return false;
+    }
+    // Output's comparison takes the same time wherever they differ.
+    Output::new(&out).is_ok_and(|o| o == expected)
+}
+
 /// Checks a new password against the local policy (NCSC guidance: length
 /// over complexity, and no password from the list attackers try first);
 /// says what is wrong.
@@ -152,10 +195,15 @@ pub fn random_password() -> String {
 /// [`ThrottleConfig::in_flight_per_address`] in flight, so one attacker
 /// cannot fill the queue), and beyond that the check is refused at once as
 /// [`VerifyError::Busy`] (503 with Retry-After), as is a wait over 5 s.
+///
+/// Each running check uses one of `slots` Argon2 work areas kept for the
+/// life of the server, so memory stays flat: allocating 19 MiB per check
+/// on whichever thread ran it let the allocator keep a copy per thread.
 pub struct Verifier {
     slots: tokio::sync::Semaphore,
     waiting: std::sync::atomic::AtomicUsize,
     max_waiting: usize,
+    work_areas: Mutex<Vec<Vec<argon2::Block>>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -173,6 +221,7 @@ impl Verifier {
             slots: tokio::sync::Semaphore::new(slots),
             waiting: std::sync::atomic::AtomicUsize::new(0),
             max_waiting: 16 * slots,
+            work_areas: Mutex::new(Vec::new()),
         }
     }
 
@@ -193,9 +242,23 @@ impl Verifier {
         let Some(permit) = permit else {
             return Err(VerifyError::Busy);
         };
-        let ok = tokio::task::spawn_blocking(move || verify_password(&hash, &password))
-            .await
-            .map_err(|e| VerifyError::Failed(e.to_string()))?;
+        // At most `slots` work areas exist: one per permit.
+        let mut area = self
+            .work_areas
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop()
+            .unwrap_or_default();
+        let (ok, area) = tokio::task::spawn_blocking(move || {
+            let ok = verify_password_in(&hash, &password, &mut area);
+            (ok, area)
+        })
+        .await
+        .map_err(|e| VerifyError::Failed(e.to_string()))?;
+        self.work_areas
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(area);
         drop(permit);
         Ok(ok)
     }
@@ -234,9 +297,9 @@ pub struct ThrottleConfig {
     pub free_tries: u32,
     pub max_backoff_ms: i64,
     /// Failed logins across the whole server in a window beyond which an
-    /// address that has already failed in this window must wait for the
-    /// window to end (a distributed guess). Addresses with no failures, a
-    /// real user's usually, are not held back.
+    /// address that has already failed in this window backs off between
+    /// tries as a pair does (a distributed guess). Addresses with no
+    /// failures, a real user's usually, are not held back.
     pub global: u32,
     /// Logins from one address in the password checks' queue at once;
     /// more wait their turn apart (up to 5 s), so that one address cannot
@@ -261,18 +324,33 @@ impl Default for ThrottleConfig {
 struct Window {
     count: u32,
     since: i64,
+    /// The last counted attempt.
+    last: i64,
 }
 
 impl Window {
+    fn new(now: i64) -> Self {
+        Window {
+            count: 0,
+            since: now,
+            last: now,
+        }
+    }
+
     fn current(&mut self, now: i64, window_ms: i64) -> &mut Self {
         if now - self.since >= window_ms {
-            *self = Window {
-                count: 0,
-                since: now,
-            };
+            *self = Window::new(now);
         }
         self
     }
+}
+
+/// 1 s doubling with each failure past `free`, at most `max_ms`.
+fn backoff_ms(failures: u32, free: u32, max_ms: i64) -> i64 {
+    if failures < free {
+        return 0;
+    }
+    (1000i64 << (failures - free).min(20)).min(max_ms)
 }
 
 #[derive(Clone, Copy)]
@@ -340,12 +418,7 @@ impl LoginThrottle {
 
     /// Counts an attempt from `address` for `account` (None: no such
     /// username), or says how many milliseconds to wait first.
-    pub fn attempt(
-        &self,
-        address: IpAddr,
-        account: Option<i64>,
-        now: i64,
-    ) -> Result<Attempt, i64> {
+    pub fn attempt(&self, address: IpAddr, account: Option<i64>, now: i64) -> Result<Attempt, i64> {
         let c = self.config;
         let mut st = self.state();
         if st.addresses.len() > 50_000 {
@@ -357,35 +430,28 @@ impl LoginThrottle {
         }
         let global = st
             .global
-            .get_or_insert(Window {
-                count: 0,
-                since: now,
-            })
+            .get_or_insert(Window::new(now))
             .current(now, c.window_ms)
             .to_owned();
         let addr = *st
             .addresses
             .entry(address)
-            .or_insert(Window {
-                count: 0,
-                since: now,
-            })
+            .or_insert(Window::new(now))
             .current(now, c.window_ms);
         if addr.count >= c.per_address {
             return Err(addr.since + c.window_ms - now);
         }
         if global.count >= c.global && addr.count > 0 {
-            return Err(global.since + c.window_ms - now);
+            let left = addr.last + backoff_ms(addr.count, 1, c.max_backoff_ms) - now;
+            if left > 0 {
+                return Err(left);
+            }
         }
         if let Some(id) = account {
             if let Some(p) = st.pairs.get(&(id, address)) {
-                if p.failures >= c.free_tries {
-                    let doublings = (p.failures - c.free_tries).min(20);
-                    let wait = (1000i64 << doublings).min(c.max_backoff_ms);
-                    let left = p.last + wait - now;
-                    if left > 0 {
-                        return Err(left);
-                    }
+                let left = p.last + backoff_ms(p.failures, c.free_tries, c.max_backoff_ms) - now;
+                if left > 0 {
+                    return Err(left);
                 }
             }
             let p = st.pairs.entry((id, address)).or_insert(Pair {
@@ -397,6 +463,7 @@ impl LoginThrottle {
         }
         if let Some(w) = st.addresses.get_mut(&address) {
             w.count += 1;
+            w.last = now;
         }
         if let Some(g) = st.global.as_mut() {
             g.count += 1;
@@ -431,9 +498,20 @@ impl LoginThrottle {
 
     /// The attempt was a good password: it does not count.
     pub fn succeeded(&self, attempt: Attempt) {
+        self.take_back(attempt);
+        if let Some(id) = attempt.account {
+            self.state().pairs.remove(&(id, attempt.address));
+        }
+    }
+
+    /// The password was never checked (the server was too busy): the
+    /// attempt does not count against anybody.
+    pub fn take_back(&self, attempt: Attempt) {
         let mut st = self.state();
         if let Some(id) = attempt.account {
-            st.pairs.remove(&(id, attempt.address));
+            if let Some(p) = st.pairs.get_mut(&(id, attempt.address)) {
+                p.failures = p.failures.saturating_sub(1);
+            }
         }
         if let Some(w) = st.addresses.get_mut(&attempt.address) {
             w.count = w.count.saturating_sub(1);
@@ -447,6 +525,19 @@ impl LoginThrottle {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn checking_in_a_kept_work_area_agrees_with_the_library() {
+        let h = hash_password("correct horse battery").unwrap();
+        let mut area = Vec::new();
+        assert!(verify_password_in(&h, "correct horse battery", &mut area));
+        assert!(!verify_password_in(&h, "correct horse batterz", &mut area));
+        assert!(!verify_password_in("not a hash", "x", &mut area));
+        let blocks = area.len();
+        assert!(verify_password_in(&h, "correct horse battery", &mut area));
+        assert_eq!(area.len(), blocks, "the same area is used again");
+        assert_eq!(blocks * 1024, 19 * 1024 * 1024, "19 MiB, the default cost");
+    }
 
     #[test]
     fn hashes_verify_and_tokens_differ() {
@@ -509,11 +600,27 @@ mod tests {
         for a in &addrs {
             t.attempt(*a, None, 0).unwrap();
         }
-        assert!(
-            t.attempt(addrs[0], None, 1).is_err(),
-            "a guessing address waits"
+        assert_eq!(
+            t.attempt(addrs[0], None, 1).unwrap_err(),
+            999,
+            "a guessing address backs off"
         );
-        assert!(t.attempt(B, Some(1), 1).is_ok(), "a fresh address does not");
+        assert!(
+            t.attempt(addrs[0], None, 1000).is_ok(),
+            "for a second, not the window"
+        );
+        assert!(
+            t.attempt(B, Some(1), 1).is_ok(),
+            "a fresh address does not wait"
+        );
+        // A check that never ran (the server was busy) counts against nobody.
+        let c = ThrottleConfig::default();
+        let t = LoginThrottle::new(c);
+        for _ in 0..c.per_address + 5 {
+            let a = t.attempt(A, Some(7), 0).unwrap();
+            t.take_back(a);
+        }
+        assert!(t.attempt(A, Some(7), 0).is_ok());
     }
 
     #[test]

@@ -175,13 +175,21 @@ pub async fn login(
     };
     // One address's logins take turns into the shared queue, so that one
     // attacker cannot fill it ahead of everybody else.
-    let turn = state
-        .throttle
-        .address_turn(&attempt)
-        .await
-        .ok_or(ApiError::Busy)?;
-    let ok = state.verifier.verify(hash, body.password).await?;
+    let Some(turn) = state.throttle.address_turn(&attempt).await else {
+        state.throttle.take_back(attempt);
+        return Err(ApiError::Busy);
+    };
+    let verified = state.verifier.verify(hash, body.password).await;
     drop(turn);
+    let ok = match verified {
+        Ok(ok) => ok,
+        Err(e) => {
+            // Never checked: it must not count as a failed guess (the real
+            // user retrying after a 503 would be throttled for it).
+            state.throttle.take_back(attempt);
+            return Err(e.into());
+        }
+    };
     let user = match user {
         Some(u) if ok && !u.disabled => u,
         Some(u) => {
