@@ -646,7 +646,7 @@ async fn run_station_only(
     run.consult_id = Some(request_id);
     if waiting["clinicians_available"] == 0 {
         run.notes.push(format!(
-            "{} is not signed in and available yet; waiting up to {} s",
+            "{} is not available yet (not signed in, set busy or away, in a call, or owing the outcome of its last call); waiting up to {} s",
             cfg.clinician_username,
             cfg.answer_wait.as_secs()
         ));

@@ -58,12 +58,40 @@ pub enum PeerEvent {
 
 struct Handler {
     events: mpsc::UnboundedSender<PeerEvent>,
+    /// The mids of the local description's m-lines, in order.
+    mids: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+/// The `a=mid:` of each m-line of an SDP, in order (empty for an m-line
+/// without one).
+pub fn mids_of(sdp: &str) -> Vec<String> {
+    let mut mids = Vec::new();
+    for line in sdp.lines().map(str::trim_end) {
+        if line.starts_with("m=") {
+            mids.push(String::new());
+        } else if let Some(mid) = line.strip_prefix("a=mid:") {
+            if let Some(last) = mids.last_mut() {
+                *last = mid.to_owned();
+            }
+        }
+    }
+    mids
 }
 
 #[async_trait::async_trait]
 impl PeerConnectionEventHandler for Handler {
     async fn on_ice_candidate(&self, event: RTCPeerConnectionIceEvent) {
-        if let Ok(init) = event.candidate.to_json() {
+        if let Ok(mut init) = event.candidate.to_json() {
+            // webrtc-rs leaves sdpMid empty; other stacks want the m-line's
+            // mid (with BUNDLE, the first m-line carries the transport).
+            if init.sdp_mid.as_deref().is_none_or(str::is_empty) {
+                let mids = self.mids.lock().unwrap_or_else(|e| e.into_inner());
+                let index = usize::from(init.sdp_mline_index.unwrap_or(0));
+                if let Some(mid) = mids.get(index).or(mids.first()).filter(|m| !m.is_empty()) {
+                    init.sdp_mid = Some(mid.clone());
+                    init.sdp_mline_index.get_or_insert(0);
+                }
+            }
             let _ = self.events.send(PeerEvent::LocalCandidate(init));
         }
     }
@@ -97,6 +125,10 @@ impl PeerConnectionEventHandler for Handler {
     async fn on_track(&self, track: Arc<dyn TrackRemote>) {
         if track.kind().await == RtpCodecKind::Video {
             tokio::spawn(read_video(track, self.events.clone()));
+        } else {
+            // A browser sends audio too. Unread, its packets pile up and
+            // webrtc-rs logs an error for each one after a few seconds.
+            tokio::spawn(drain(track));
         }
     }
 }
@@ -117,6 +149,15 @@ async fn poll_data_channel(dc: Arc<dyn DataChannel>, events: mpsc::UnboundedSend
         }
     }
     let _ = events.send(PeerEvent::DataChannelClosed);
+}
+
+/// Reads and discards a track the probe does not examine (audio).
+async fn drain(track: Arc<dyn TrackRemote>) {
+    while let Some(event) = track.poll().await {
+        if matches!(event, TrackRemoteEvent::OnEnded) {
+            break;
+        }
+    }
 }
 
 async fn read_video(track: Arc<dyn TrackRemote>, events: mpsc::UnboundedSender<PeerEvent>) {
@@ -154,6 +195,7 @@ pub struct PeerConfig {
 /// A peer connection with the probe's video track.
 pub struct Peer {
     pc: Arc<dyn PeerConnection>,
+    mids: Arc<std::sync::Mutex<Vec<String>>>,
     track: Arc<TrackLocalStaticSample>,
     sender: Arc<dyn RtpSender>,
     video_task: Option<tokio::task::JoinHandle<()>>,
@@ -216,12 +258,16 @@ impl Peer {
         let configuration = RTCConfigurationBuilder::new()
             .with_ice_servers(config.ice_servers.clone())
             .build();
+        let mids = Arc::new(std::sync::Mutex::new(Vec::new()));
         let pc = PeerConnectionBuilder::new()
             .with_setting_engine(settings)
             .with_configuration(configuration)
             .with_media_engine(media)
             .with_interceptor_registry(registry)
-            .with_handler(Arc::new(Handler { events }))
+            .with_handler(Arc::new(Handler {
+                events,
+                mids: mids.clone(),
+            }))
             .with_udp_addrs(vec![config.udp_bind.clone()])
             .build()
             .await
@@ -254,6 +300,7 @@ impl Peer {
             .map_err(|e| format!("adding the video track: {e}"))?;
         Ok(Peer {
             pc,
+            mids,
             track,
             sender,
             video_task: None,
@@ -280,6 +327,7 @@ impl Peer {
             .create_offer(None)
             .await
             .map_err(|e| format!("creating the offer: {e}"))?;
+        self.set_mids(&offer.sdp);
         self.pc
             .set_local_description(offer.clone())
             .await
@@ -305,11 +353,16 @@ impl Peer {
             .create_answer(None)
             .await
             .map_err(|e| format!("creating the answer: {e}"))?;
+        self.set_mids(&answer.sdp);
         self.pc
             .set_local_description(answer.clone())
             .await
             .map_err(|e| format!("applying the local answer: {e}"))?;
         Ok(Some(answer))
+    }
+
+    fn set_mids(&self, sdp: &str) {
+        *self.mids.lock().unwrap_or_else(|e| e.into_inner()) = mids_of(sdp);
     }
 
     pub async fn add_candidate(&self, candidate: RTCIceCandidateInit) -> Result<(), String> {
@@ -380,4 +433,15 @@ pub async fn send_text(dc: &Arc<dyn DataChannel>, text: &str) -> Result<(), Stri
     dc.send(BytesMut::from(text.as_bytes()))
         .await
         .map_err(|e| format!("sending on the data channel: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mids_are_read_per_m_line() {
+        let sdp = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:0\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\na=mid:1\r\nm=audio 9 x 0\r\n";
+        assert_eq!(mids_of(sdp), vec!["0", "1", ""]);
+    }
 }
