@@ -25,3 +25,19 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
+
+# axe-core for the browser tests' accessibility checks (tests/e2e/package.json,
+# pinned by its lock file). Node.js and npm come with the machine; install
+# Debian's if missing.
+if [ ! -f tests/e2e/node_modules/axe-core/axe.min.js ]; then
+  if ! command -v npm >/dev/null 2>&1; then
+    echo "setup: installing nodejs npm"
+    SUDO=""
+    [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get update -qq
+    $SUDO apt-get install -y -qq --no-install-recommends nodejs npm
+  fi
+  echo "setup: npm ci in tests/e2e (axe-core)"
+  (cd tests/e2e && npm ci --no-audit --no-fund --silent)
+fi

@@ -390,6 +390,47 @@ impl Browser {
         .unwrap_or_else(|e| panic!("{}: could not allow notifications: {e}", self.name));
     }
 
+    /// Runs axe-core (the npm package in tests/e2e, installed by
+    /// scripts/setup.sh) on the page as it is now; its violations, each as
+    /// `{id, impact, help, nodes}`.
+    pub async fn axe(&self) -> Vec<Value> {
+        let source = axe_source();
+        // WebDriver scripts are not subject to the page's CSP, a <script>
+        // element would be.
+        let loaded = self
+            .try_eval(&format!("{source}\n;return typeof window.axe === 'object';"))
+            .await
+            .unwrap_or_else(|e| panic!("{}: could not load axe-core: {e}", self.name));
+        assert_eq!(loaded, Value::Bool(true), "{}: axe-core did not load", self.name);
+        let result = self
+            .eval_async(
+                "const done = arguments[arguments.length - 1];
+                 axe.run(document, { resultTypes: ['violations'] })
+                   .then(r => done(r.violations.map(v => ({
+                     id: v.id, impact: v.impact, help: v.help,
+                     nodes: v.nodes.slice(0, 5).map(n => n.target.join(' ')),
+                   }))))
+                   .catch(e => done([{ id: 'axe-failed', impact: 'critical', help: String(e), nodes: [] }]));",
+            )
+            .await;
+        result.as_array().cloned().unwrap_or_default()
+    }
+
+    /// Fails (with a screenshot) unless axe-core finds no violation at all
+    /// on the page in this state; prints the result for the notes.
+    pub async fn assert_accessible(&self, state: &str) {
+        let violations = self.axe().await;
+        eprintln!("axe: {} / {state}: {} violations", self.name, violations.len());
+        if !violations.is_empty() {
+            let list: Vec<String> = violations
+                .iter()
+                .map(|v| format!("{} ({}): {} at {}", v["id"], v["impact"], v["help"], v["nodes"]))
+                .collect();
+            self.fail(&format!("axe-core violations in {state}:\n{}", list.join("\n")))
+                .await;
+        }
+    }
+
     /// Saves `artifacts/screenshots/NAME.png`.
     pub async fn screenshot(&self, name: &str) {
         let Ok(v) = self.cmd("GET", "/screenshot", None).await else {
@@ -496,4 +537,19 @@ impl Drop for Browser {
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
+}
+
+/// axe-core's browser bundle, read once.
+fn axe_source() -> &'static str {
+    static SOURCE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SOURCE.get_or_init(|| {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/e2e/node_modules/axe-core/axe.min.js");
+        std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!(
+                "cannot read {} ({e}): run scripts/setup.sh, which installs axe-core with npm ci",
+                path.display()
+            )
+        })
+    })
 }

@@ -6,6 +6,7 @@
 //! (run by `scripts/test.sh`) installs them. Screenshots of every screen go
 //! to `artifacts/screenshots/`.
 
+mod accessibility;
 mod browser;
 #[path = "../common/mod.rs"]
 mod common;
