@@ -144,6 +144,10 @@ pub struct ServeArgs {
     /// Answer target for routine requests, in minutes.
     #[arg(long, env = "MIULINK_TARGET_ROUTINE_MINUTES", default_value = "15", value_parser = settings::parse_target_minutes)]
     pub target_routine_minutes: f64,
+    /// The share of requests (percent) the trust aims to answer within
+    /// their target: the dashboard says whether it is met.
+    #[arg(long, env = "MIULINK_TARGET_SHARE_PERCENT", default_value_t = 90)]
+    pub target_share_percent: u8,
     /// Minutes each way from a site to A&E, as SITE=MINUTES (repeatable;
     /// list every site, the default is only Millom=50).
     #[arg(long = "travel-minutes", env = "MIULINK_TRAVEL_MINUTES", value_delimiter = ',', default_value = "Millom=50", value_parser = settings::parse_travel)]
@@ -322,6 +326,7 @@ impl ServeArgs {
                 .map(settings::minutes_to_ms),
                 travel_minutes: self.travel_minutes.iter().cloned().collect(),
                 timezone: self.timezone,
+                target_share: f64::from(self.target_share_percent.clamp(1, 100)) / 100.0,
             },
             session_check_ms: 10_000,
             session_idle_ms: i64::from(self.session_idle_minutes.max(1)) * 60_000,

@@ -68,6 +68,8 @@ pub struct Report {
     pub generated_at: i64,
     pub timezone: String,
     pub targets: Vec<Target>,
+    /// The first question a manager asks: are we answering in time?
+    pub verdict: Verdict,
     pub headline: Headline,
     pub by_urgency: Vec<UrgencyRow>,
     pub outcomes: Outcomes,
@@ -120,6 +122,17 @@ pub struct Spread {
 pub struct Middle {
     pub count: u64,
     pub median_ms: Option<i64>,
+}
+
+/// The share answered within target against the trust's aim.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Verdict {
+    /// What the trust aims for (`--target-share-percent`), 0 to 1.
+    pub target_share: f64,
+    /// The headline's share within target (null with nothing to judge).
+    pub share: Option<f64>,
+    /// share >= target_share; null when there is no share.
+    pub meeting_target: Option<bool>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Default)]
@@ -1209,6 +1222,14 @@ pub fn compute_on(
                 target_ms: t,
             })
             .collect(),
+        verdict: {
+            let share = all.within_target().share;
+            Verdict {
+                target_share: settings.target_share,
+                share,
+                meeting_target: share.map(|s| s + 1e-9 >= settings.target_share),
+            }
+        },
         headline: Headline {
             requests: all.requests,
             answered: all.answered,

@@ -18,7 +18,13 @@ pub struct ReportSettings {
     pub travel_minutes: BTreeMap<String, u32>,
     /// Days and hours in reports are in this zone.
     pub timezone: Tz,
+    /// The share of requests the trust aims to answer within target (0 to
+    /// 1): the dashboard's verdict is against this.
+    pub target_share: f64,
 }
+
+/// The default share of requests to answer within target: 90 %.
+pub const DEFAULT_TARGET_SHARE: f64 = 0.9;
 
 impl Default for ReportSettings {
     fn default() -> Self {
@@ -29,6 +35,7 @@ impl Default for ReportSettings {
                 .map(|(site, m)| ((*site).to_owned(), *m))
                 .collect(),
             timezone: DEFAULT_TIMEZONE,
+            target_share: DEFAULT_TARGET_SHARE,
         }
     }
 }

@@ -234,6 +234,10 @@ async fn every_headline_figure_matches_the_hand_worked_log() {
     // cancelled after 30 s counts neither way. 6 / 12 = 0.5.
     assert_share(&h["within_target"], 6, 6);
     assert_eq!(h["within_target"]["share"], 0.5);
+    // The verdict against the trust's aim (90 % by default): not met.
+    assert_eq!(r["verdict"]["target_share"], 0.9);
+    assert_eq!(r["verdict"]["share"], 0.5);
+    assert_eq!(r["verdict"]["meeting_target"], false);
     // Answer to media (ms), 9 calls with media: 1500 2000 2000 2500 3000
     // 3500 4000 5000 6000 -> median (h = 4) 3000.
     assert_eq!(h["answer_to_connected"]["count"], 9);
@@ -555,6 +559,11 @@ async fn empty_periods_give_zeros_and_nulls_not_errors() {
     assert_eq!(h["time_to_answer"]["median_ms"], Value::Null);
     assert_eq!(h["time_to_answer"]["longest_ms"], Value::Null);
     assert_eq!(h["within_target"]["share"], Value::Null);
+    assert_eq!(
+        r["verdict"]["meeting_target"],
+        Value::Null,
+        "no verdict on nothing"
+    );
     assert_eq!(h["call_duration"]["median_ms"], Value::Null);
     // ... and one cancelled after its target had passed: a miss, share 0.
     let r = app
