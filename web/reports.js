@@ -112,6 +112,11 @@ async function getJson(url) {
   }
   let body = null;
   try { body = await res.json(); } catch { body = null; }
+  if (res.status === 403 && body?.error === 'password_change_required') {
+    // The account must choose a new password before anything else.
+    location.replace('/?change_password=1');
+    throw new Error('password change required');
+  }
   if (!res.ok) {
     const err = new Error(body?.message || `The server answered ${res.status}.`);
     err.status = res.status;

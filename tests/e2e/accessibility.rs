@@ -10,11 +10,17 @@ async fn the_sign_in_and_device_check_pages_have_no_axe_violations() {
     let server = Server::start(|_| {}).await;
     let b = Browser::launch("axe-pages", 1024, 768).await;
     b.goto(&server.url("/")).await;
-    b.wait_for("the sign-in form", "return !!document.querySelector('form')")
-        .await;
+    b.wait_for(
+        "the sign-in form",
+        "return !!document.querySelector('form')",
+    )
+    .await;
     b.assert_accessible("sign-in page").await;
     b.goto(&server.url("/check")).await;
-    b.wait_for("the device check", "return document.readyState === 'complete'")
-        .await;
+    b.wait_for(
+        "the device check",
+        "return document.readyState === 'complete'",
+    )
+    .await;
     b.assert_accessible("device check").await;
 }

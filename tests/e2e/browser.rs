@@ -398,10 +398,17 @@ impl Browser {
         // WebDriver scripts are not subject to the page's CSP, a <script>
         // element would be.
         let loaded = self
-            .try_eval(&format!("{source}\n;return typeof window.axe === 'object';"))
+            .try_eval(&format!(
+                "{source}\n;return typeof window.axe === 'object';"
+            ))
             .await
             .unwrap_or_else(|e| panic!("{}: could not load axe-core: {e}", self.name));
-        assert_eq!(loaded, Value::Bool(true), "{}: axe-core did not load", self.name);
+        assert_eq!(
+            loaded,
+            Value::Bool(true),
+            "{}: axe-core did not load",
+            self.name
+        );
         let result = self
             .eval_async(
                 "const done = arguments[arguments.length - 1];
@@ -420,14 +427,26 @@ impl Browser {
     /// on the page in this state; prints the result for the notes.
     pub async fn assert_accessible(&self, state: &str) {
         let violations = self.axe().await;
-        eprintln!("axe: {} / {state}: {} violations", self.name, violations.len());
+        eprintln!(
+            "axe: {} / {state}: {} violations",
+            self.name,
+            violations.len()
+        );
         if !violations.is_empty() {
             let list: Vec<String> = violations
                 .iter()
-                .map(|v| format!("{} ({}): {} at {}", v["id"], v["impact"], v["help"], v["nodes"]))
+                .map(|v| {
+                    format!(
+                        "{} ({}): {} at {}",
+                        v["id"], v["impact"], v["help"], v["nodes"]
+                    )
+                })
                 .collect();
-            self.fail(&format!("axe-core violations in {state}:\n{}", list.join("\n")))
-                .await;
+            self.fail(&format!(
+                "axe-core violations in {state}:\n{}",
+                list.join("\n")
+            ))
+            .await;
         }
     }
 

@@ -14,12 +14,14 @@ mod consult;
 mod devices;
 mod escalation;
 mod flows;
+mod login;
 #[cfg(feature = "probe")]
 mod probe;
 mod reports;
 mod restart;
 mod resume;
 mod server;
+mod signout;
 mod station;
 mod turn;
 

@@ -1,6 +1,11 @@
 // Alerts a clinician cannot miss: a repeating tone (Web Audio, no sound
 // file), a desktop notification for every request, and a flashing title.
 //
+// A desktop notification can show on a locked screen or a shared monitor
+// and may be kept by the operating system, so it says only how urgent the
+// request is and where it comes from: never the reason or the local
+// reference (the page's own queue shows those).
+//
 // The tone is scheduled ahead on the audio clock rather than by timers: a
 // browser throttles timers in a background tab to once a minute, but audio
 // already scheduled plays on time.
@@ -121,12 +126,17 @@ export class Alerts {
     this.renderTitle(true);
   }
 
+  /** Where a request comes from, for a notification: station (site). */
+  static origin(entry) {
+    return `${entry.station}${entry.site ? ` (${entry.site})` : ''}`;
+  }
+
   /** A new `ring`: a notification of its own, whatever else is ringing. */
   notify(entry, urgencyLabel) {
     if (!this.notificationsOn) return;
     const prefix = { realerted: 'Still waiting: ', escalated: 'ESCALATED: ' }[entry.escalation] || '';
     const n = new Notification(`${prefix}${urgencyLabel} consult request`, {
-      body: `${entry.station}${entry.site ? ` (${entry.site})` : ''}: ${entry.reason}`,
+      body: `From ${Alerts.origin(entry)}. Open MIU Link to see it and answer.`,
       tag: `miulink-request-${entry.request_id}`,
       requireInteraction: true,
     });
@@ -303,7 +313,7 @@ export class Alerts {
   notifyEscalation(entry, urgencyLabel, waited) {
     if (!this.notificationsOn) return;
     const n = new Notification(`ESCALATED: ${urgencyLabel} request, nobody has answered`, {
-      body: `${entry.station}${entry.site ? ` (${entry.site})` : ''}: ${entry.reason}. Waiting ${waited}.`,
+      body: `From ${Alerts.origin(entry)}. Waiting ${waited}. Open MIU Link to answer.`,
       tag: `miulink-escalation-${entry.request_id}`,
       requireInteraction: true,
     });

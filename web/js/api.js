@@ -1,5 +1,5 @@
-// The HTTP API: login, logout, who am I. The session lives in an HttpOnly
-// cookie, so scripts never see the token.
+// The HTTP API: login, logout, password change, who am I. The session
+// lives in an HttpOnly cookie, so scripts never see the token.
 
 export const HOME = {
   station: '/station',
@@ -8,12 +8,39 @@ export const HOME = {
   admin: '/reports',
 };
 
+/** Where an account that still owes a password change is sent. */
+export const CHANGE_PASSWORD_PAGE = '/?change_password=1';
+
 export class ApiError extends Error {
-  constructor(status, code, message) {
+  constructor(status, code, message, retryAfter = null) {
     super(message);
     this.status = status;
     this.code = code;
+    /** Seconds the server asked us to wait (`Retry-After`), or null. */
+    this.retryAfter = retryAfter;
   }
+}
+
+/** `Retry-After` in seconds (a number or an HTTP date), or null. */
+export function retryAfterSeconds(response) {
+  const value = response.headers.get('retry-after');
+  if (!value) return null;
+  if (/^\s*\d+\s*$/.test(value)) return Math.max(0, Number.parseInt(value, 10));
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? null : Math.max(0, Math.ceil((at - Date.now()) / 1000));
+}
+
+/** True on the login page, which shows the password form itself. */
+function onLoginPage() {
+  return window.location.pathname === '/' || window.location.pathname === '/index.html';
+}
+
+/**
+ * The account must choose a new password before anything else: every page
+ * but the login page (which shows the form) goes there at once.
+ */
+export function toPasswordChange() {
+  window.location.replace(CHANGE_PASSWORD_PAGE);
 }
 
 async function call(method, path, body) {
@@ -36,7 +63,13 @@ async function call(method, path, body) {
   }
   if (!response.ok) {
     const message = data && data.message ? data.message : `The server answered ${response.status}.`;
-    throw new ApiError(response.status, data && data.error ? data.error : 'http', message);
+    const code = data && data.error ? data.error : 'http';
+    if (response.status === 403 && code === 'password_change_required' && !onLoginPage()) {
+      toPasswordChange();
+      // The page is going away: nothing after this should run.
+      return new Promise(() => {});
+    }
+    throw new ApiError(response.status, code, message, retryAfterSeconds(response));
   }
   return data;
 }
@@ -44,6 +77,23 @@ async function call(method, path, body) {
 export const login = (username, password) => call('POST', '/api/login', { username, password });
 export const logout = () => call('POST', '/api/logout');
 export const me = () => call('GET', '/api/me');
+export const changePassword = (currentPassword, newPassword) =>
+  call('POST', '/api/password', { current_password: currentPassword, new_password: newPassword });
+
+/** The longest username the server accepts, and the characters it may use. */
+export const MAX_USERNAME_CHARS = 64;
+const USERNAME_CHARS = /^[A-Za-z0-9\-_.@]+$/;
+
+/** Why the server would refuse this username (as `auth::check_username`), or null. */
+export function usernameProblem(username) {
+  if (username.length > MAX_USERNAME_CHARS) {
+    return `A username is at most ${MAX_USERNAME_CHARS} characters. Check what you typed.`;
+  }
+  if (!USERNAME_CHARS.test(username)) {
+    return 'A username uses only letters, digits and - _ . @ (e.g. millom-room1). Check what you typed.';
+  }
+  return null;
+}
 
 /**
  * The signed-in account, or a redirect: to the login page when signed out,

@@ -13,9 +13,12 @@ export function startShell(account) {
   $('#account-name').textContent = account.site && !account.display_name.includes(account.site)
     ? `${account.display_name}, ${account.site}`
     : account.display_name;
-  $('#sign-out').addEventListener('click', () => signOut());
-
   const socket = new Signalling();
+  $('#sign-out').addEventListener('click', () => {
+    // Our own sign-out: not "signed out elsewhere" when the socket closes.
+    socket.stop();
+    signOut();
+  });
   bindConnectionPill(socket, $('#connection'));
 
   const overlay = $('#replaced');

@@ -2,6 +2,13 @@
 // backoff and jitter. The server resumes this account's state on every new
 // connection (PROTOCOL.md, "Connection life"), so a reconnect needs no
 // bookkeeping here beyond "we are back".
+//
+// It stops for good when the server says this session has ended (signed
+// out elsewhere, expired, the account disabled or its password changed):
+// `error` `signed_out`, then close code 4001. The page then goes to the
+// login page, which says "You have been signed out".
+
+import { CHANGE_PASSWORD_PAGE } from './api.js';
 
 const BACKOFF_FIRST_MS = 500;
 const BACKOFF_MAX_MS = 20_000;
@@ -9,12 +16,17 @@ const PING_EVERY_MS = 15_000;
 /** Nothing heard for this long (not even a pong): the link is dead. */
 const SILENCE_LIMIT_MS = 40_000;
 const CLOSE_REPLACED = 4000;
+const CLOSE_SIGNED_OUT = 4001;
+/** How the login page learns the server's words (never from the address). */
+export const SIGNED_OUT_KEY = 'miulink.signedOut';
 
 export class Signalling {
   constructor() {
     this.ws = null;
     this.handlers = new Map();
-    this.state = 'idle'; // connecting | open | waiting | replaced | expired
+    this.state = 'idle'; // connecting | open | waiting | replaced | signed_out
+    /** The server's words with `error` `signed_out`, shown on the login page. */
+    this.signedOutMessage = null;
     this.attempt = 0;
     this.retryAt = 0;
     this.retryTimer = null;
@@ -59,7 +71,13 @@ export class Signalling {
     return this.state === 'open';
   }
 
+  /** Signed out for good: no more reconnecting, ever, on this page. */
+  get stopped() {
+    return this.state === 'signed_out';
+  }
+
   start() {
+    if (this.stopped) return;
     window.clearTimeout(this.retryTimer);
     this.retryTimer = null;
     const url = `${window.location.protocol === 'https:' ? 'wss' : 'ws'}://${window.location.host}/ws`;
@@ -96,8 +114,13 @@ export class Signalling {
       window.clearInterval(this.pingTimer);
       for (const resolve of this.barriers.values()) resolve(false);
       this.barriers.clear();
+      if (this.stopped) return;
       if (event.code === CLOSE_REPLACED) {
         this.setState('replaced');
+        return;
+      }
+      if (event.code === CLOSE_SIGNED_OUT || this.signedOutMessage !== null) {
+        this.signedOut(this.signedOutMessage);
         return;
       }
       if (!opened) {
@@ -110,19 +133,65 @@ export class Signalling {
   }
 
   async checkLogin() {
+    let response;
     try {
-      const response = await fetch('/api/me', { credentials: 'same-origin' });
-      if (response.status === 401) {
-        window.clearTimeout(this.retryTimer);
-        this.setState('expired');
-        window.location.replace(`/?expired=1&next=${encodeURIComponent(window.location.pathname)}`);
-      }
+      response = await fetch('/api/me', { credentials: 'same-origin' });
     } catch {
       // The server is unreachable: keep retrying.
+      return;
+    }
+    if (response.status === 401) {
+      // The session is gone (it ended while we were away).
+      this.signedOut(null);
+    } else if (response.status === 403) {
+      let code = null;
+      try {
+        code = (await response.json()).error;
+      } catch {
+        code = null;
+      }
+      if (code === 'password_change_required') {
+        this.stop();
+        window.location.replace(CHANGE_PASSWORD_PAGE);
+      }
     }
   }
 
+  /** No more connections from this page: no retry, no ping. */
+  stop() {
+    window.clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    window.clearInterval(this.pingTimer);
+    for (const resolve of this.barriers.values()) resolve(false);
+    this.barriers.clear();
+    const ws = this.ws;
+    this.ws = null;
+    if (ws) ws.close();
+    this.setState('signed_out');
+  }
+
+  /**
+   * The session has ended: stop, and show the login page, which says
+   * "You have been signed out" (with the server's words, if it sent any).
+   */
+  signedOut(message) {
+    if (this.stopped) return;
+    this.stop();
+    try {
+      if (message) window.sessionStorage.setItem(SIGNED_OUT_KEY, String(message).slice(0, 300));
+      else window.sessionStorage.removeItem(SIGNED_OUT_KEY);
+    } catch {
+      // Storage is off: the login page still says the main thing.
+    }
+    window.location.replace(`/?signed_out=1&next=${encodeURIComponent(window.location.pathname)}`);
+  }
+
   receive(message) {
+    if (message.type === 'error' && message.code === 'signed_out') {
+      // The close (4001) follows; remember why, for the login page.
+      this.signedOutMessage = typeof message.message === 'string' ? message.message : '';
+      return;
+    }
     if (message.type === 'welcome') {
       this.welcomes += 1;
       this.clockOffset = message.server_time - Date.now();
@@ -168,7 +237,7 @@ export class Signalling {
   }
 
   scheduleRetry() {
-    if (this.state === 'expired' || this.state === 'replaced') return;
+    if (this.stopped || this.state === 'replaced') return;
     const ceiling = Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * 2 ** this.attempt);
     // "Equal jitter": between half and all of the ceiling, so that many
     // screens restarting together do not reconnect in step.
@@ -181,6 +250,7 @@ export class Signalling {
 
   /** Reconnect at once (the user asked, or took the account back). */
   reconnectNow() {
+    if (this.stopped) return;
     this.attempt = 0;
     if (this.ws) this.ws.close();
     else this.start();
@@ -223,7 +293,7 @@ export function bindConnectionPill(socket, element) {
       case 'replaced':
         label.textContent = 'Open elsewhere';
         break;
-      case 'expired':
+      case 'signed_out':
         label.textContent = 'Signed out';
         break;
       default:

@@ -1,7 +1,7 @@
 // The MIU station (a nurse in a treatment room): request a consult, wait
 // with a live clock, hold the call, then see the recorded outcome.
 
-import { $, el, icon, announce, showView, formatDuration, spokenDuration, patientRefProblem, URGENCY, OUTCOMES, END_REASONS } from './ui.js';
+import { $, el, icon, announce, showView, formatDuration, spokenDuration, patientRefRule, URGENCY, OUTCOMES, END_REASONS } from './ui.js';
 import { requireRole } from './api.js';
 import { startShell } from './shell.js';
 import { openLocalMedia, stopStream } from './media.js';
@@ -78,6 +78,13 @@ function go(view) {
 const form = $('#request-form');
 const details = $('#details');
 const ref = $('#patient-ref');
+/** The trust's pattern for local references: the server refuses others. */
+const refRule = patientRefRule(settings.patient_ref_pattern, settings.patient_ref_hint);
+if (refRule.htmlPattern) ref.setAttribute('pattern', refRule.htmlPattern);
+if (refRule.hint) {
+  // The field's description (aria-describedby): what a reference looks like.
+  $('#ref-hint').textContent = `The MIU attendance number: ${refRule.hint}.`;
+}
 
 function updateCounter() {
   const left = details.maxLength - details.value.length;
@@ -85,7 +92,7 @@ function updateCounter() {
 }
 details.addEventListener('input', updateCounter);
 ref.addEventListener('input', () => {
-  if (!$('#ref-error').hidden) showFieldError('ref', patientRefProblem(ref.value));
+  if (!$('#ref-error').hidden) showFieldError('ref', refRule.problem(ref.value));
 });
 
 function showFieldError(name, message) {
@@ -118,7 +125,7 @@ function readForm() {
   else if (chip === 'Other' && !extra) reasonError = 'For \u201cOther\u201d, say in a few words what it is about.';
   showFieldError('reason', reasonError);
   if (reasonError) errors.push([chip ? 'details' : 'reason-field', reasonError]);
-  const refProblem = patientRefProblem(ref.value);
+  const refProblem = refRule.problem(ref.value);
   showFieldError('ref', refProblem);
   if (refProblem) errors.push(['patient-ref', `Local reference: ${refProblem}`]);
   showErrors(errors);
@@ -151,11 +158,15 @@ $('#test-call-button').addEventListener('click', () => {
   }, 'test-call-button');
 });
 
+/** Which button sent the last request (errors point back at it). */
+let sentFrom = 'request-button';
+
 function sendRequest(message, from) {
   if (!socket.send(message)) {
     showErrors([[from, 'Not connected to the server, so nothing was sent. Wait for \u201cConnected\u201d at the top, then try again.']]);
     return;
   }
+  sentFrom = from;
   state.submitted = message;
   window.sessionStorage.setItem('miulink.request', JSON.stringify(message));
   const button = $(`#${from}`);
@@ -547,10 +558,24 @@ socket.on('error', (err) => {
   if (err.in_reply_to === 'request_consult') {
     resetForm();
     releaseMedia();
+    if (err.code !== 'request_open') {
+      // Nothing was sent: forget it, so that a reload does not show it.
+      window.sessionStorage.removeItem('miulink.request');
+      state.submitted = null;
+    }
+    const field = /^(\w+):\s*/.exec(err.message || '');
+    if (err.code === 'invalid_field' && field && field[1] === 'patient_ref') {
+      // The server refused the local reference: say so by the field.
+      const words = (err.message || '').slice(field[0].length);
+      const text = words ? `${words.charAt(0).toUpperCase()}${words.slice(1)}` : 'The server refused this local reference.';
+      showFieldError('ref', text);
+      showErrors([['patient-ref', `Local reference: ${text}`]]);
+      return;
+    }
     const message = err.code === 'request_open'
       ? 'This station already has an open request. Wait for it, or cancel it first.'
       : err.message;
-    showErrors([['request-button', message]]);
+    showErrors([[sentFrom, message]]);
   } else if (err.in_reply_to === 'cancel_request') {
     announce(`Could not cancel: ${err.message}`, { assertive: true });
   } else if (err.code !== 'replaced') {

@@ -122,7 +122,7 @@ export const END_REASONS = {
   clinician_disconnected: () => 'The call ended: the clinician lost their connection for too long.',
 };
 
-/** Mirrors the server's rule: letters, digits, space, - and /, with a digit. */
+/** The protocol's own rule (`validate_patient_ref`): letters, digits, space, - and /, with a digit. */
 export function patientRefProblem(value) {
   const ref = value.trim();
   if (ref === '') return null;
@@ -130,6 +130,49 @@ export function patientRefProblem(value) {
   if (!/^[A-Za-z0-9 \-/]+$/.test(ref)) return 'Use only letters, digits, spaces, "-" and "/".';
   if (!/[0-9]/.test(ref)) return 'A reference must contain a digit, e.g. MIU-0412. Never enter the patient\u2019s name.';
   return null;
+}
+
+/** Compiles a pattern as the server matches it (the whole reference), or null. */
+function wholeMatch(pattern, flags) {
+  try {
+    return new RegExp(`^(?:${pattern})$`, flags);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The trust's local-reference rule, from `/api/me` (`patient_ref_pattern`,
+ * `patient_ref_hint`): the server refuses any reference it does not match.
+ * `problem(value)` says what is wrong (null: fine, or empty); `htmlPattern`
+ * is the pattern for the input's `pattern` attribute when the browser can
+ * use it there (it compiles that with the `v` flag), else null.
+ */
+export function patientRefRule(pattern, hint) {
+  const source = typeof pattern === 'string' && pattern ? pattern : null;
+  const regex = source ? wholeMatch(source, 'u') || wholeMatch(source, '') : null;
+  let htmlPattern = null;
+  if (source) {
+    try {
+      htmlPattern = wholeMatch(source, 'v') ? source : null;
+    } catch {
+      htmlPattern = null; // no `v` flag in this browser
+    }
+  }
+  const words = typeof hint === 'string' && hint.trim() ? hint.trim().replace(/[.\s]+$/, '') : null;
+  return {
+    hint: words,
+    htmlPattern,
+    problem(value) {
+      const basic = patientRefProblem(value);
+      if (basic) return basic;
+      const ref = value.trim();
+      if (ref === '' || !regex || regex.test(ref)) return null;
+      return words
+        ? `A local reference is ${words}.`
+        : 'This is not how a local reference looks here. Check the MIU attendance number; never enter the patient\u2019s name.';
+    },
+  };
 }
 
 /**
