@@ -826,6 +826,11 @@ pub enum ServerMessage {
         /// so and put the phone number first.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         alerted: Option<u32>,
+        /// At `escalated`: how many of those alerted hold the escalation
+        /// duty (the A&E senior on duty). 0 means no senior was on line, so
+        /// the station must not say the senior was alerted.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        duty_alerted: Option<u32>,
     },
     /// To both parties when a call is made (or resumed after a reconnect).
     CallStart {

@@ -213,10 +213,16 @@ struct Request {
     /// How many people the latest escalation step alerted (0: nobody was
     /// connected who could be): the station must not claim more.
     alerted: Option<u32>,
-    /// The last (position, clinicians_available, escalation, alerted) told
-    /// to the station.
-    last_told: Option<(u32, u32, Option<EscalationLevel>, Option<u32>)>,
+    /// At `escalated`: how many of those alerted hold the escalation duty
+    /// (the senior on duty). 0: no duty holder was on line.
+    duty_alerted: Option<u32>,
+    /// The last (position, clinicians_available, escalation, alerted,
+    /// duty_alerted) told to the station.
+    last_told: Option<Told>,
 }
+
+/// What a station was last told about its waiting request.
+type Told = (u32, u32, Option<EscalationLevel>, Option<u32>, Option<u32>);
 
 impl Request {
     /// Whether this clinician may see, be rung for and accept it. A
@@ -448,6 +454,7 @@ impl Switchboard {
                 escalation: r.escalation,
                 // Not in the log's summary: unknown until the next step.
                 alerted: None,
+                duty_alerted: None,
                 last_told: None,
             };
             self.queue.insert(request.queue_key());
@@ -498,6 +505,7 @@ impl Switchboard {
                 direct_to: None,
                 escalation: c.request.escalation,
                 alerted: None,
+                duty_alerted: None,
                 last_told: None,
             };
             if let Some(a) = self.accounts.get_mut(&c.request.station) {
@@ -1059,6 +1067,7 @@ impl Switchboard {
             direct_to,
             escalation: None,
             alerted: None,
+            duty_alerted: None,
             last_told: None,
         };
         let party = account.party();
@@ -1137,6 +1146,7 @@ impl Switchboard {
             clinician: None,
             escalation: None,
             alerted: None,
+            duty_alerted: None,
         };
         self.send_to_user(request.station, msg);
         self.queue_dirty = true;
@@ -1256,6 +1266,7 @@ impl Switchboard {
             clinician: Some(clinician_name),
             escalation: None,
             alerted: None,
+            duty_alerted: None,
         };
         let to_station = self.call_start(&call, Side::Station, false);
         let to_clinician = self.call_start(&call, Side::Clinician, false);
@@ -1436,6 +1447,7 @@ impl Switchboard {
                 .map(|a| a.identity.display_name.clone()),
             escalation: None,
             alerted: None,
+            duty_alerted: None,
         };
         self.send_to_user(station, update);
         self.send_to_user(
@@ -1521,6 +1533,7 @@ impl Switchboard {
                 clinician: Some(clinician_name),
                 escalation: None,
                 alerted: None,
+                duty_alerted: None,
             },
         );
         self.send_presence(clinician);
@@ -1673,7 +1686,7 @@ impl Switchboard {
             let Some(r) = self.waiting.get_mut(&id) else {
                 continue;
             };
-            let told = (position, available, r.escalation, r.alerted);
+            let told = (position, available, r.escalation, r.alerted, r.duty_alerted);
             if r.last_told == Some(told) {
                 continue;
             }
@@ -1694,6 +1707,7 @@ impl Switchboard {
                 clinician: None,
                 escalation: r.escalation,
                 alerted: r.alerted,
+                duty_alerted: r.duty_alerted,
             };
             self.send_to_user(station, msg);
         }
@@ -1765,6 +1779,7 @@ impl Switchboard {
                     },
                 });
             }
+            let mut duty_alerted = None;
             if level == EscalationLevel::Escalated {
                 // Duty holders are alerted whatever their availability.
                 let duty: Vec<(UserId, ConnId)> = self
@@ -1774,6 +1789,7 @@ impl Switchboard {
                     .filter(|a| a.identity.escalation_duty && !a.identity.monitoring)
                     .filter_map(|a| a.conn.map(|c| (a.identity.user_id, c)))
                     .collect();
+                duty_alerted = Some(u32::try_from(duty.len()).unwrap_or(u32::MAX));
                 for (user, _) in &duty {
                     if !notified.contains(user) {
                         notified.push(*user);
@@ -1788,6 +1804,7 @@ impl Switchboard {
             }
             if let Some(w) = self.waiting.get_mut(&request_id) {
                 w.alerted = Some(u32::try_from(notified.len()).unwrap_or(u32::MAX));
+                w.duty_alerted = duty_alerted;
             }
             self.record(request_id, ConsultEvent::Escalated { level, notified });
             // The queue shows the level; the station is told by flush_queue.

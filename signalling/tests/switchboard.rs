@@ -1355,14 +1355,18 @@ fn only_monitoring_accounts_and_the_test_line_take_test_and_directed_requests() 
     assert!(errors(&h.take(room)).is_empty());
 }
 
-fn alerted_told(msgs: &[ServerMessage]) -> Option<(Option<EscalationLevel>, Option<u32>)> {
+type AlertedTold = (Option<EscalationLevel>, Option<u32>, Option<u32>);
+
+/// The latest (escalation, alerted, duty_alerted) told to a station.
+fn alerted_told(msgs: &[ServerMessage]) -> Option<AlertedTold> {
     msgs.iter().rev().find_map(|m| match m {
         ServerMessage::RequestUpdate {
             state: RequestState::Waiting,
             escalation,
             alerted,
+            duty_alerted,
             ..
-        } => Some((*escalation, *alerted)),
+        } => Some((*escalation, *alerted, *duty_alerted)),
         _ => None,
     })
 }
@@ -1378,19 +1382,20 @@ fn the_station_is_told_how_many_were_actually_alerted_at_each_step() {
     let r = h.request(s, Urgency::Urgent, "Burn, child");
     assert_eq!(
         alerted_told(&h.take(s)),
-        Some((None, None)),
+        Some((None, None, None)),
         "nothing claimed before a step"
     );
     // Nobody signed in at all: both steps alert nobody, and say so.
     h.advance(150_000);
     assert_eq!(
         alerted_told(&h.take(s)),
-        Some((Some(EscalationLevel::Realerted), Some(0)))
+        Some((Some(EscalationLevel::Realerted), Some(0), None))
     );
     h.advance(150_000);
     assert_eq!(
         alerted_told(&h.take(s)),
-        Some((Some(EscalationLevel::Escalated), Some(0)))
+        Some((Some(EscalationLevel::Escalated), Some(0), Some(0))),
+        "no senior on line: the station must not claim one"
     );
     assert!(h.accept(s, r).is_none(), "a station cannot accept");
 
@@ -1411,12 +1416,30 @@ fn the_station_is_told_how_many_were_actually_alerted_at_each_step() {
     h.advance(150_000);
     assert_eq!(
         alerted_told(&h.take(s)),
-        Some((Some(EscalationLevel::Realerted), Some(1)))
+        Some((Some(EscalationLevel::Realerted), Some(1), None))
     );
     h.advance(150_000);
     assert_eq!(
         alerted_told(&h.take(s)),
-        Some((Some(EscalationLevel::Escalated), Some(2)))
+        Some((Some(EscalationLevel::Escalated), Some(2), Some(1)))
+    );
+}
+
+/// At `escalated`, available clinicians are rung again but no senior on
+/// duty is signed in: the station hears how many were alerted and that no
+/// duty holder was among them.
+#[test]
+fn an_escalation_without_a_senior_on_line_says_so() {
+    let mut h = Harness::with_config(urgent_policy());
+    h.duty = vec![30];
+    let s = h.connect(1, STATION, "Room 1");
+    let _b = h.connect(11, CLINICIAN, "Dr B");
+    h.request(s, Urgency::Urgent, "Burn, child");
+    h.take(s);
+    h.advance(300_000);
+    assert_eq!(
+        alerted_told(&h.take(s)),
+        Some((Some(EscalationLevel::Escalated), Some(1), Some(0)))
     );
 }
 

@@ -86,22 +86,31 @@ async fn unanswered_requests_are_realerted_then_escalated_to_the_duty_holder() {
         )
         .await;
 
-    // Step 1: re-alerted. The nurse is told in words.
+    // Step 1: re-alerted, but the only clinician is busy: nobody could be
+    // alerted, and the nurse is told so, with the phone number first
+    // (never "A&E has been alerted again" when nobody was).
     let told = nurse
         .wait_for(
-            "the re-alert message",
-            "const box = document.querySelector('#realerted');
-             return !box.hidden && box.textContent;",
+            "the nobody-alerted message",
+            "const box = document.querySelector('#escalated');
+             return !box.hidden && box.dataset.reach === 'none' && box.textContent;",
         )
         .await;
-    assert!(
-        told.as_str().unwrap_or("").contains("alerted again"),
-        "{told}"
-    );
+    let told = told.as_str().unwrap_or("");
+    assert!(told.contains("Nobody could be alerted"), "{told}");
+    assert!(!told.contains("senior on duty has been alerted"), "{told}");
     assert_eq!(
         nurse.text("#waiting-title").await,
-        "Still waiting: A&E alerted again"
+        "Nobody could be alerted"
     );
+    assert_eq!(
+        nurse
+            .eval("return document.querySelector('#realerted').hidden && document.querySelector('#escalated').firstElementChild.id")
+            .await,
+        "escalated-phone-box",
+        "the phone comes first, and 'alerted again' is not shown"
+    );
+    nurse.screenshot("20-station-nobody-alerted").await;
     nic.wait_for(
         "the re-alerted tag on the queue entry",
         "const tag = document.querySelector('#queue > li .esc-tag');
@@ -110,15 +119,20 @@ async fn unanswered_requests_are_realerted_then_escalated_to_the_duty_holder() {
     .await;
     nurse.screenshot("20-station-realerted").await;
 
-    // Step 2: escalated. The phone number, large, and the duty alert.
+    // Step 2: escalated. The busy senior on duty is alerted whatever their
+    // availability, and the nurse is told that, truthfully now.
     let phone = nurse
         .wait_for(
-            "the escalation with the fallback phone",
+            "the escalation to the senior with the fallback phone",
             "const box = document.querySelector('#escalated');
-             return !box.hidden && !document.querySelector('#escalated-phone').hidden
+             return !box.hidden && box.dataset.reach === 'senior' && !document.querySelector('#escalated-phone').hidden
                  && document.querySelector('#escalated-phone-number').textContent;",
         )
         .await;
+    assert!(nurse
+        .text("#escalated-title")
+        .await
+        .contains("the A&E senior on duty has been alerted"));
     assert_eq!(phone, PHONE);
     assert_eq!(
         nurse

@@ -4,7 +4,6 @@
 //! password).
 
 use crate::browser::Browser;
-use crate::flows::*;
 use crate::server::{Server, PASSWORD};
 use signalling::Role;
 

@@ -37,6 +37,7 @@ const state = {
   told: false, // the server told us about our request since the last welcome
   waitBase: null, // {waitedMs, at}
   escalation: null, // null | 'realerted' | 'escalated' (of the waiting request)
+  escalationSaid: null, // what the nurse was last told of it ('level/reach')
   hangUpPending: null, // call id whose hang-up waits for the server
 };
 
@@ -273,7 +274,7 @@ function onWaiting(update) {
     : nobody
       ? 'Nobody can be alerted at the moment.'
       : `${update.clinicians_available} clinician${update.clinicians_available === 1 ? ' is' : 's are'} being alerted.`;
-  showEscalation(update.escalation || null, nobody);
+  showEscalation(update.escalation || null, update, nobody);
   if (testing) $('#waiting-title').textContent = 'Test call: waiting for the test line';
   if (state.submitted) summaryRows($('#waiting-summary'), state.submitted);
   else $('#waiting-summary').replaceChildren();
@@ -293,49 +294,96 @@ function onWaiting(update) {
 }
 
 /**
- * Nobody has answered: the nurse is told that A&E was alerted again, and
- * once the request is escalated, shown the phone number in large type.
+ * What the latest escalation step really did, from the switchboard's own
+ * counts (`alerted`, `duty_alerted`): the nurse is never told that someone
+ * was alerted when nobody was.
+ *   'none'    nobody could be alerted (nobody on line): phone first
+ *   'others'  clinicians were alerted again, but no senior on duty (escalated)
+ *   'senior'  the senior on duty was alerted (escalated)
+ *   'all'     the available clinicians were alerted again (re-alerted)
  */
-function showEscalation(level, nobody) {
-  const was = state.escalation;
-  state.escalation = level;
-  $('#realerted').hidden = level !== 'realerted';
-  const escalated = level === 'escalated';
-  $('#escalated').hidden = !escalated;
-  $('#waiting-card').dataset.escalation = level || 'none';
-  $('#waiting-title').textContent = escalated
-    ? 'Escalated: still waiting for A&E'
-    : level === 'realerted' ? 'Still waiting: A&E alerted again' : 'Waiting for an A&E clinician';
-  if (level === 'realerted') {
-    $('#realerted-text').textContent = nobody
-      ? 'Nobody has answered yet. No clinician is free at the moment: the first one to become available is alerted at once. Your request keeps its place in the queue.'
-      : 'Nobody has answered yet, so every available A&E clinician has been alerted again. Your request keeps its place in the queue.';
+function escalationReach(level, update, nobody) {
+  const alerted = typeof update.alerted === 'number' ? update.alerted : (nobody ? 0 : null);
+  if (alerted === 0) return 'none';
+  if (level !== 'escalated') return 'all';
+  if (typeof update.duty_alerted === 'number') return update.duty_alerted > 0 ? 'senior' : 'others';
+  return 'senior';
+}
+
+function people(n) {
+  return `${n} A&E clinician${n === 1 ? '' : 's'}`;
+}
+
+/** The phone, large, in the escalation box: first in it when it is the only help. */
+function showBigPhone(first) {
+  const box = $('#escalated-phone-box');
+  const parent = $('#escalated');
+  if (first) parent.prepend(box);
+  else parent.append(box);
+  box.hidden = false;
+  if (fallbackPhone) {
+    $('#escalated-phone-label').textContent = 'If the patient cannot wait, phone A&E now';
+    $('#escalated-phone-number').textContent = fallbackPhone;
+    $('#escalated-phone').href = `tel:${fallbackPhone.replace(/[^0-9+]/g, '')}`;
+    $('#escalated-phone').hidden = false;
+  } else {
+    $('#escalated-phone-label').textContent = 'If the patient cannot wait, phone A&E directly.';
+    $('#escalated-phone').hidden = true;
   }
-  if (escalated) $('#waiting-sub').textContent = 'The A&E senior on duty has been alerted.';
-  if (escalated) {
+}
+
+/**
+ * Nobody has answered: the nurse is told what the switchboard really did
+ * (alerted again, the senior on duty alerted, or nobody on line to alert),
+ * and shown the phone number in large type once it is escalated, or first
+ * of all when nobody could be alerted.
+ */
+function showEscalation(level, update, nobody) {
+  const reach = level ? escalationReach(level, update, nobody) : null;
+  const said = level ? `${level}/${reach}` : null;
+  state.escalation = level;
+  const alerted = update.alerted;
+  const loud = reach === 'none' || level === 'escalated';
+  $('#realerted').hidden = !(level === 'realerted' && reach === 'all');
+  $('#escalated').hidden = !loud;
+  $('#waiting-card').dataset.escalation = reach === 'none' ? 'nobody' : level || 'none';
+  $('#escalated').dataset.reach = reach || '';
+  let title = 'Waiting for an A&E clinician';
+  let spoken = null;
+  if (level === 'realerted' && reach === 'all') {
+    title = 'Still waiting: A&E alerted again';
+    $('#realerted-text').textContent = `Nobody has answered yet, so ${typeof alerted === 'number' ? `the ${people(alerted)} available ${alerted === 1 ? 'has' : 'have'}` : 'every available A&E clinician has'} been alerted again. Your request keeps its place in the queue.`;
+    spoken = 'Nobody has answered yet: A&E has been alerted again.';
+  } else if (reach === 'none') {
+    title = 'Nobody could be alerted';
+    $('#escalated-title').textContent = 'Nobody could be alerted: no A&E clinician is on line';
+    $('#escalated-text').textContent = 'Nobody has answered, and nobody at A&E is signed in to alert. Your request stays in the queue and rings as soon as a clinician signs in.';
+    spoken = `Nobody could be alerted: no A&E clinician is on line.${fallbackPhone ? ` If the patient cannot wait, phone A&E now on ${fallbackPhone}.` : ' If the patient cannot wait, phone A&E now.'}`;
+  } else if (reach === 'senior') {
+    title = 'Escalated: still waiting for A&E';
+    $('#escalated-title').textContent = 'Escalated: the A&E senior on duty has been alerted';
+    $('#escalated-text').textContent = typeof alerted === 'number'
+      ? `Nobody has answered yet. ${alerted === 1 ? 'The senior on duty has' : `${people(alerted)}, the senior on duty among them, have`} been alerted. Your request stays in the queue.`
+      : 'Nobody has answered yet. Your request stays in the queue and A&E is still being alerted.';
+    spoken = `Escalated: the A&E senior on duty has been alerted.${fallbackPhone ? ` If the patient cannot wait, phone A&E on ${fallbackPhone}.` : ''}`;
+  } else if (reach === 'others') {
+    title = 'Escalated: no senior on duty on line';
+    $('#escalated-title').textContent = 'Escalated: no senior on duty is on line';
+    $('#escalated-text').textContent = `Nobody has answered. The ${people(alerted)} available ${alerted === 1 ? 'has' : 'have'} been alerted again, but nobody with the escalation duty is signed in. Your request stays in the queue.`;
+    spoken = `Escalated, but no senior on duty is on line.${fallbackPhone ? ` If the patient cannot wait, phone A&E now on ${fallbackPhone}.` : ''}`;
+  }
+  $('#waiting-title').textContent = title;
+  if (loud) {
     // The phone is shown here, large; not twice on the screen.
     $('#nobody').hidden = true;
     $('#fallback-line').hidden = true;
-    $('#escalated-text').textContent = nobody
-      ? 'Nobody has answered and no A&E clinician is available right now. Your request stays in the queue.'
-      : 'Nobody has answered yet. Your request stays in the queue and A&E is still being alerted.';
-    $('#escalated-phone-box').hidden = false;
-    if (fallbackPhone) {
-      $('#escalated-phone-label').textContent = 'If the patient cannot wait, phone A&E now';
-      $('#escalated-phone-number').textContent = fallbackPhone;
-      $('#escalated-phone').href = `tel:${fallbackPhone.replace(/[^0-9+]/g, '')}`;
-      $('#escalated-phone').hidden = false;
-    } else {
-      $('#escalated-phone-label').textContent = 'If the patient cannot wait, phone A&E directly.';
-      $('#escalated-phone').hidden = true;
-    }
+    showBigPhone(reach === 'none' || reach === 'others');
+    $('#waiting-sub').textContent = reach === 'senior'
+      ? 'The A&E senior on duty has been alerted.'
+      : reach === 'none' ? 'Nobody at A&E is on line to alert.' : 'No senior on duty is on line.';
   }
-  if (level && level !== was) {
-    const text = escalated
-      ? `Escalated: the A&E senior on duty has been alerted.${fallbackPhone ? ` If the patient cannot wait, phone A&E on ${fallbackPhone}.` : ''}`
-      : 'Nobody has answered yet: A&E has been alerted again.';
-    announce(text, { assertive: true });
-  }
+  if (said && said !== state.escalationSaid) announce(spoken, { assertive: true });
+  state.escalationSaid = said;
 }
 
 function tickWait() {
