@@ -3,6 +3,7 @@
 // The filters live in the address, so a view can be bookmarked or shared.
 
 import { seriesChart, histogram, heatmap, niceScale, niceTimeScale } from '/charts.js';
+import { signOut } from '/js/api.js';
 
 const $ = (id) => document.getElementById(id);
 const nf = new Intl.NumberFormat('en-GB');
@@ -18,6 +19,13 @@ const OUTCOME = {
   other: 'Other',
 };
 const SHORT_DAYS = ['Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat', 'Sun'];
+const PRESETS = {
+  today: 'Today',
+  last_7_days: 'Last 7 days',
+  last_30_days: 'Last 30 days',
+  this_quarter: 'This quarter',
+};
+const SVG = 'http://www.w3.org/2000/svg';
 
 // ---- formatting --------------------------------------------------------
 
@@ -55,6 +63,21 @@ function axisTime(ms) {
 function pct(share) {
   if (share == null) return '–';
   return `${(share * 100).toFixed(1)}%`;
+}
+
+/** The trust's aim as a percentage, without needless decimals: "90%". */
+function aimPct(share) {
+  return `${+(share * 100).toFixed(1)}%`;
+}
+
+/** A count with its noun, singular or plural: "1 request", "2 requests". */
+function count(n, one, many = `${one}s`) {
+  return `${nf.format(n)} ${n === 1 ? one : many}`;
+}
+
+/** "was" or "were", to agree with a count. */
+function were(n) {
+  return n === 1 ? 'was' : 'were';
 }
 
 function hoursAndMinutes(minutes) {
@@ -127,7 +150,7 @@ async function getJson(url) {
 
 /** The page is for managers and admins: say so, and where to go instead. */
 function notForYou(why) {
-  $('filters').hidden = true;
+  $('filters-panel').hidden = true;
   $('report').hidden = true;
   const box = $('error');
   box.replaceChildren();
@@ -160,7 +183,7 @@ async function load() {
     lastReport = report;
     render(report);
     $('report').hidden = false;
-    $('status').textContent = `Figures updated: ${describePeriod(report)}.`;
+    $('status').textContent = `Figures updated: ${describePeriod(report)}. ${verdictWords(report).title}.`;
     $('status').classList.add('visually-hidden');
   } catch (e) {
     if (e.status === 403) {
@@ -244,9 +267,13 @@ function wireControls() {
     showAllClinicians = !showAllClinicians;
     if (lastReport) renderClinicians(lastReport);
   });
-  $('logout').addEventListener('click', async () => {
-    try { await fetch('/api/logout', { method: 'POST', credentials: 'same-origin' }); } finally { location.assign('/'); }
-  });
+  $('sign-out').addEventListener('click', () => signOut());
+  // On a phone the filters fold away under one line, so that the answers
+  // come first; on a wider screen they are always open.
+  const narrow = matchMedia('(max-width: 700px)');
+  const fitFilters = () => { $('filters-panel').open = !narrow.matches; };
+  narrow.addEventListener('change', fitFilters);
+  fitFilters();
 }
 
 // ---- rendering ---------------------------------------------------------
@@ -261,6 +288,19 @@ function describePeriod(r) {
   return `${when}, ${where.join(', ')}`;
 }
 
+/** The filters in a few words, for the line they fold under on a phone. */
+function describeChoice(r) {
+  const p = r.period;
+  let when = PRESETS[p.preset];
+  if (!when) {
+    if (!p.first_day) when = 'No days';
+    else if (p.first_day === p.last_day) when = dayName(p.first_day);
+    else when = `${dayName(p.first_day, { weekday: false })} to ${dayName(p.last_day, { weekday: false })}`;
+  }
+  const where = r.filters.station ? `station ${r.filters.station}` : r.filters.site ? `site ${r.filters.site}` : 'all sites';
+  return `${when}, ${where}`;
+}
+
 function csvLink(r) {
   const p = new URLSearchParams();
   if (r.period.from != null) p.set('from', String(r.period.from));
@@ -268,6 +308,110 @@ function csvLink(r) {
   if (r.filters.site) p.set('site', r.filters.site);
   if (r.filters.station) p.set('station', r.filters.station);
   $('csv').href = `/api/consults.csv?${p}`;
+}
+
+/** An icon from /icons.svg, for decoration next to words that say the same. */
+function icon(name, cls = 'icon') {
+  const svg = document.createElementNS(SVG, 'svg');
+  svg.setAttribute('class', cls);
+  svg.setAttribute('aria-hidden', 'true');
+  svg.setAttribute('focusable', 'false');
+  const use = document.createElementNS(SVG, 'use');
+  use.setAttribute('href', `/icons.svg#${name}`);
+  svg.append(use);
+  return svg;
+}
+
+function node(tag, cls, text) {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (text != null) e.textContent = text;
+  return e;
+}
+
+/** The answer to "are we meeting our answer targets?", in words. */
+function verdictWords(r) {
+  const v = r.verdict;
+  const aim = aimPct(v.target_share);
+  if (v.share == null) {
+    if (!r.headline.requests) {
+      return { tone: 'none', icon: 'info', title: 'No requests in this period', figure: null, rest: `Nothing to judge against the answer target (aim ${aim} within target).` };
+    }
+    return {
+      tone: 'none', icon: 'info', title: 'Too early to judge the answer target', figure: null,
+      rest: `None of the ${count(r.headline.requests, 'request')} in this period can be judged yet: each was cancelled, or is still waiting, within its target (aim ${aim} within target).`,
+    };
+  }
+  return {
+    tone: v.meeting_target ? 'met' : 'missed',
+    icon: v.meeting_target ? 'check' : 'alert',
+    title: v.meeting_target ? 'Meeting the answer target' : 'Not meeting the answer target',
+    figure: pct(v.share),
+    rest: `of requests answered within target (aim ${aim})`,
+  };
+}
+
+function renderVerdict(r) {
+  const w = verdictWords(r);
+  const wt = r.headline.within_target;
+  const box = $('verdict');
+  box.className = `verdict verdict--${w.tone}`;
+  const body = node('div', 'verdict__body');
+  body.append(node('h3', 'verdict__title', w.title));
+  const line = node('p', 'verdict__figure');
+  if (w.figure) line.append(node('strong', 'verdict__share', w.figure), ' ');
+  line.append(w.rest);
+  body.append(line);
+  if (w.figure) {
+    const short = r.verdict.target_share - r.verdict.share;
+    const detail = `${count(wt.met, 'request')} met the target, ${nf.format(wt.missed)} missed it${r.verdict.meeting_target ? '' : `: ${(short * 100).toFixed(1)} percentage points short of the aim`}.`;
+    body.append(node('p', 'verdict__detail', detail));
+  }
+  body.append(node('p', 'verdict__detail', `${targetsText(r)}.`));
+  box.replaceChildren(icon(w.icon, 'verdict__icon'), body);
+}
+
+/** The answer to "how many journeys to A&E did this save?". */
+function renderSaved(r) {
+  const o = r.outcomes;
+  const box = $('saved');
+  const figure = (value, label) => {
+    const p = node('p', 'saved__figure');
+    p.append(node('span', 'saved__value', value), node('span', 'saved__label', label));
+    return p;
+  };
+  const siteName = (s) => (s.site ? `at ${s.site}` : 'at stations with no site');
+  const timed = o.by_site.filter((s) => s.minutes_each_way != null);
+  const untimed = o.by_site.filter((s) => s.minutes_each_way == null);
+  const figures = node('div', 'saved__figures');
+  figures.append(figure(nf.format(o.journeys_avoided), o.journeys_avoided
+    ? `${o.journeys_avoided === 1 ? 'patient' : 'patients'} treated at the MIU, not sent to A&E`
+    : 'no patient recorded as treated at the MIU'));
+  if (timed.length) {
+    const where = untimed.length ? `, ${timed.map((s) => s.site).join(' and ')} only` : ', there and back';
+    figures.append(figure(hoursAndMinutes(o.travel_minutes_saved), `patient travel saved${where}`));
+  } else if (untimed.length) {
+    figures.append(figure('Not known', 'travel time saved'));
+  }
+  const parts = [node('h3', 'saved__title', 'Journeys to A&E avoided'), figures];
+  if (untimed.length) {
+    // Next to the figure, not left out quietly: journeys the time saved does not count.
+    const flag = node('p', 'saved__flag');
+    const words = node('span', null, 'Travel time to A&E not set, so not counted in the time saved: ');
+    untimed.forEach((s, i) => {
+      if (i) words.append(', ');
+      words.append(node('strong', null, `${timed.length ? '+ ' : ''}${count(s.journeys_avoided, 'journey')} ${siteName(s)}`));
+    });
+    words.append('.');
+    flag.append(icon('alert'), words);
+    parts.push(flag);
+  }
+  const more = node('p', 'saved__more');
+  const a = node('a', null, 'Journeys and travel time by site');
+  a.href = '#h-outcomes';
+  more.append(a);
+  parts.push(more);
+  box.replaceChildren(...parts);
 }
 
 function card(title, value, detail, opts = {}) {
@@ -293,7 +437,6 @@ function renderCards(r) {
   const h = r.headline;
   const t = h.time_to_answer;
   const noAnswers = 'No answered requests in this period';
-  const wt = h.within_target;
   $('cards').replaceChildren(
     card('Requests', nf.format(h.requests), [
       h.still_waiting ? `${nf.format(h.still_waiting)} waiting now` : 'from MIU stations',
@@ -308,9 +451,6 @@ function renderCards(r) {
       `95th percentile ${duration(t.p95_ms)}`,
       `Longest ${duration(t.longest_ms)}`,
     ] : [noAnswers]),
-    card('Answered within target', pct(wt.share), wt.met + wt.missed
-      ? [`${nf.format(wt.met)} met, ${nf.format(wt.missed)} missed`, targetsText(r)]
-      : ['No request could be judged yet', targetsText(r)]),
     card('Answer to video connected', duration(h.answer_to_connected.median_ms),
       [h.answer_to_connected.count ? 'median' : 'No connected calls']),
     card('Call length', duration(h.call_duration.median_ms), [h.call_duration.count ? 'median' : 'No finished calls']),
@@ -320,7 +460,7 @@ function renderCards(r) {
     ]),
     card('Poor video links', h.link_quality.measured_calls ? pct(h.link_quality.poor_share) : '–',
       h.link_quality.measured_calls ? [
-        `${nf.format(h.link_quality.poor_calls)} of ${nf.format(h.link_quality.measured_calls)} measured calls`,
+        `${nf.format(h.link_quality.poor_calls)} of ${count(h.link_quality.measured_calls, 'measured call')}`,
         `Median round trip ${h.link_quality.median_rtt_ms == null ? '–' : `${nf.format(h.link_quality.median_rtt_ms)} ms`}`,
       ] : ['No call quality reported in this period'],
       { tone: h.link_quality.measured_calls ? '' : 'muted' }),
@@ -424,9 +564,9 @@ function renderOutcomes(r) {
   for (const s of o.by_site) {
     const site = s.site || '(no site)';
     if (s.minutes_each_way != null) {
-      add('big__detail', `${site}: ${nf.format(s.journeys_avoided)} journeys × 2 × ${s.minutes_each_way} min = ${hoursAndMinutes(s.minutes_saved)}`);
+      add('big__detail', `${site}: ${count(s.journeys_avoided, 'journey')} × 2 × ${s.minutes_each_way} min = ${hoursAndMinutes(s.minutes_saved)}`);
     } else {
-      add('big__detail', `${site}: ${nf.format(s.journeys_avoided)} journeys avoided; travel time to A&E not set, so not counted in the time saved`);
+      add('big__detail', `${site}: ${count(s.journeys_avoided, 'journey')} avoided; travel time to A&E not set, so not counted in the time saved`);
     }
   }
   const answered = o.counts.reduce((a, c) => a + c.count, 0);
@@ -442,10 +582,10 @@ function renderDaily(r) {
   const peak = days.reduce((best, d) => (d.requests > (best?.requests ?? -1) ? d : best), null);
   seriesChart($('daily-requests'), {
     title: 'Requests per day',
-    summary: peak && peak.requests ? `Busiest day: ${dayName(peak.date)} with ${nf.format(peak.requests)} requests.` : 'No requests in this period.',
+    summary: peak && peak.requests ? `Busiest day: ${dayName(peak.date)} with ${count(peak.requests, 'request')}.` : 'No requests in this period.',
     labels, values: days.map((d) => d.requests), kind: 'bar', scale: niceScale(Math.max(...days.map((d) => d.requests), 1)),
     format: (v) => nf.format(v), unit: 'requests', tickLabel: tick, rightMargin: 100,
-    describe: (i, v) => `${dayName(labels[i])}: ${nf.format(v)} requests, ${nf.format(days[i].answered)} answered`,
+    describe: (i, v) => `${dayName(labels[i])}: ${count(v, 'request')}, ${nf.format(days[i].answered)} answered`,
   });
   const waits = days.map((d) => d.median_wait_ms);
   const known = waits.filter((v) => v != null);
@@ -458,18 +598,21 @@ function renderDaily(r) {
     describe: (i, v) => `${dayName(labels[i])}: median wait ${duration(v)} over ${nf.format(days[i].answered)} answered`,
   });
   const shares = days.map((d) => (d.within_target.share == null ? null : d.within_target.share * 100));
-  const missedDays = days.filter((d) => d.within_target.share != null && d.within_target.share < 0.9).length;
-  const lowest = Math.min(100, ...shares.filter((v) => v != null));
+  // The guide line is the trust's aim, as in the verdict at the top.
+  const aim = r.verdict.target_share;
+  const aimLine = +(aim * 100).toFixed(1);
+  const missedDays = days.filter((d) => d.within_target.share != null && d.within_target.share + 1e-9 < aim).length;
+  const lowest = Math.min(100, aimLine, ...shares.filter((v) => v != null));
   // A line need not start at zero: show from a round 10% below the lowest day.
   const floor = Math.max(0, Math.floor((lowest - 5) / 10) * 10);
   seriesChart($('daily-target'), {
     title: 'Share answered within target, per day',
     summary: days.some((d) => d.within_target.share != null)
-      ? `${nf.format(missedDays)} of ${nf.format(days.length)} days had fewer than 90% of requests answered within target (dashed guide line). The scale starts at ${floor}%.`
+      ? `${nf.format(missedDays)} of ${count(days.length, 'day')} had fewer than the aim of ${aimPct(aim)} of requests answered within target (dashed line). The scale starts at ${floor}%.`
       : 'No request could be judged against the target in this period.',
     labels, values: shares, kind: 'line', scale: { min: floor, max: 100, step: (100 - floor) / 4 > 10 ? 25 : (100 - floor) / 2 > 5 ? 10 : 5 },
     format: (v) => `${+v.toFixed(1)}%`, unit: 'share', tickLabel: tick,
-    refLines: [{ value: 90, label: '90% guide' }],
+    refLines: [{ value: aimLine, label: `${aimPct(aim)} aim` }],
     describe: (i) => `${dayName(labels[i])}: ${pct(days[i].within_target.share)} within target (${nf.format(days[i].within_target.met)} met, ${nf.format(days[i].within_target.missed)} missed)`,
   });
   table('daily-table', ['Day', 'Requests', 'Answered', 'Median wait', 'Within target', 'Met', 'Missed'],
@@ -508,7 +651,7 @@ function renderDistribution(r) {
     histogram(fig, {
       title: `${URGENCY[d.urgency]} requests (target ${minutesLabel(d.target_ms)})`,
       summary: answered
-        ? `${nf.format(within)} of ${nf.format(answered)} answered requests were answered within ${minutesLabel(d.target_ms)}; ${nf.format(d.unanswered_over_target)} were never answered after waiting longer. Overall ${pct(u.within_target.share)} within target.`
+        ? `${nf.format(within)} of ${count(answered, 'answered request')} ${were(within)} answered within ${minutesLabel(d.target_ms)}; ${nf.format(d.unanswered_over_target)} ${were(d.unanswered_over_target)} never answered after waiting longer. Overall ${pct(u.within_target.share)} within target.`
         : `No ${URGENCY[d.urgency].toLowerCase()} requests were answered in this period.`,
       bucketLabels: labels, counts: d.answered.slice(0, buckets.length), overFrom, unanswered: d.unanswered_over_target,
       targetLabel: `Target ${minutesLabel(d.target_ms)}`,
@@ -530,9 +673,9 @@ function renderHeatmaps(r) {
   const hour = (h) => `${String(h).padStart(2, '0')}:00–${String(h).padStart(2, '0')}:59`;
   heatmap($('heat-requests'), {
     title: 'Requests by day of week and hour',
-    summary: busiest ? `Busiest: ${hm.weekdays[busiest.d]}s ${hour(busiest.h)}, ${nf.format(busiest.v)} requests over the period.` : 'No requests in this period.',
+    summary: busiest ? `Busiest: ${hm.weekdays[busiest.d]}s ${hour(busiest.h)}, ${count(busiest.v, 'request')} over the period.` : 'No requests in this period.',
     rows, values: hm.requests, format: (v) => nf.format(v), legend: 'requests',
-    describe: (d, h, v) => `${hm.weekdays[d]} ${hour(h)}: ${nf.format(v)} requests`,
+    describe: (d, h, v) => `${hm.weekdays[d]} ${hour(h)}: ${count(v, 'request')}`,
   });
   let slowest = null;
   hm.median_wait_ms.forEach((row, d) => row.forEach((v, h) => {
@@ -598,9 +741,12 @@ function render(r) {
   const syn = $('synthetic');
   syn.hidden = !r.headline.synthetic_requests;
   syn.textContent = r.headline.synthetic_requests
-    ? `These figures include ${nf.format(r.headline.synthetic_requests)} synthetic consults: generated demonstration history, not real patients.`
+    ? `These figures include ${count(r.headline.synthetic_requests, 'synthetic consult')}: generated demonstration history, not real patients.`
     : '';
   $('def-targets').textContent = `Targets depend on urgency: ${r.targets.map((t) => `${URGENCY[t.urgency].toLowerCase()} ${minutesLabel(t.target_ms)}`).join(', ')}. Met: answered within the target. Missed: answered later, or cancelled, abandoned or still waiting after the target passed. Requests cancelled or abandoned before the target passed count neither way. Share = met ÷ (met + missed).`;
+  $('filters-summary').textContent = describeChoice(r);
+  renderVerdict(r);
+  renderSaved(r);
   renderCards(r);
   renderUrgency(r);
   renderOutcomes(r);
@@ -608,6 +754,41 @@ function render(r) {
   renderDistribution(r);
   renderHeatmaps(r);
   renderPeople(r);
+  for (const wrap of document.querySelectorAll('.table-wrap')) markScrollable(wrap);
+}
+
+/**
+ * A table wider than its box scrolls sideways: the box is then a named
+ * region that takes the keyboard focus, so it can be scrolled with the
+ * arrow keys. Checked again whenever a box changes size (a narrower window,
+ * or a folded table opened).
+ */
+function markScrollable(wrap) {
+  const scrolls = wrap.scrollWidth > wrap.clientWidth || wrap.scrollHeight > wrap.clientHeight;
+  if (scrolls) {
+    // Named after its table (the section is already a region named by its
+    // heading, and two landmarks must not share a name).
+    const caption = wrap.querySelector('caption')?.textContent;
+    const heading = wrap.closest('section')?.querySelector('h2')?.textContent;
+    wrap.tabIndex = 0;
+    wrap.setAttribute('role', 'region');
+    wrap.setAttribute('aria-label', `${caption || heading}: table, scrolls sideways`);
+  } else {
+    wrap.removeAttribute('tabindex');
+    wrap.removeAttribute('role');
+    wrap.removeAttribute('aria-label');
+  }
+}
+
+const wrapSizes = new ResizeObserver((entries) => {
+  for (const e of entries) markScrollable(e.target);
+});
+for (const wrap of document.querySelectorAll('.table-wrap')) wrapSizes.observe(wrap);
+// A folded table is laid out only once it is unfolded.
+for (const d of document.querySelectorAll('details')) {
+  d.addEventListener('toggle', () => {
+    for (const wrap of d.querySelectorAll('.table-wrap')) markScrollable(wrap);
+  });
 }
 
 async function init() {
@@ -615,8 +796,9 @@ async function init() {
   wireControls();
   try {
     const me = await getJson('/api/me');
-    $('who').textContent = `Logged in as ${me.display_name || me.username}`;
-    $('logout').hidden = false;
+    $('account-name').textContent = me.site && me.display_name && !me.display_name.includes(me.site)
+      ? `${me.display_name}, ${me.site}`
+      : me.display_name || me.username;
     if (!['manager', 'admin'].includes(me.role)) {
       notForYou(`You are logged in as a ${me.role}.`);
       $('main').setAttribute('aria-busy', 'false');
