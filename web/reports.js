@@ -3,7 +3,7 @@
 // The filters live in the address, so a view can be bookmarked or shared.
 
 import { seriesChart, histogram, heatmap, niceScale, niceTimeScale } from '/charts.js';
-import { signOut } from '/js/api.js';
+import { signOut, CHANGE_PASSWORD_PAGE } from '/js/api.js';
 
 const $ = (id) => document.getElementById(id);
 const nf = new Intl.NumberFormat('en-GB');
@@ -137,7 +137,7 @@ async function getJson(url) {
   try { body = await res.json(); } catch { body = null; }
   if (res.status === 403 && body?.error === 'password_change_required') {
     // The account must choose a new password before anything else.
-    location.replace('/?change_password=1');
+    location.replace(CHANGE_PASSWORD_PAGE);
     throw new Error('password change required');
   }
   if (!res.ok) {

@@ -10,13 +10,10 @@
 use crate::browser::Browser;
 use crate::flows::*;
 use crate::server::Server;
-use crate::turn::Coturn;
+use crate::turn::{Coturn, SECRET as TURN_SECRET};
 use serde_json::Value;
 use signalling::Role;
 use std::net::UdpSocket;
-
-/// coturn's `static-auth-secret` as `Coturn::start` sets it (`turn.rs`).
-const TURN_SECRET: &str = "e2e-turn-shared-secret-32-chars-long";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_camera_means_audio_only_and_a_second_camera_can_be_switched_to() {

@@ -25,7 +25,7 @@ use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const SECRET: &str = "e2e-turn-shared-secret-32-chars-long";
+pub const SECRET: &str = "e2e-turn-shared-secret-32-chars-long";
 
 /// A coturn on 127.0.0.1, with TURN REST authentication (`use-auth-secret`).
 pub struct Coturn {
