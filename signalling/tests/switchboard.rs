@@ -653,6 +653,61 @@ fn outcome_is_required_before_becoming_available_again() {
     assert_eq!(errors(&h.take(doc)), vec![ErrorCode::UnknownCall]);
 }
 
+/// A clinician owing an outcome is not rung, but is told what waits: the
+/// queue (with each entry's escalation level), on every change and again
+/// on reconnecting, so the outcome form can show it and sound for it.
+#[test]
+fn a_clinician_owing_an_outcome_still_gets_the_queue_but_no_ring() {
+    let mut h = Harness::with_config(urgent_policy());
+    let s1 = h.connect(1, STATION, "Room 1");
+    let s2 = h.connect(2, STATION, "Room 2");
+    let doc = h.connect(10, CLINICIAN, "Dr A");
+    let r1 = h.request(s1, Urgency::Urgent, "One");
+    let call = h.accept(doc, r1).unwrap();
+    h.send(s1, ClientMessage::HangUp { call_id: call });
+    h.take(doc);
+
+    let r2 = h.request(s2, Urgency::Immediate, "Chest pain");
+    let msgs = h.take(doc);
+    assert!(rings(&msgs).is_empty(), "owing an outcome: not rung");
+    let (queue, available) = last_queue(&msgs).expect("the queue, while owing an outcome");
+    assert_eq!(queue.len(), 1);
+    assert_eq!(queue[0].request_id, r2);
+    assert_eq!(queue[0].urgency, Urgency::Immediate);
+    assert_eq!(queue[0].station, "Room 2");
+    assert_eq!(available, 0, "nobody else is there to answer it");
+
+    // Re-alerted: no ring for the engaged clinician, but the queue says so.
+    h.advance(60_000);
+    let msgs = h.take(doc);
+    assert!(rings(&msgs).is_empty());
+    let (queue, _) = last_queue(&msgs).expect("the queue with the escalation level");
+    assert_eq!(queue[0].escalation, Some(EscalationLevel::Realerted));
+
+    // A reconnect while still owing: the owed call and the queue again.
+    h.disconnect(doc);
+    let again = h.connect(10, CLINICIAN, "Dr A");
+    let msgs = h.take(again);
+    assert!(msgs.iter().any(|m| matches!(
+        m,
+        ServerMessage::CallEnd { call_id, outcome_required: true, .. } if *call_id == call
+    )));
+    let (queue, _) = last_queue(&msgs).expect("the queue after reconnecting");
+    assert_eq!(queue[0].request_id, r2);
+    assert!(rings(&msgs).is_empty());
+
+    // The outcome in: rung at once.
+    h.send(
+        again,
+        ClientMessage::RecordOutcome {
+            call_id: call,
+            outcome: Outcome::ManagedLocally,
+            note: None,
+        },
+    );
+    assert_eq!(rings(&h.take(again)), vec![r2]);
+}
+
 #[test]
 fn outcome_may_be_recorded_during_the_call() {
     let mut h = Harness::new();
