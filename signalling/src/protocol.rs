@@ -393,6 +393,9 @@ const CLIENT_TYPES: &[&str] = &[
 pub struct ProtocolError {
     pub code: ErrorCode,
     pub message: String,
+    /// The `type` of the message refused, when it was read far enough to
+    /// know it: sent back as the error's `in_reply_to`.
+    pub regarding: Option<&'static str>,
 }
 
 impl ProtocolError {
@@ -400,7 +403,14 @@ impl ProtocolError {
         ProtocolError {
             code,
             message: message.into(),
+            regarding: None,
         }
+    }
+
+    /// The same refusal, marked as the answer to a message of type `kind`.
+    pub fn regarding(mut self, kind: &'static str) -> Self {
+        self.regarding = Some(kind);
+        self
     }
 }
 
@@ -522,21 +532,22 @@ pub fn decode(text: &str) -> Result<ClientMessage, ProtocolError> {
             ))
         }
     };
-    if !CLIENT_TYPES.contains(&kind) {
+    let Some(kind) = CLIENT_TYPES.iter().copied().find(|known| *known == kind) else {
         let shown: String = kind.chars().take(40).collect();
         return Err(ProtocolError::new(
             ErrorCode::UnknownType,
             format!("unknown message type {shown:?}; see PROTOCOL.md for the list"),
         ));
-    }
-    let kind = kind.to_owned();
+    };
+    // From here on the type is known, so every refusal names it.
     let message: ClientMessage = serde_json::from_value(value).map_err(|e| {
         ProtocolError::new(
             ErrorCode::InvalidMessage,
             format!("{kind} message is not well formed: {e}"),
         )
+        .regarding(kind)
     })?;
-    validate(message, text.len())
+    validate(message, text.len()).map_err(|e| e.regarding(kind))
 }
 
 /// The most bytes compact JSON writes for one number (a shortest
@@ -885,11 +896,13 @@ pub enum Engagement {
 }
 
 impl ServerMessage {
+    /// `in_reply_to`, when given, wins over the type the error itself
+    /// names ([`ProtocolError::regarding`]).
     pub fn error(err: ProtocolError, in_reply_to: Option<&str>) -> ServerMessage {
         ServerMessage::Error {
             code: err.code,
             message: err.message,
-            in_reply_to: in_reply_to.map(str::to_owned),
+            in_reply_to: in_reply_to.or(err.regarding).map(str::to_owned),
         }
     }
 
@@ -932,6 +945,21 @@ mod tests {
             let again = serde_json::to_string(&msg).unwrap();
             assert_eq!(decode(&again).unwrap(), msg);
         }
+    }
+
+    #[test]
+    fn a_refusal_names_the_message_once_its_type_is_known() {
+        let regarding = |text: &str| decode(text).unwrap_err().regarding;
+        assert_eq!(regarding("not json"), None);
+        assert_eq!(regarding(r#"{"type":"launch"}"#), None);
+        assert_eq!(regarding(r#"{"type":"accept"}"#), Some("accept"));
+        assert_eq!(
+            regarding(r#"{"type":"request_consult","urgency":"urgent","reason":"  "}"#),
+            Some("request_consult")
+        );
+        let err = decode(r#"{"type":"accept"}"#).unwrap_err();
+        let sent = ServerMessage::error(err, None).to_json();
+        assert!(sent.contains(r#""in_reply_to":"accept""#), "{sent}");
     }
 
     #[test]

@@ -284,7 +284,10 @@ async fn connection(
                 let reply = match incoming {
                     Some(Ok(Message::Text(text))) => {
                         let checked = match signalling::decode(text.as_str()) {
-                            Ok(message) => check_message(&state, &message).await.map(|()| message),
+                            Ok(message) => {
+                                let kind = message.kind();
+                                check_message(&state, &message).await.map(|()| message).map_err(|e| e.regarding(kind))
+                            }
                             Err(e) => Err(e),
                         };
                         match checked {

@@ -13,27 +13,33 @@ async fn bad_frames_get_clear_errors_and_the_connection_carries_on() {
     let mut doc = app.user("dr-a", "Dr A", Role::Clinician).await;
     doc.expect("queue").await;
 
-    let cases: Vec<(String, &str)> = vec![
-        ("this is not json".into(), "malformed_json"),
-        ("[1, 2, 3]".into(), "malformed_json"),
-        (r#"{"no_type": 1}"#.into(), "unknown_type"),
-        (r#"{"type": "launch"}"#.into(), "unknown_type"),
-        (r#"{"type": "request_consult", "urgency": "urgent"}"#.into(), "invalid_message"),
-        (r#"{"type": "request_consult", "urgency": "soonish", "reason": "x"}"#.into(), "invalid_message"),
-        (r#"{"type": "request_consult", "urgency": "urgent", "reason": "x", "patient_ref": "Jane Doe"}"#.into(), "invalid_field"),
-        (r#"{"type": "request_consult", "urgency": "urgent", "reason": ""}"#.into(), "invalid_field"),
-        (format!(r#"{{"type": "request_consult", "urgency": "urgent", "reason": "{}"}}"#, "x".repeat(201)), "invalid_field"),
-        (format!(r#"{{"type": "signal", "call_id": 1, "data": "{}"}}"#, "a".repeat(40 * 1024)), "signal_too_large"),
-        (format!(r#"{{"type": "ping", "pad": "{}"}}"#, "a".repeat(100 * 1024)), "frame_too_large"),
+    // The third column is the error's `in_reply_to`: the frame's type
+    // whenever the frame was read far enough to know it, so a page that
+    // is waiting for the answer to its request hears this one.
+    let cases: Vec<(String, &str, Option<&str>)> = vec![
+        ("this is not json".into(), "malformed_json", None),
+        ("[1, 2, 3]".into(), "malformed_json", None),
+        (r#"{"no_type": 1}"#.into(), "unknown_type", None),
+        (r#"{"type": "launch"}"#.into(), "unknown_type", None),
+        (r#"{"type": "request_consult", "urgency": "urgent"}"#.into(), "invalid_message", Some("request_consult")),
+        (r#"{"type": "request_consult", "urgency": "soonish", "reason": "x"}"#.into(), "invalid_message", Some("request_consult")),
+        (r#"{"type": "request_consult", "urgency": "urgent", "reason": "x", "patient_ref": "Jane Doe"}"#.into(), "invalid_field", Some("request_consult")),
+        (r#"{"type": "request_consult", "urgency": "urgent", "reason": ""}"#.into(), "invalid_field", Some("request_consult")),
+        (format!(r#"{{"type": "request_consult", "urgency": "urgent", "reason": "{}"}}"#, "x".repeat(201)), "invalid_field", Some("request_consult")),
+        (r#"{"type": "request_consult", "urgency": "routine", "reason": "x", "direct_to": "dr-a"}"#.into(), "invalid_field", Some("request_consult")),
+        (r#"{"type": "record_outcome", "call_id": 1, "outcome": "maybe"}"#.into(), "invalid_message", Some("record_outcome")),
+        (format!(r#"{{"type": "signal", "call_id": 1, "data": "{}"}}"#, "a".repeat(40 * 1024)), "signal_too_large", Some("signal")),
+        (format!(r#"{{"type": "ping", "pad": "{}"}}"#, "a".repeat(100 * 1024)), "frame_too_large", None),
     ];
-    for (frame, code) in &cases {
+    for (frame, code, in_reply_to) in &cases {
         station.send_text(frame).await;
         let err = station.error().await;
+        let shown = &frame[..frame.len().min(80)];
+        assert_eq!(err["code"], *code, "for frame {shown}");
         assert_eq!(
-            err["code"],
-            *code,
-            "for frame {}",
-            &frame[..frame.len().min(80)]
+            err["in_reply_to"].as_str(),
+            *in_reply_to,
+            "in_reply_to for frame {shown}: {err}"
         );
         assert!(
             err["message"].as_str().is_some_and(|m| m.len() > 10),

@@ -56,6 +56,9 @@ async fn a_test_call_to_a_clinician_who_does_not_exist_is_refused() {
         .await;
     let err = room.error().await;
     assert_eq!(err["code"], "invalid_field", "{err}");
+    // Checked against the accounts before the switchboard sees it, and
+    // still named as the answer to the request, so the page stops waiting.
+    assert_eq!(err["in_reply_to"], "request_consult", "{err}");
     assert!(
         err["message"].as_str().unwrap().contains("nobody-here"),
         "{err}"
