@@ -141,9 +141,7 @@ async fn run() -> anyhow::Result<()> {
     println!("database: {total} consults, {:.0} MB", size as f64 / 1e6);
 
     // The report cache from cold: every day rebuilt from the consults table.
-    sqlx::query("DELETE FROM report_chunks")
-        .execute(store.pool())
-        .await?;
+    store.clear_report_cache().await?;
     let start = Instant::now();
     let built = reports::refresh_cache(&store).await?;
     let cold = start.elapsed();
@@ -208,19 +206,12 @@ async fn run() -> anyhow::Result<()> {
     };
 
     // The floor: one plain aggregate over the same table and period.
-    let floor_sql = "SELECT COUNT(*), AVG(accepted_at - requested_at), MAX(accepted_at - requested_at) \
-                     FROM consults WHERE test_call = 0 AND requested_at >= $1 AND requested_at < $2";
     let floor = |from: i64, to: i64| {
-        let pool = store.pool().clone();
+        let store = store.clone();
         move || {
-            let pool = pool.clone();
+            let store = store.clone();
             async move {
-                let n: i64 = sqlx::query_scalar(floor_sql)
-                    .bind(from)
-                    .bind(to)
-                    .fetch_one(&pool)
-                    .await
-                    .expect("floor query");
+                let n = store.plain_aggregate(from, to).await.expect("floor query");
                 n as u64
             }
         }
@@ -270,22 +261,17 @@ async fn run() -> anyhow::Result<()> {
     );
     // Live use: a consult of the latest day changes before every report,
     // so that day is rebuilt from the consults table each time.
-    let pool = store.pool().clone();
+    let touched = store.clone();
     let whole = get("");
     cases.push(
         time_it(
             "whole history, latest day changed before each report",
             runs,
             || {
-                let pool = pool.clone();
+                let store = touched.clone();
                 let report = whole();
                 async move {
-                    sqlx::query(
-                        "UPDATE consults SET rung_count = rung_count WHERE id = (SELECT MAX(id) FROM consults)",
-                    )
-                    .execute(&pool)
-                    .await
-                    .expect("touch");
+                    store.touch_latest_consult().await.expect("touch");
                     report.await
                 }
             },

@@ -16,6 +16,12 @@ for pair in "${NEEDED[@]}"; do
   pkg=${pair#*:}
   command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg")
 done
+# PostgreSQL for the store and API tests on that backend
+# (tests/common/postgres.rs runs initdb and pg_ctl from Debian's versioned
+# directory, which is not on the PATH).
+if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  missing+=(postgresql)
+fi
 
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}"

@@ -10,5 +10,7 @@ echo "== cargo fmt"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
-echo "== cargo test"
+echo "== cargo test (SQLite, and the store suite on both backends)"
 cargo test --workspace
+echo "== cargo test --test api on PostgreSQL (a real one, started by the tests)"
+MIULINK_TEST_BACKEND=postgres cargo test --test api

@@ -92,7 +92,7 @@ pub const ADMIN_PASSWORD_FILE: &str = "initial-admin-password.txt";
 pub async fn first_start(
     store: &Store,
     demo: bool,
-    database_url: &str,
+    data_dir: &Path,
     now: i64,
 ) -> anyhow::Result<()> {
     if demo {
@@ -173,7 +173,7 @@ pub async fn first_start(
         store.set_must_change_password("admin", true).await?;
         // In a file only its owner can read, never on standard output (the
         // journal, under systemd) nor in the log.
-        let path = data_dir(database_url).join(ADMIN_PASSWORD_FILE);
+        let path = data_dir.join(ADMIN_PASSWORD_FILE);
         write_private(&path, &format!("{password}\n"))
             .with_context(|| format!("writing the first admin password to {}", path.display()))?;
         println!("==================================================================");

@@ -19,7 +19,9 @@ use std::process::ExitCode;
     about = "MIU Link: live video consults between a Minor Injuries Unit and A&E"
 )]
 pub struct Cli {
-    /// The database (SQLite): created on first use.
+    /// The database: `sqlite://path/to/miulink.db` (created on first use),
+    /// or `postgres://user:password@host:5432/database` (an existing, empty
+    /// or MIU Link database; the schema is created on first use).
     #[arg(
         long = "database",
         global = true,
@@ -76,6 +78,11 @@ pub struct ServeArgs {
     /// Address and port to listen on.
     #[arg(long, env = "MIULINK_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: String,
+    /// Where first-start files go (the one-time admin password). Default:
+    /// the SQLite database's directory, or the current directory with
+    /// PostgreSQL.
+    #[arg(long, env = "MIULINK_DATA_DIR")]
+    pub data_dir: Option<std::path::PathBuf>,
     /// Create clearly marked demo accounts (password "demo"). Never on a
     /// server that sees patients.
     #[arg(long, env = "MIULINK_DEMO")]
@@ -283,6 +290,7 @@ impl ServeArgs {
         Settings {
             listen: self.listen.clone(),
             database_url: database_url.to_owned(),
+            data_dir: self.data_dir.clone(),
             demo: self.demo,
             disconnect_grace_ms: i64::from(self.disconnect_grace_seconds) * 1000,
             session_ttl_ms: i64::from(self.session_hours.max(1)) * 3_600_000,

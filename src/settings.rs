@@ -9,8 +9,11 @@ use std::path::PathBuf;
 pub struct Settings {
     /// Address to listen on, e.g. `127.0.0.1:8080` (port 0 picks a free port).
     pub listen: String,
-    /// `sqlite://path/to/miulink.db`
+    /// `sqlite://path/to/miulink.db` or `postgres://user:pass@host:port/db`
     pub database_url: String,
+    /// Where first-start files go (the one-time admin password). `None`:
+    /// the SQLite file's directory, or the current one on PostgreSQL.
+    pub data_dir: Option<PathBuf>,
     /// Seed clearly marked demo accounts (password `demo`).
     pub demo: bool,
     /// How long a lost connection's request or call is kept.
@@ -87,6 +90,7 @@ impl Settings {
         Settings {
             listen: "127.0.0.1:0".into(),
             database_url: database_url.into(),
+            data_dir: None,
             demo: false,
             disconnect_grace_ms: 60_000,
             session_ttl_ms: 12 * 3_600_000,

@@ -42,17 +42,18 @@ impl Application {
         }
         let patient_ref = crate::settings::PatientRefRule::new(&settings.patient_ref_pattern)
             .map_err(anyhow::Error::msg)?;
-        let store = Store::open(&settings.database_url)
-            .await
-            .with_context(|| format!("opening the database {}", settings.database_url))?;
+        let store = Store::open(&settings.database_url).await.with_context(|| {
+            format!(
+                "opening the database {}",
+                crate::store::redact_url(&settings.database_url)
+            )
+        })?;
         let clock = Clock::new();
-        bootstrap::first_start(
-            &store,
-            settings.demo,
-            &settings.database_url,
-            clock.now_ms(),
-        )
-        .await?;
+        let data_dir = settings
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| bootstrap::data_dir(&settings.database_url));
+        bootstrap::first_start(&store, settings.demo, &data_dir, clock.now_ms()).await?;
         if settings.demo {
             // Before the switchboard reads the next free ids.
             crate::seed::demo_history(&store, settings.reports.timezone, clock.now_ms()).await?;

@@ -1,13 +1,22 @@
 //! The store: accounts, sessions and the durable session log.
 //!
-//! All SQL lives in this module, so a second backend (PostgreSQL) is added
-//! here without touching callers. The SQL is kept portable: `$N` parameters
-//! (which SQLite also accepts), integer milliseconds for times, integers for
-//! flags, no SQLite-only functions in queries.
+//! All SQL lives in this module (and its children): nothing outside it
+//! knows which database is behind it. Two backends, chosen by the URL:
+//! SQLite (`sqlite://path`, the embedded default) and PostgreSQL
+//! (`postgres://user:pass@host:port/db`). Both are reached through sqlx's
+//! `Any` driver, so one query serves both where the SQL can be the same,
+//! and it nearly always can: `$N` parameters (which SQLite also accepts),
+//! integer milliseconds for times, integers for flags (`BIGINT` on
+//! PostgreSQL), `RETURNING` instead of a last-insert id, `ON CONFLICT`
+//! upserts. Where the two differ, the difference is one `match` on
+//! [`Backend`] in this module; each backend's schema is its own folder of
+//! migrations with the same meaning (`migrations/sqlite`,
+//! `migrations/postgres`).
 //!
 //! Writes of the session log go through [`Store::record`], one transaction
 //! per batch of events, so that a batch is either wholly durable or not at
-//! all. SQLite runs in WAL mode with `synchronous=FULL`: a committed event
+//! all. SQLite runs in WAL mode with `synchronous=FULL`; PostgreSQL commits
+//! with its `synchronous_commit` (on by default): a committed event
 //! survives a crash of the process or the machine.
 
 mod history;
@@ -21,9 +30,9 @@ use signalling::{
     CallId, ConsultEvent, EndReason, EscalationLevel, Event, Outcome, RequestId, Restore,
     RestoredCall, RestoredOwed, RestoredRequest, Role, Urgency, UserId,
 };
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
-use std::str::FromStr;
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::AnyPool;
+use sqlx::{Executor, Row};
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
@@ -154,9 +163,73 @@ pub struct EventRecord {
     pub detail: serde_json::Value,
 }
 
+/// Which database a store is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    /// The backend a database URL names, or what to write instead.
+    pub fn of(url: &str) -> Result<Backend> {
+        if url.starts_with("sqlite:") {
+            Ok(Backend::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Backend::Postgres)
+        } else {
+            Err(StoreError::Invalid(format!(
+                "cannot use database URL {:?}: write sqlite://path/to/miulink.db or \
+                 postgres://user:password@host:5432/database",
+                redact_url(url)
+            )))
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+/// A database URL fit for a log line or an error: any password replaced.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Store {
-    pool: SqlitePool,
+    pool: AnyPool,
+    backend: Backend,
+}
+
+/// The tables that hold an installation's history, parents first.
+pub const LOG_TABLES: &[&str] = &[
+    "users",
+    "sessions",
+    "consults",
+    "consult_events",
+    "presence_log",
+];
+
+/// A SQLite URL that creates the file if it is missing (`mode=rwc`),
+/// unless it names a mode (or an in-memory database) itself.
+fn sqlite_url_creating(url: &str) -> String {
+    if url.contains(":memory:") || url.contains("mode=") {
+        url.to_owned()
+    } else if url.contains('?') {
+        format!("{url}&mode=rwc")
+    } else {
+        format!("{url}?mode=rwc")
+    }
 }
 
 const USER_COLUMNS: &str = "id, username, display_name, role, site, password_hash, disabled, \
@@ -170,23 +243,48 @@ const CONSULT_COLUMNS: &str = "id, station_name, site, urgency, reason, patient_
 impl Store {
     /// Opens (creating if needed) the database and brings its schema up to date.
     pub async fn open(url: &str) -> Result<Store> {
-        let options = SqliteConnectOptions::from_str(url)
-            .map_err(|e| StoreError::Invalid(format!("cannot use database URL {url:?}: {e}")))?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .connect_with(options)
-            .await?;
-        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        Ok(Store { pool })
+        sqlx::any::install_default_drivers();
+        let backend = Backend::of(url)?;
+        let shown = redact_url(url);
+        let cannot =
+            |e: sqlx::Error| StoreError::Invalid(format!("cannot open the database {shown}: {e}"));
+        let pool = match backend {
+            Backend::Sqlite => {
+                let url = sqlite_url_creating(url);
+                AnyPoolOptions::new()
+                    .max_connections(8)
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            // Every connection: a commit is on disk before it
+                            // returns, and writers wait rather than fail.
+                            conn.execute(
+                                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+                                 PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+                            )
+                            .await?;
+                            Ok(())
+                        })
+                    })
+                    .connect(&url)
+                    .await
+                    .map_err(cannot)?
+            }
+            Backend::Postgres => AnyPoolOptions::new()
+                .max_connections(8)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect(url)
+                .await
+                .map_err(cannot)?,
+        };
+        match backend {
+            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&pool).await?,
+            Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&pool).await?,
+        }
+        Ok(Store { pool, backend })
     }
 
-    pub fn pool(&self) -> &SqlitePool {
-        &self.pool
+    pub fn backend(&self) -> Backend {
+        self.backend
     }
 
     pub async fn close(&self) {
@@ -198,12 +296,25 @@ impl Store {
         Ok(())
     }
 
+    /// How many rows each table of the log holds: what `migrate-db`
+    /// compares, and what tests count.
+    pub async fn row_counts(&self) -> Result<Vec<(&'static str, i64)>> {
+        let mut counts = Vec::new();
+        for table in LOG_TABLES {
+            let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
+                .fetch_one(&self.pool)
+                .await?;
+            counts.push((*table, n));
+        }
+        Ok(counts)
+    }
+
     // -- accounts ---------------------------------------------------------
 
     pub async fn create_user(&self, new: NewUser<'_>) -> Result<UserId> {
-        let result = sqlx::query(
+        let result = sqlx::query_scalar::<_, i64>(
             "INSERT INTO users (username, display_name, role, site, password_hash, demo, escalation_duty, monitoring, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
         )
         .bind(new.username)
         .bind(new.display_name)
@@ -214,10 +325,10 @@ impl Store {
         .bind(i64::from(new.flags.escalation_duty))
         .bind(i64::from(new.flags.monitoring))
         .bind(new.now)
-        .execute(&self.pool)
+        .fetch_one(&self.pool)
         .await;
         match result {
-            Ok(done) => Ok(UserId(done.last_insert_rowid())),
+            Ok(id) => Ok(UserId(id)),
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
                 Err(StoreError::Invalid(format!(
                     "an account named {:?} already exists; pick another username",
@@ -432,11 +543,11 @@ impl Store {
         let mut live = std::collections::HashSet::new();
         let mut tx = self.pool.begin().await?;
         for chunk in token_hashes.chunks(500) {
-            let marks = vec!["?"; chunk.len()].join(", ");
             let select = format!(
                 "SELECT s.token_hash FROM sessions s JOIN users u ON u.id = s.user_id \
-                 WHERE s.expires_at > ? AND s.last_seen_at > ? AND u.disabled = 0 \
-                 AND s.token_hash IN ({marks})"
+                 WHERE s.expires_at > $1 AND s.last_seen_at > $2 AND u.disabled = 0 \
+                 AND s.token_hash IN ({})",
+                placeholders(3, chunk.len())
             );
             let mut query = sqlx::query_scalar::<_, String>(&select)
                 .bind(now)
@@ -445,15 +556,15 @@ impl Store {
                 query = query.bind(h);
             }
             let found = query.fetch_all(&mut *tx).await?;
-            let update = format!(
-                "UPDATE sessions SET last_seen_at = ? WHERE token_hash IN ({})",
-                vec!["?"; found.len().max(1)].join(", ")
-            );
-            let mut touch = sqlx::query(&update).bind(now);
-            for h in &found {
-                touch = touch.bind(h);
-            }
             if !found.is_empty() {
+                let update = format!(
+                    "UPDATE sessions SET last_seen_at = $1 WHERE token_hash IN ({})",
+                    placeholders(2, found.len())
+                );
+                let mut touch = sqlx::query(&update).bind(now);
+                for h in &found {
+                    touch = touch.bind(h);
+                }
                 touch.execute(&mut *tx).await?;
             }
             live.extend(found);
@@ -725,7 +836,7 @@ impl Store {
 }
 
 async fn apply_consult_event(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     id: i64,
     at: i64,
     event: &ConsultEvent,
@@ -839,6 +950,15 @@ async fn apply_consult_event(
     Ok(())
 }
 
+/// `$first, $first+1, ...`: `count` numbered parameters, which both
+/// backends read the same way.
+fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|n| format!("${n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 enum Bind {
     Int(i64),
     Text(String),
@@ -886,7 +1006,7 @@ fn consult_query(filter: &ConsultFilter, count: bool) -> (String, Vec<Bind>) {
     (sql, binds)
 }
 
-fn user_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<UserRecord> {
+fn user_from_row(r: &AnyRow) -> Result<UserRecord> {
     let role: String = r.try_get("role")?;
     let role = Role::parse(&role)
         .ok_or_else(|| StoreError::Invalid(format!("unknown role {role:?} in the users table")))?;
@@ -906,12 +1026,12 @@ fn user_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<UserRecord> {
     })
 }
 
-fn json_column(r: &sqlx::sqlite::SqliteRow, name: &str) -> Result<Option<serde_json::Value>> {
+fn json_column(r: &AnyRow, name: &str) -> Result<Option<serde_json::Value>> {
     let text: Option<String> = r.try_get(name)?;
     Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
 }
 
-fn consult_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<ConsultRecord> {
+fn consult_from_row(r: &AnyRow) -> Result<ConsultRecord> {
     let requested_at: i64 = r.try_get("requested_at")?;
     let accepted_at: Option<i64> = r.try_get("accepted_at")?;
     let connected_at: Option<i64> = r.try_get("connected_at")?;

@@ -43,55 +43,73 @@ pub struct HistoricConsult {
     pub events: Vec<(i64, ConsultEvent)>,
 }
 
-/// SQLite allows 32,766 bound values per statement.
+/// SQLite allows 32,766 bound values per statement, PostgreSQL 65,535.
 const CONSULTS_PER_STATEMENT: usize = 400;
 const EVENTS_PER_STATEMENT: usize = 4_000;
+
+/// `($1, $2), ($3, $4)` for `rows` rows of `columns` values: numbered
+/// parameters, which both backends read.
+fn value_rows(rows: usize, columns: usize) -> String {
+    (0..rows)
+        .map(|r| {
+            let cells: Vec<String> = (1..=columns)
+                .map(|c| format!("${}", r * columns + c))
+                .collect();
+            format!("({})", cells.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 impl Store {
     /// Writes these consults and their events in one transaction.
     pub async fn insert_history(&self, consults: &[HistoricConsult]) -> Result<()> {
         let mut tx = self.pool.begin().await?;
+        const CONSULT_COLUMNS: usize = 30;
         for batch in consults.chunks(CONSULTS_PER_STATEMENT) {
-            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            let sql = format!(
                 "INSERT INTO consults (id, station_id, station_name, site, urgency, reason, patient_ref, \
                  requested_at, status, first_rung_at, rung_count, closed_at, call_id, clinician_id, \
                  clinician_name, accepted_at, station_media_at, clinician_media_at, connected_at, \
                  ended_at, end_reason, outcome, outcome_note, outcome_at, synthetic, test_call, \
-                 realerted_at, escalated_at, station_quality, clinician_quality) ",
+                 realerted_at, escalated_at, station_quality, clinician_quality) VALUES {}",
+                value_rows(batch.len(), CONSULT_COLUMNS)
             );
-            q.push_values(batch, |mut b, c| {
-                b.push_bind(c.id)
-                    .push_bind(c.station_id)
-                    .push_bind(&c.station_name)
-                    .push_bind(&c.site)
-                    .push_bind(&c.urgency)
-                    .push_bind(&c.reason)
-                    .push_bind(&c.patient_ref)
-                    .push_bind(c.requested_at)
-                    .push_bind(&c.status)
-                    .push_bind(c.first_rung_at)
-                    .push_bind(c.rung_count)
-                    .push_bind(c.closed_at)
-                    .push_bind(c.call_id)
-                    .push_bind(c.clinician_id)
-                    .push_bind(&c.clinician_name)
-                    .push_bind(c.accepted_at)
-                    .push_bind(c.station_media_at)
-                    .push_bind(c.clinician_media_at)
-                    .push_bind(c.connected_at)
-                    .push_bind(c.ended_at)
-                    .push_bind(&c.end_reason)
-                    .push_bind(&c.outcome)
-                    .push_bind(&c.outcome_note)
-                    .push_bind(c.outcome_at)
-                    .push_bind(i64::from(c.synthetic))
-                    .push_bind(i64::from(c.test_call))
-                    .push_bind(c.realerted_at)
-                    .push_bind(c.escalated_at)
-                    .push_bind(&c.station_quality)
-                    .push_bind(&c.clinician_quality);
-            });
-            q.build().execute(&mut *tx).await.map_err(|e| match e {
+            let mut q = sqlx::query(&sql);
+            for c in batch {
+                q = q
+                    .bind(c.id)
+                    .bind(c.station_id)
+                    .bind(&c.station_name)
+                    .bind(&c.site)
+                    .bind(&c.urgency)
+                    .bind(&c.reason)
+                    .bind(&c.patient_ref)
+                    .bind(c.requested_at)
+                    .bind(&c.status)
+                    .bind(c.first_rung_at)
+                    .bind(c.rung_count)
+                    .bind(c.closed_at)
+                    .bind(c.call_id)
+                    .bind(c.clinician_id)
+                    .bind(&c.clinician_name)
+                    .bind(c.accepted_at)
+                    .bind(c.station_media_at)
+                    .bind(c.clinician_media_at)
+                    .bind(c.connected_at)
+                    .bind(c.ended_at)
+                    .bind(&c.end_reason)
+                    .bind(&c.outcome)
+                    .bind(&c.outcome_note)
+                    .bind(c.outcome_at)
+                    .bind(i64::from(c.synthetic))
+                    .bind(i64::from(c.test_call))
+                    .bind(c.realerted_at)
+                    .bind(c.escalated_at)
+                    .bind(&c.station_quality)
+                    .bind(&c.clinician_quality);
+            }
+            q.execute(&mut *tx).await.map_err(|e| match e {
                 sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Invalid(
                     "a consult or call id is already in the log; \
                      add history only while the server is stopped"
@@ -110,16 +128,15 @@ impl Store {
             }
         }
         for batch in events.chunks(EVENTS_PER_STATEMENT) {
-            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-                "INSERT INTO consult_events (consult_id, at, kind, detail) ",
+            let sql = format!(
+                "INSERT INTO consult_events (consult_id, at, kind, detail) VALUES {}",
+                value_rows(batch.len(), 4)
             );
-            q.push_values(batch, |mut b, (id, at, kind, detail)| {
-                b.push_bind(*id)
-                    .push_bind(*at)
-                    .push_bind(*kind)
-                    .push_bind(detail.as_str());
-            });
-            q.build().execute(&mut *tx).await?;
+            let mut q = sqlx::query(&sql);
+            for (id, at, kind, detail) in batch {
+                q = q.bind(*id).bind(*at).bind(*kind).bind(detail.as_str());
+            }
+            q.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())

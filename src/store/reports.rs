@@ -6,7 +6,7 @@
 //! of a day and the version it was built from; a blob whose version is
 //! behind (or whose format is old) is stale and rebuilt on the next read.
 
-use super::{Result, Store};
+use super::{Backend, Result, Store};
 use sqlx::Row;
 
 /// What the reports need of one consult.
@@ -44,14 +44,21 @@ pub struct CachedChunk {
 /// A consistent read of the cache and the consults behind it (one read
 /// transaction: a write that lands meanwhile is seen by the next report).
 pub struct ReportSnapshot {
-    tx: sqlx::Transaction<'static, sqlx::Sqlite>,
+    tx: sqlx::Transaction<'static, sqlx::Any>,
 }
 
 impl Store {
     pub async fn report_snapshot(&self) -> Result<ReportSnapshot> {
-        Ok(ReportSnapshot {
-            tx: self.pool.begin().await?,
-        })
+        let mut tx = self.pool.begin().await?;
+        if self.backend == Backend::Postgres {
+            // One snapshot for every statement of the read, as SQLite's
+            // read transaction gives (PostgreSQL's default takes a new
+            // snapshot per statement).
+            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                .execute(&mut *tx)
+                .await?;
+        }
+        Ok(ReportSnapshot { tx })
     }
 
     /// Stores rebuilt blobs `(chunk, version, blob)`. A blob never replaces
@@ -80,6 +87,44 @@ impl Store {
             .await?;
         }
         tx.commit().await?;
+        Ok(())
+    }
+}
+
+impl Store {
+    /// Drops every cached blob: the next report rebuilds each day from the
+    /// consults table (after a change to the packing, or to measure it).
+    pub async fn clear_report_cache(&self) -> Result<()> {
+        sqlx::query("DELETE FROM report_chunks")
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The floor a report is measured against: one plain aggregate (count,
+    /// mean and longest wait) over the consults requested in `[from, to)`,
+    /// test calls left out. Returns the count.
+    pub async fn plain_aggregate(&self, from: i64, to: i64) -> Result<i64> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n, CAST(AVG(accepted_at - requested_at) AS DOUBLE PRECISION) AS mean, \
+             MAX(accepted_at - requested_at) AS longest \
+             FROM consults WHERE test_call = 0 AND requested_at >= $1 AND requested_at < $2",
+        )
+        .bind(from)
+        .bind(to)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get("n")?)
+    }
+
+    /// Marks the latest consult's day as changed without changing what it
+    /// says (its cached blob is rebuilt on the next read).
+    pub async fn touch_latest_consult(&self) -> Result<()> {
+        sqlx::query(
+            "UPDATE consults SET rung_count = rung_count WHERE id = (SELECT MAX(id) FROM consults)",
+        )
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 }

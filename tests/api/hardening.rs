@@ -67,7 +67,7 @@ async fn a_disabled_clinician_is_cut_off_within_the_check_and_no_longer_rung() {
     doc.expect("queue").await;
     // Disabled from the command line: another process, only the database changes.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_miulink"))
-        .args(["--database", &format!("sqlite://{}", app.db_path.display())])
+        .args(["--database", &app.database_url])
         .args(["user", "disable", "--username", "dr-a"])
         .env("MIULINK_LOG", "error")
         .output()
@@ -92,7 +92,7 @@ async fn a_new_password_from_the_command_line_ends_the_old_sessions_sockets() {
     let app = TestApp::spawn_with(|s| s.session_check_ms = 300).await;
     let mut room = app.user("room1", "Room 1", Role::Station).await;
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_miulink"))
-        .args(["--database", &format!("sqlite://{}", app.db_path.display())])
+        .args(["--database", &app.database_url])
         .args(["user", "passwd", "--username", "room1", "--password-stdin"])
         .env("MIULINK_LOG", "error")
         .stdin(std::process::Stdio::piped())

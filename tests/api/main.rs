@@ -14,4 +14,5 @@ mod probe;
 mod reports;
 mod restart;
 mod rules;
+mod store;
 mod walkthrough;

@@ -793,7 +793,7 @@ async fn demo_mode_seeds_a_populated_dashboard() {
     // A restart in demo mode does not seed again.
     let before = app.get_json("/api/consults?limit=1", &token).await["total"].clone();
     let again = miulink::Application::build({
-        let mut s = miulink::Settings::for_tests(format!("sqlite://{}", app.db_path.display()));
+        let mut s = miulink::Settings::for_tests(app.database_url.clone());
         s.demo = true;
         s
     })

@@ -53,10 +53,7 @@ async fn waiting_requests_and_calls_survive_kill_9() {
     doc.sync().await;
     s2.sync().await;
     let before = Store::open(&db).await.unwrap();
-    let events_before = sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM consult_events")
-        .fetch_one(before.pool())
-        .await
-        .unwrap();
+    let events_before = event_count(&before).await;
     before.close().await;
 
     server.kill_9();
@@ -121,12 +118,13 @@ async fn waiting_requests_and_calls_survive_kill_9() {
 
     // Nothing logged before the kill was lost: the events are all there, in order.
     let store = Store::open(&db).await.unwrap();
-    let kinds: Vec<String> =
-        sqlx::query_scalar("SELECT kind FROM consult_events WHERE consult_id = $1 ORDER BY id")
-            .bind(r2["request_id"].as_i64().unwrap())
-            .fetch_all(store.pool())
-            .await
-            .unwrap();
+    let kinds: Vec<String> = store
+        .consult_events(r2["request_id"].as_i64().unwrap())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
     assert_eq!(
         kinds,
         [
@@ -139,10 +137,16 @@ async fn waiting_requests_and_calls_survive_kill_9() {
             "outcome_recorded"
         ]
     );
-    let total = sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM consult_events")
-        .fetch_one(store.pool())
-        .await
-        .unwrap();
+    let total = event_count(&store).await;
     assert!(total >= events_before + 2);
     store.close().await;
+}
+
+async fn event_count(store: &Store) -> i64 {
+    let counts = store.row_counts().await.unwrap();
+    counts
+        .iter()
+        .find(|(table, _)| *table == "consult_events")
+        .map(|(_, n)| *n)
+        .unwrap()
 }

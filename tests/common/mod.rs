@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod postgres;
+
 use futures_util::{SinkExt, StreamExt};
 use miulink::store::{AccountFlags, NewUser, Store};
 use miulink::{Application, Settings};
@@ -29,7 +31,12 @@ pub struct TestApp {
     pub base: String,
     pub ws_url: String,
     pub store: Store,
-    pub db_path: std::path::PathBuf,
+    /// The database it runs on (SQLite in a temporary directory, or a
+    /// fresh PostgreSQL database with `MIULINK_TEST_BACKEND=postgres`).
+    pub database_url: String,
+    /// Its data directory (first-start files such as the one-time admin
+    /// password).
+    pub data_dir: std::path::PathBuf,
     _dir: tempfile::TempDir,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
@@ -42,8 +49,9 @@ impl TestApp {
 
     pub async fn spawn_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
         let dir = tempfile::tempdir().expect("temp dir");
-        let db_path = dir.path().join("miulink.db");
-        let mut settings = Settings::for_tests(format!("sqlite://{}", db_path.display()));
+        let database_url = postgres::fresh_database_url(dir.path()).await;
+        let mut settings = Settings::for_tests(database_url.clone());
+        settings.data_dir = Some(dir.path().to_path_buf());
         adjust(&mut settings);
         let app = Application::build(settings).await.expect("app builds");
         let port = app.port();
@@ -56,7 +64,8 @@ impl TestApp {
             base: format!("http://127.0.0.1:{port}"),
             ws_url: format!("ws://127.0.0.1:{port}/ws"),
             store,
-            db_path,
+            database_url,
+            data_dir: dir.path().to_path_buf(),
             _dir: dir,
             stop: Some(stop),
             task: Some(task),
@@ -373,7 +382,7 @@ impl BinaryServer {
     /// the server started on a free port with `args`.
     pub async fn start(users: &[(&str, &str, Role, Option<&str>)], args: &[&str]) -> BinaryServer {
         let dir = tempfile::tempdir().expect("temp dir");
-        let database_url = format!("sqlite://{}", dir.path().join("miulink.db").display());
+        let database_url = postgres::fresh_database_url(dir.path()).await;
         let store = Store::open(&database_url).await.expect("database");
         for &(username, display_name, role, site) in users {
             store
@@ -416,6 +425,8 @@ impl BinaryServer {
         let child = Command::new(env!("CARGO_BIN_EXE_miulink"))
             .args(["serve", "--listen", &format!("127.0.0.1:{}", self.port)])
             .args(["--database", &self.database_url])
+            .arg("--data-dir")
+            .arg(self._dir.path())
             .args(&self.args)
             .env("MIULINK_LOG", "warn")
             .stdout(Stdio::null())

@@ -152,11 +152,8 @@ async fn the_sign_in_page_says_what_to_do_about_each_refusal() {
 async fn a_generated_password_is_changed_before_anything_else() {
     let _one = crate::one_at_a_time().await;
     let server = Server::start(|_| {}).await;
-    let file = server
-        .db_path
-        .parent()
-        .expect("the database has a directory")
-        .join("initial-admin-password.txt");
+    let file =
+        miulink::bootstrap::data_dir(&server.database_url).join("initial-admin-password.txt");
     let generated = std::fs::read_to_string(&file).expect("the one-time admin password file");
     let generated = generated.trim();
     let b = Browser::launch("password-change", 1024, 768).await;
