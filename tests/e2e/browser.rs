@@ -390,6 +390,48 @@ impl Browser {
         .unwrap_or_else(|e| panic!("{}: could not allow notifications: {e}", self.name));
     }
 
+    /// Blocks desktop notifications for the current page's site, as a
+    /// user's "Block" or a trust's policy does: open a page of the site first.
+    pub async fn deny_notifications(&self) {
+        self.cmd(
+            "POST",
+            "/permissions",
+            Some(json!({"descriptor": {"name": "notifications"}, "state": "denied"})),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{}: could not block notifications: {e}", self.name));
+    }
+
+    /// Resizes the page area (a phone, a tablet) without a new browser.
+    pub async fn resize(&self, width: u32, height: u32) {
+        self.set_viewport(width, height).await;
+    }
+
+    /// Saves a screenshot at each of these page sizes, then goes back to
+    /// the first: `NAME-WIDTHxHEIGHT.png`.
+    pub async fn screenshots_at(&self, name: &str, sizes: &[(u32, u32)]) {
+        for &(w, h) in sizes {
+            self.resize(w, h).await;
+            // What has focus (the button just pressed) in sight, clear of a
+            // sticky footer; then a frame for the layout to settle.
+            let _ = self
+                .eval_async(
+                    "const done = arguments[arguments.length - 1];
+                     const a = document.activeElement;
+                     if (a && a !== document.body && a.id !== 'main') {
+                       const r = a.getBoundingClientRect();
+                       if (r.top < 0 || r.bottom > window.innerHeight - 120) a.scrollIntoView({ block: 'center' });
+                     }
+                     requestAnimationFrame(() => requestAnimationFrame(() => done(true)));",
+                )
+                .await;
+            self.screenshot(&format!("{name}-{w}x{h}")).await;
+        }
+        if let Some(&(w, h)) = sizes.first() {
+            self.resize(w, h).await;
+        }
+    }
+
     /// Runs axe-core (the npm package in tests/e2e, installed by
     /// scripts/setup.sh) on the page as it is now; its violations, each as
     /// `{id, impact, help, nodes}`.

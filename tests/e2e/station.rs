@@ -4,7 +4,11 @@
 use crate::browser::Browser;
 use crate::flows::*;
 use crate::server::Server;
+use serde_json::Value;
 use signalling::Role;
+
+const DESKTOP: (u32, u32) = (1366, 768);
+const PHONE: (u32, u32) = (390, 844);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_request_form_refuses_a_name_and_a_request_can_be_cancelled() {
@@ -148,4 +152,117 @@ async fn the_request_form_refuses_a_name_and_a_request_can_be_cancelled() {
         )
         .await;
     nurse.screenshot("12-device-check").await;
+}
+
+/// The field errors and the summary's entries, as the nurse sees them.
+async fn errors_shown(nurse: &Browser) -> Value {
+    nurse
+        .eval(
+            "const shown = (id) => { const e = document.querySelector(id); return e.hidden ? null : e.textContent; };
+             const summary = document.querySelector('#request-errors');
+             return {
+               urgency: shown('#urgency-error'), reason: shown('#reason-error'), ref: shown('#ref-error'),
+               summary: summary.hidden ? [] : [...summary.querySelectorAll('li')].map((li) => li.textContent),
+               marked: [...document.querySelectorAll('#request-form .has-error')].map((f) => f.id),
+               invalid: document.querySelector('#patient-ref').getAttribute('aria-invalid'),
+             };",
+        )
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_form_errors_clear_as_soon_as_the_field_is_corrected() {
+    let _one = crate::one_at_a_time().await;
+    let server = Server::start(|_| {}).await;
+    server
+        .add_user(
+            "millom-room1",
+            "Millom MIU Room 1",
+            Role::Station,
+            Some("Millom"),
+        )
+        .await;
+    let nurse = Browser::launch("station-form-fix", DESKTOP.0, DESKTOP.1).await;
+    sign_in(&nurse, &server, "millom-room1", "/station").await;
+    on_screen(&nurse, "request").await;
+
+    // Nothing chosen: both errors, by the fields and in the summary.
+    nurse.click("#request-button").await;
+    nurse
+        .wait_for(
+            "the error summary",
+            "return !document.querySelector('#request-errors').hidden",
+        )
+        .await;
+    let shown = errors_shown(&nurse).await;
+    assert_eq!(shown["summary"].as_array().map(Vec::len), Some(2), "{shown}");
+    assert!(!shown["urgency"].is_null() && !shown["reason"].is_null(), "{shown}");
+    nurse.screenshots_at("form-errors-1-both", &[DESKTOP, PHONE]).await;
+    nurse.assert_accessible("request form, two errors").await;
+
+    // The urgency chosen: its error goes at once, the reason's stays.
+    nurse.click(".tile.urgency-urgent").await;
+    let shown = errors_shown(&nurse).await;
+    assert!(shown["urgency"].is_null(), "urgency error cleared: {shown}");
+    assert_eq!(shown["marked"], serde_json::json!(["reason-field"]), "{shown}");
+    assert_eq!(
+        shown["summary"],
+        serde_json::json!(["Choose a reason."]),
+        "{shown}"
+    );
+
+    // "Other" needs a few words: the message says so, then goes as they
+    // are typed; with nothing left the summary goes too.
+    // (Scrolled to the middle: the sticky request button covers the
+    // bottom of the window, as it would for a finger.)
+    nurse
+        .eval("document.querySelector('#reason-chips input[value=\"Other\"] + span').scrollIntoView({block: 'center'}); return true;")
+        .await;
+    nurse
+        .click("#reason-chips input[value=\"Other\"] + span")
+        .await;
+    let shown = errors_shown(&nurse).await;
+    let other = shown["reason"].as_str().unwrap_or("");
+    assert!(other.contains("say in a few words"), "{shown}");
+    assert_eq!(shown["summary"].as_array().map(Vec::len), Some(1), "{shown}");
+    nurse
+        .screenshots_at("form-errors-2-one-left", &[DESKTOP, PHONE])
+        .await;
+    nurse.assert_accessible("request form, one error left").await;
+    nurse.type_text("#details", "Dog bite, hand").await;
+    let shown = errors_shown(&nurse).await;
+    assert!(shown["reason"].is_null(), "reason error cleared: {shown}");
+    assert_eq!(shown["summary"], serde_json::json!([]), "{shown}");
+    assert_eq!(shown["marked"], serde_json::json!([]), "{shown}");
+
+    // A name as the reference: refused; corrected, its error goes as soon
+    // as the reference is a valid one (not before).
+    nurse.type_text("#patient-ref", "John Smith").await;
+    nurse.click("#request-button").await;
+    let shown = errors_shown(&nurse).await;
+    assert!(
+        shown["ref"].as_str().unwrap_or("").contains("digit"),
+        "{shown}"
+    );
+    assert_eq!(shown["invalid"], "true");
+    nurse
+        .eval("document.querySelector('#patient-ref').value = ''; return true;")
+        .await;
+    nurse.type_text("#patient-ref", "MIU-").await;
+    let shown = errors_shown(&nurse).await;
+    assert!(!shown["ref"].is_null(), "still wrong, still said: {shown}");
+    nurse.type_text("#patient-ref", "0412").await;
+    let shown = errors_shown(&nurse).await;
+    assert!(shown["ref"].is_null(), "reference error cleared: {shown}");
+    assert_eq!(shown["invalid"], "false");
+    assert_eq!(shown["summary"], serde_json::json!([]), "{shown}");
+    nurse
+        .screenshots_at("form-errors-3-corrected", &[DESKTOP, PHONE])
+        .await;
+    nurse.assert_accessible("request form, corrected").await;
+
+    // And it goes.
+    nurse.click("#request-button").await;
+    on_screen(&nurse, "waiting").await;
+    assert_eq!(server.consults().await["total"], 1);
 }

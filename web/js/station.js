@@ -1,7 +1,7 @@
 // The MIU station (a nurse in a treatment room): request a consult, wait
 // with a live clock, hold the call, then see the recorded outcome.
 
-import { $, el, icon, announce, showView, formatDuration, spokenDuration, patientRefRule, URGENCY, OUTCOMES, END_REASONS } from './ui.js';
+import { $, $$, el, icon, announce, showView, formatDuration, spokenDuration, patientRefRule, URGENCY, OUTCOMES, END_REASONS } from './ui.js';
 import { requireRole } from './api.js';
 import { startShell } from './shell.js';
 import { openLocalMedia, stopStream } from './media.js';
@@ -92,9 +92,54 @@ function updateCounter() {
   $('#details-count').textContent = `${left} character${left === 1 ? '' : 's'} left`;
 }
 details.addEventListener('input', updateCounter);
-ref.addEventListener('input', () => {
-  if (!$('#ref-error').hidden) showFieldError('ref', refRule.problem(ref.value));
-});
+
+/**
+ * What is wrong with each field now: null, or [the summary's link target,
+ * the summary's words, the words by the field].
+ */
+const CHECKS = {
+  urgency() {
+    if ($('input[name=urgency]:checked', form)) return null;
+    const text = 'Choose how urgent the consult is.';
+    return ['urgency-field', text, text];
+  },
+  reason() {
+    const chip = ($('input[name=reason]:checked', form) || {}).value;
+    let text = null;
+    if (!chip) text = 'Choose a reason.';
+    else if (chip === 'Other' && !details.value.trim()) text = 'For \u201cOther\u201d, say in a few words what it is about.';
+    return text ? [chip ? 'details' : 'reason-field', text, text] : null;
+  },
+  ref() {
+    const problem = refRule.problem(ref.value);
+    return problem ? ['patient-ref', `Local reference: ${problem}`, problem] : null;
+  },
+};
+
+/**
+ * A field shown in error is checked again as soon as the nurse changes it:
+ * its message (by the field and in the summary) goes once it is right.
+ */
+function recheck(name) {
+  if (!$(`#${name}-field`).classList.contains('has-error')) return;
+  const problem = CHECKS[name]();
+  showFieldError(name, problem ? problem[2] : null);
+  const summary = $('#request-errors');
+  const item = $(`li[data-field="${name}"]`, summary);
+  if (!item) return;
+  if (problem) {
+    const link = $('a', item);
+    link.href = `#${problem[0]}`;
+    link.textContent = problem[1];
+  } else {
+    item.remove();
+  }
+  summary.hidden = $$('li', summary).length === 0;
+}
+for (const input of $$('input[name=urgency]', form)) input.addEventListener('change', () => recheck('urgency'));
+for (const input of $$('input[name=reason]', form)) input.addEventListener('change', () => recheck('reason'));
+details.addEventListener('input', () => recheck('reason'));
+ref.addEventListener('input', () => recheck('ref'));
 
 function showFieldError(name, message) {
   const box = $(`#${name}-error`);
@@ -105,11 +150,12 @@ function showFieldError(name, message) {
   if (name === 'ref') ref.setAttribute('aria-invalid', message ? 'true' : 'false');
 }
 
+/** The error summary: [link target, words, and the field it is about, if any]. */
 function showErrors(errors) {
   const summary = $('#request-errors');
   const list = $('ul', summary);
-  list.replaceChildren(...errors.map(([target, message]) =>
-    el('li', {}, el('a', { href: `#${target}`, text: message }))));
+  list.replaceChildren(...errors.map(([target, message, field]) =>
+    el('li', { 'data-field': field }, el('a', { href: `#${target}`, text: message }))));
   summary.hidden = errors.length === 0;
   if (errors.length) summary.focus();
 }
@@ -119,16 +165,11 @@ function readForm() {
   const chip = ($('input[name=reason]:checked', form) || {}).value;
   const extra = details.value.trim();
   const errors = [];
-  showFieldError('urgency', urgency ? null : 'Choose how urgent the consult is.');
-  if (!urgency) errors.push(['urgency-field', 'Choose how urgent the consult is.']);
-  let reasonError = null;
-  if (!chip) reasonError = 'Choose a reason.';
-  else if (chip === 'Other' && !extra) reasonError = 'For \u201cOther\u201d, say in a few words what it is about.';
-  showFieldError('reason', reasonError);
-  if (reasonError) errors.push([chip ? 'details' : 'reason-field', reasonError]);
-  const refProblem = refRule.problem(ref.value);
-  showFieldError('ref', refProblem);
-  if (refProblem) errors.push(['patient-ref', `Local reference: ${refProblem}`]);
+  for (const [name, check] of Object.entries(CHECKS)) {
+    const problem = check();
+    showFieldError(name, problem ? problem[2] : null);
+    if (problem) errors.push([problem[0], problem[1], name]);
+  }
   showErrors(errors);
   if (errors.length) return null;
   let reason = chip === 'Other' ? extra : chip;
@@ -617,7 +658,7 @@ socket.on('error', (err) => {
       const words = (err.message || '').slice(field[0].length);
       const text = words ? `${words.charAt(0).toUpperCase()}${words.slice(1)}` : 'The server refused this local reference.';
       showFieldError('ref', text);
-      showErrors([['patient-ref', `Local reference: ${text}`]]);
+      showErrors([['patient-ref', `Local reference: ${text}`, 'ref']]);
       return;
     }
     const message = err.code === 'request_open'
