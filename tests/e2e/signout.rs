@@ -117,3 +117,130 @@ async fn a_session_ended_elsewhere_signs_the_open_screen_out() {
     sign_in(&doctor, &server, "dr-x", "/clinician").await;
     println!("whole test: {:?}", started.elapsed());
 }
+
+const DESKTOP: (u32, u32) = (1366, 768);
+const PHONE: (u32, u32) = (390, 844);
+
+/// Waits for the login page after this screen's own "Sign out".
+async fn wait_login_page(b: &Browser) {
+    b.wait_for(
+        "the login page",
+        "return location.pathname === '/' && !!document.querySelector('#username')",
+    )
+    .await;
+}
+
+/// Mis-taps with gloves: "Cancel request" and "Sign out" on a waiting
+/// request each ask for a second press, and say what would be lost; left
+/// alone they go back to normal and nothing changes. With nothing to lose,
+/// "Sign out" signs out at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_and_sign_out_ask_twice_while_a_request_waits() {
+    let _one = crate::one_at_a_time().await;
+    let server = Server::start(|_| {}).await;
+    server
+        .add_user(
+            "millom-room1",
+            "Millom MIU Room 1",
+            Role::Station,
+            Some("Millom"),
+        )
+        .await;
+    let nurse = Browser::launch("signout-twice", DESKTOP.0, DESKTOP.1).await;
+    sign_in(&nurse, &server, "millom-room1", "/station").await;
+    request_consult(&nurse, "immediate", "Chest pain", "", "").await;
+    on_screen(&nurse, "waiting").await;
+
+    // One press on "Cancel request": armed, in words; nothing sent.
+    nurse.click("#cancel-button").await;
+    nurse
+        .wait_for(
+            "the cancel button to ask for a second press",
+            "const b = document.querySelector('#cancel-button');
+             return b.classList.contains('armed') && b.textContent.trim() === 'Press again to cancel the request';",
+        )
+        .await;
+    nurse
+        .screenshots_at("cancel-armed", &[DESKTOP, PHONE])
+        .await;
+    nurse
+        .assert_accessible("waiting, cancel pressed once")
+        .await;
+    nurse
+        .wait_for(
+            "the cancel button to go back by itself",
+            "const b = document.querySelector('#cancel-button');
+             return !b.classList.contains('armed') && b.textContent.trim() === 'Cancel request';",
+        )
+        .await;
+    assert_eq!(
+        nurse.eval("return document.body.dataset.screen").await,
+        "waiting"
+    );
+    assert_eq!(
+        server.consults().await["consults"][0]["status"],
+        "waiting",
+        "one press cancels nothing"
+    );
+
+    // One press on "Sign out": the page says the request would be
+    // cancelled and asks for a second press.
+    nurse.click("#sign-out").await;
+    let warning = nurse
+        .wait_for(
+            "the sign-out warning",
+            "const w = document.querySelector('#sign-out-warning');
+             return !w.hidden && w.textContent;",
+        )
+        .await;
+    let warning = warning.as_str().unwrap_or("");
+    assert!(
+        warning.contains("your request will be cancelled"),
+        "{warning}"
+    );
+    assert!(
+        warning.contains("Press \u{201c}Sign out\u{201d} again"),
+        "{warning}"
+    );
+    nurse
+        .screenshots_at("signout-warning-waiting", &[DESKTOP, PHONE])
+        .await;
+    nurse
+        .assert_accessible("waiting, sign out pressed once")
+        .await;
+    // The screenshots resized the page; the warning is still up (5 s).
+    if nurse
+        .eval("return document.querySelector('#sign-out-warning').hidden")
+        .await
+        .as_bool()
+        .unwrap_or(true)
+    {
+        nurse.click("#sign-out").await;
+    }
+    assert_eq!(
+        server.consults().await["consults"][0]["status"],
+        "waiting",
+        "one press signs nobody out"
+    );
+    // The second press signs out, and the request is withdrawn.
+    nurse.click("#sign-out").await;
+    wait_login_page(&nurse).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let status = server.consults().await["consults"][0]["status"].clone();
+        if status == "cancelled" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the request was not withdrawn: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Nothing waiting: one press signs out.
+    sign_in(&nurse, &server, "millom-room1", "/station").await;
+    on_screen(&nurse, "request").await;
+    nurse.click("#sign-out").await;
+    wait_login_page(&nurse).await;
+}

@@ -115,7 +115,15 @@ async fn the_request_form_refuses_a_name_and_a_request_can_be_cancelled() {
         .await
         .contains("phone A&E directly"));
 
-    // Cancelled: back to the form, told so, and logged as cancelled.
+    // Cancelled (two presses: a mis-tap does not withdraw it): back to
+    // the form, told so, and logged as cancelled.
+    nurse.click("#cancel-button").await;
+    nurse
+        .wait_for(
+            "the cancel button to ask for a second press",
+            "return document.querySelector('#cancel-button').classList.contains('armed')",
+        )
+        .await;
     nurse.click("#cancel-button").await;
     on_screen(&nurse, "request").await;
     let notice = nurse.text("#request-notice").await;

@@ -20,7 +20,7 @@ const AVAILABILITY_HINT = {
 };
 
 const account = await requireRole('clinician');
-const socket = startShell(account);
+const socket = startShell(account, { signOutWarning: () => signOutWarning() });
 const hook = window.miulink;
 const settings = account.settings || {};
 /** Renewed by the server (`ice_servers`) before TURN credentials expire. */
@@ -71,6 +71,13 @@ hook.state = state;
 function go(view) {
   state.view = view;
   showView(view);
+}
+
+/** What signing out now would lose (null: nothing, sign out at once). */
+function signOutWarning() {
+  if (state.call || state.answering !== null) return 'your call will end.';
+  if (state.owed) return 'the outcome of your last call is not saved yet.';
+  return null;
 }
 
 // A reload during a call: say so while the call is found again.

@@ -157,6 +157,19 @@ export class Signalling {
     }
   }
 
+  /**
+   * This page is signing out: no retry, no ping, and no "signed out
+   * elsewhere" when the server closes the socket, but the socket stays open
+   * until the server ends it, so that it is a sign-out there too (a
+   * station's waiting request is withdrawn, not held for a reconnect).
+   */
+  leave() {
+    window.clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    window.clearInterval(this.pingTimer);
+    this.setState('signed_out');
+  }
+
   /** No more connections from this page: no retry, no ping. */
   stop() {
     window.clearTimeout(this.retryTimer);

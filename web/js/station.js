@@ -1,7 +1,7 @@
 // The MIU station (a nurse in a treatment room): request a consult, wait
 // with a live clock, hold the call, then see the recorded outcome.
 
-import { $, $$, el, icon, announce, showView, formatDuration, spokenDuration, patientRefRule, URGENCY, OUTCOMES, END_REASONS } from './ui.js';
+import { $, $$, el, icon, announce, showView, confirmButton, formatDuration, spokenDuration, patientRefRule, URGENCY, OUTCOMES, END_REASONS } from './ui.js';
 import { requireRole } from './api.js';
 import { startShell } from './shell.js';
 import { openLocalMedia, stopStream } from './media.js';
@@ -9,7 +9,7 @@ import { Call } from './call.js';
 import { CallView } from './callview.js';
 
 const account = await requireRole('station');
-const socket = startShell(account);
+const socket = startShell(account, { signOutWarning: () => signOutWarning() });
 const hook = window.miulink;
 const settings = account.settings || {};
 const fallbackPhone = settings.fallback_phone;
@@ -72,6 +72,19 @@ hook.state = state;
 function go(view) {
   state.view = view;
   showView(view);
+}
+
+/** What signing out now would lose (null: nothing, sign out at once). */
+function signOutWarning() {
+  if (state.call && state.call.callId !== null) return 'the call will end.';
+  const r = state.request;
+  if (r && r.state === 'accepted') return 'a clinician is answering, and the call will end.';
+  if (r && r.state === 'waiting' && state.view === 'waiting') {
+    return state.submitted && state.submitted.test
+      ? 'your test call will be cancelled.'
+      : 'your request will be cancelled and A&E will no longer be alerted.';
+  }
+  return null;
 }
 
 // ----- The request form --------------------------------------------------
@@ -321,7 +334,8 @@ function onWaiting(update) {
   else $('#waiting-summary').replaceChildren();
   const cancel = $('#cancel-button');
   cancel.disabled = false;
-  $('.label', cancel).textContent = testing ? 'Cancel test call' : 'Cancel request';
+  if (first) disarmCancel();
+  if (!cancel.classList.contains('armed')) $('.label', cancel).textContent = testing ? 'Cancel test call' : 'Cancel request';
   if (first) {
     ensureMedia();
     prepareCall();
@@ -436,7 +450,7 @@ function tickWait() {
 }
 window.setInterval(tickWait, 500);
 
-$('#cancel-button').addEventListener('click', () => {
+function cancelRequest() {
   if (!state.request) return;
   if (!socket.send({ type: 'cancel_request', request_id: state.request.request_id })) {
     announce('Not connected: the request was not cancelled. Try again when connected.', { assertive: true });
@@ -445,6 +459,16 @@ $('#cancel-button').addEventListener('click', () => {
   const cancel = $('#cancel-button');
   cancel.disabled = true;
   $('.label', cancel).textContent = 'Cancelling\u2026';
+}
+
+// A gloved mis-tap must not withdraw a patient's request: the first press
+// asks for a second within a few seconds (a test call goes at once).
+const disarmCancel = confirmButton($('#cancel-button'), {
+  armedLabel: 'Press again to cancel the request',
+  timeoutMs: 5000,
+  needed: () => !(state.submitted && state.submitted.test),
+  spoken: () => 'Press Cancel request again to cancel it. A&E will no longer be alerted.',
+  action: cancelRequest,
 });
 
 // ----- The call ----------------------------------------------------------

@@ -178,23 +178,36 @@ export function patientRefRule(pattern, hint) {
 /**
  * A two-step button for actions that are hard to undo (ending a call).
  * The first press arms it for a few seconds; the second press acts.
+ * Optional: `needed()` (false: act on the first press, nothing to lose),
+ * `spoken()` (what a screen reader hears when armed), and `onArm` /
+ * `onDisarm` (to show and hide a visible explanation).
  */
-export function confirmButton(button, { armedLabel, action, timeoutMs = 4000 }) {
+export function confirmButton(button, { armedLabel, action, timeoutMs = 4000, needed = null, spoken = null, onArm = null, onDisarm = null }) {
   const label = button.querySelector('.label');
-  const original = label ? label.textContent : button.textContent;
+  let original = label ? label.textContent : button.textContent;
   let timer = null;
   const disarm = () => {
+    const wasArmed = timer !== null;
     window.clearTimeout(timer);
     timer = null;
     button.classList.remove('armed');
+    if (!wasArmed) return;
     if (label) label.textContent = original; else button.textContent = original;
+    if (onDisarm) onDisarm();
   };
   button.addEventListener('click', () => {
     if (timer === null) {
+      if (needed && !needed()) {
+        action();
+        return;
+      }
+      // The label as it is now (the page may have changed it since).
+      original = label ? label.textContent : button.textContent;
       button.classList.add('armed');
       if (label) label.textContent = armedLabel; else button.textContent = armedLabel;
-      announce(`${armedLabel}: press again to confirm.`, { assertive: true });
+      announce(spoken ? spoken() : `${armedLabel}: press again to confirm.`, { assertive: true });
       timer = window.setTimeout(disarm, timeoutMs);
+      if (onArm) onArm();
       return;
     }
     disarm();
