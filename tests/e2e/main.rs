@@ -15,6 +15,7 @@ mod devices;
 mod escalation;
 mod flows;
 mod login;
+mod notifications;
 #[cfg(feature = "probe")]
 mod probe;
 mod reports;

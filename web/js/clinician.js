@@ -96,12 +96,17 @@ function notice(text) {
 
 // ----- Alerts ------------------------------------------------------------
 
+const BLOCKED_DISMISSED_KEY = 'miulink.notificationsBlockedDismissed';
+
 function renderAlertState() {
   const soundOn = alerts.soundOn;
   const notifyOn = alerts.notificationsOn;
   const notifyBlocked = 'Notification' in window && Notification.permission === 'denied';
   $('#sound-state').textContent = soundOn ? 'On' : 'Off';
   $('#notify-state').textContent = notifyOn ? 'On' : notifyBlocked ? 'Blocked in the browser' : 'Off';
+  // Blocked (often by the trust's policy): say what that means and how to
+  // allow them, until dismissed for this browser session.
+  $('#notify-blocked').hidden = !notifyBlocked || window.sessionStorage.getItem(BLOCKED_DISMISSED_KEY) === 'yes';
   const banner = $('#alerts-banner');
   const needsGesture = !soundOn || (!notifyOn && !notifyBlocked && 'Notification' in window);
   banner.hidden = !needsGesture;
@@ -111,6 +116,21 @@ function renderAlertState() {
 }
 
 $('#alerts-button').addEventListener('click', () => alerts.enable());
+$('#notify-blocked-dismiss').addEventListener('click', () => {
+  window.sessionStorage.setItem(BLOCKED_DISMISSED_KEY, 'yes');
+  renderAlertState();
+  // Focus was on the button that is now gone: keep it in the queue view.
+  const heading = $('[data-view=queue] h1');
+  heading.setAttribute('tabindex', '-1');
+  heading.focus();
+  announce('Notice dismissed. Desktop notifications stay blocked; you are alerted by the tone and the tab title.');
+});
+// Allowed (or blocked) in the site settings while the page is open.
+if (navigator.permissions && navigator.permissions.query) {
+  navigator.permissions.query({ name: 'notifications' })
+    .then((status) => status.addEventListener('change', renderAlertState))
+    .catch(() => {});
+}
 // Any click or key press on the page may unlock sound.
 for (const type of ['pointerdown', 'keydown']) {
   window.addEventListener(type, () => {
