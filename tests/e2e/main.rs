@@ -16,6 +16,7 @@ mod escalation;
 mod flows;
 mod login;
 mod notifications;
+mod outcome_queue;
 #[cfg(feature = "probe")]
 mod probe;
 mod reports;

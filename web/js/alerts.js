@@ -72,6 +72,9 @@ export class Alerts {
     this.escalationNotes = new Map();
     this.onceTimes = [];
     this.escalated = 0;
+    // While an outcome is owed: what waits (the title counts it; the
+    // clinician is not rung, so the page decides what sounds).
+    this.owedQueue = [];
     const AudioContextClass = window.AudioContext || window.webkitAudioContext;
     if (AudioContextClass) {
       this.ctx = new AudioContextClass();
@@ -190,6 +193,17 @@ export class Alerts {
       document.title = on
         ? `\u26A0 ESCALATED (${this.escalated}): nobody has answered: MIU Link`
         : `(${this.escalated}) Escalated request waiting: MIU Link`;
+      return;
+    }
+    const owed = this.owedQueue.length;
+    if (owed) {
+      // The most urgent first: "(2) Waiting: IMMEDIATE – MIU Link"; it
+      // flashes (with what to do) while something sounds.
+      const top = this.owedQueue[0];
+      const level = top.escalation === 'escalated' ? ', ESCALATED' : '';
+      document.title = on
+        ? `(${owed}) Waiting: ${(top.urgency || '').toUpperCase()}${level} \u2013 MIU Link`
+        : `(${owed}) Save the outcome to answer \u2013 MIU Link`;
       return;
     }
     const n = this.ringing.size;
@@ -333,6 +347,15 @@ export class Alerts {
     const n = this.escalationNotes.get(requestId);
     if (n) n.close();
     this.escalationNotes.delete(requestId);
+  }
+
+  /**
+   * The queue while the clinician owes an outcome (null or empty: none, or
+   * nothing owed): the title counts it. What sounds is `setRinging`'s.
+   */
+  setOwedQueue(entries) {
+    this.owedQueue = entries ? [...entries] : [];
+    this.renderTitle(true);
   }
 
   /** How many escalated requests the title should shout about (duty holders). */

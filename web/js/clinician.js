@@ -178,6 +178,21 @@ function ringable() {
   return !!p && p.status === 'available' && !p.engaged && !state.call;
 }
 
+/**
+ * While an outcome is owed the switchboard rings nobody here (the outcome
+ * comes first), but the queue still arrives: what waits is shown on the
+ * outcome form, and immediate or escalated requests sound (if Available).
+ */
+function owedQueue() {
+  return state.owed && !state.call ? state.queue : null;
+}
+
+function owedSounding(queue) {
+  const p = state.presence;
+  if (!queue || !p || p.status !== 'available') return [];
+  return queue.filter((r) => !r.test && (r.urgency === 'immediate' || r.escalation));
+}
+
 function updateRinging() {
   // Queue order, with the freshest copy of each entry; a ring may arrive
   // just before the queue that lists it.
@@ -185,7 +200,11 @@ function updateRinging() {
     ...state.queue.filter((r) => state.rung.has(r.request_id)),
     ...[...state.rung.values()].filter((r) => !state.queue.some((q) => q.request_id === r.request_id)),
   ];
-  alerts.setRinging(ringing);
+  const owed = owedQueue();
+  const sounding = owedSounding(owed);
+  alerts.setOwedQueue(owed);
+  alerts.setRinging(ringing.length ? ringing : sounding);
+  tellOwed(owed, sounding);
   ringCamera(ringing.length > 0);
   const banner = $('#ringing-banner');
   banner.hidden = ringing.length === 0;
@@ -291,6 +310,7 @@ function renderQueue() {
   tickQueue();
   updateRinging();
   callView.setOthersWaiting(state.queue.length);
+  renderOwed();
   if (state.escalations.size) updateDuty();
 }
 
@@ -310,6 +330,7 @@ function tickQueue() {
 window.setInterval(() => {
   tickQueue();
   tickDuty();
+  tickOwed();
 }, 500);
 
 function acceptRequest(requestId) {
@@ -455,8 +476,82 @@ function showOutcomeForm(callId, start, endText) {
     $('.label', button).textContent = 'Save outcome';
   }
   go('outcome');
+  renderOwed();
   const first = $('input[name=outcome]');
   if (first) first.focus();
+}
+
+// ----- What waits while the outcome is owed ----------------------------------
+
+/** Request id -> what was last said of it while an outcome was owed. */
+const owedTold = new Map();
+
+/** A notification and a spoken line for each new (or newly escalated) request. */
+function tellOwed(queue, sounding) {
+  if (!queue) {
+    owedTold.clear();
+    return;
+  }
+  for (const id of [...owedTold.keys()]) {
+    if (!queue.some((r) => r.request_id === id)) owedTold.delete(id);
+  }
+  for (const r of queue) {
+    const said = r.escalation || 'new';
+    if (owedTold.get(r.request_id) === said) continue;
+    const first = !owedTold.has(r.request_id);
+    owedTold.set(r.request_id, said);
+    const loud = sounding.includes(r);
+    const u = URGENCY[r.urgency] || { label: r.urgency };
+    if (loud) alerts.notify(r, u.label);
+    if (first || loud) {
+      const how = r.escalation === 'escalated' ? 'Escalated' : r.escalation === 'realerted' ? 'Still waiting' : 'New';
+      announce(`${how}: ${u.label} request from ${r.station} waiting. Save the outcome to answer it.`, { assertive: loud });
+    }
+  }
+}
+
+/** The outcome form's panel: how many wait, the most urgent, and what to do. */
+function renderOwed() {
+  const queue = owedQueue() || [];
+  const box = $('#owed-queue');
+  const top = queue[0];
+  const n = queue.length;
+  box.dataset.level = !top ? 'none' : top.escalation === 'escalated' ? 'escalated' : top.urgency;
+  $('#owed-queue-title').textContent = n
+    ? `Save the outcome to answer: ${n} request${n === 1 ? '' : 's'} waiting`
+    : 'No one is waiting for A&E';
+  $('#owed-hint').textContent = n
+    ? 'You are not alerted for requests until the outcome is saved. Saving takes you to the queue, where they ring.'
+    : 'New requests show here. You are alerted for them once the outcome is saved.';
+  const line = $('#owed-top');
+  line.hidden = !top;
+  if (!top) {
+    line.replaceChildren();
+    return;
+  }
+  const u = URGENCY[top.urgency] || { label: top.urgency, icon: 'info' };
+  const level = top.escalation === 'escalated' ? el('span', { class: 'esc-tag', 'data-level': 'escalated' }, icon('alert'), 'Escalated')
+    : top.escalation === 'realerted' ? el('span', { class: 'esc-tag', 'data-level': 'realerted' }, icon('bell'), 'Re-alerted') : null;
+  const drawn = JSON.stringify([top.request_id, top.urgency, top.escalation, top.station, top.site, top.reason, n > 1]);
+  if (line.dataset.drawn !== drawn) {
+    line.dataset.drawn = drawn;
+    fill(line,
+      el('span', { class: 'visually-hidden', text: n > 1 ? 'Most urgent: ' : 'Waiting: ' }),
+      el('span', { class: `badge urgency-${top.urgency}` }, icon(u.icon), u.label),
+      level,
+      el('strong', { class: 'owed-station', text: top.station }),
+      top.site ? el('span', { class: 'owed-site', text: top.site }) : null,
+      el('span', { class: 'owed-reason', text: top.reason }),
+      el('span', { class: 'owed-wait' }, 'waiting ', el('span', { class: 'owed-wait-value' })));
+  }
+  tickOwed();
+}
+
+function tickOwed() {
+  const queue = owedQueue();
+  const value = $('#owed-top .owed-wait-value');
+  if (!queue || !queue[0] || !value) return;
+  value.textContent = formatDuration(waitedNow(queue[0]));
 }
 
 function showOutcomeErrors(errors) {
