@@ -43,9 +43,7 @@ async fn the_outcome_form_shows_and_sounds_what_waits_and_saving_it_rings() {
         ("millom-room2", "Millom MIU Room 2", "Millom"),
         ("ulverston-room1", "Ulverston MIU Room 1", "Ulverston"),
     ] {
-        server
-            .add_user(user, name, Role::Station, Some(site))
-            .await;
+        server.add_user(user, name, Role::Station, Some(site)).await;
     }
     server
         .add_user(
@@ -77,7 +75,12 @@ async fn the_outcome_form_shows_and_sounds_what_waits_and_saving_it_rings() {
         )
         .await;
     assert_eq!(doctor.eval("return document.title").await, plain_title);
-    record_state(&doctor, "owed-0-nobody-waiting", "outcome form, nobody waiting").await;
+    record_state(
+        &doctor,
+        "owed-0-nobody-waiting",
+        "outcome form, nobody waiting",
+    )
+    .await;
 
     // Signing out would lose the unsaved outcome: the first press says so
     // and asks for a second; left alone, it goes back to normal.
@@ -126,7 +129,9 @@ async fn the_outcome_form_shows_and_sounds_what_waits_and_saving_it_rings() {
     // title, but it does not sound (not immediate, not escalated yet).
     let mut room2 = server.ws_client("millom-room2").await;
     room2
-        .send(json!({"type": "request_consult", "urgency": "urgent", "reason": "Possible fracture"}))
+        .send(
+            json!({"type": "request_consult", "urgency": "urgent", "reason": "Possible fracture"}),
+        )
         .await;
     room2.expect("request_update").await;
     doctor
@@ -163,7 +168,12 @@ async fn the_outcome_form_shows_and_sounds_what_waits_and_saving_it_rings() {
         "outcome",
         "still on the form: nothing was answered"
     );
-    record_state(&doctor, "owed-1-urgent-waiting", "outcome form, an urgent request waiting").await;
+    record_state(
+        &doctor,
+        "owed-1-urgent-waiting",
+        "outcome form, an urgent request waiting",
+    )
+    .await;
 
     // Nobody answers it: re-alerted, and now it sounds.
     let before = chimes(&doctor).await;
@@ -177,7 +187,10 @@ async fn the_outcome_form_shows_and_sounds_what_waits_and_saving_it_rings() {
     doctor
         .wait_for(
             "the tone for the re-alerted request",
-            &format!("return window.miulink.alerts.chimesPlayed() >= {}", before + 1),
+            &format!(
+                "return window.miulink.alerts.chimesPlayed() >= {}",
+                before + 1
+            ),
         )
         .await;
 
@@ -217,7 +230,10 @@ async fn the_outcome_form_shows_and_sounds_what_waits_and_saving_it_rings() {
     doctor
         .wait_for(
             "the tone to repeat",
-            &format!("return window.miulink.alerts.chimesPlayed() >= {}", before + 2),
+            &format!(
+                "return window.miulink.alerts.chimesPlayed() >= {}",
+                before + 2
+            ),
         )
         .await;
     assert_eq!(

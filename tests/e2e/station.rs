@@ -203,16 +203,29 @@ async fn request_form_errors_clear_as_soon_as_the_field_is_corrected() {
         )
         .await;
     let shown = errors_shown(&nurse).await;
-    assert_eq!(shown["summary"].as_array().map(Vec::len), Some(2), "{shown}");
-    assert!(!shown["urgency"].is_null() && !shown["reason"].is_null(), "{shown}");
-    nurse.screenshots_at("form-errors-1-both", &[DESKTOP, PHONE]).await;
+    assert_eq!(
+        shown["summary"].as_array().map(Vec::len),
+        Some(2),
+        "{shown}"
+    );
+    assert!(
+        !shown["urgency"].is_null() && !shown["reason"].is_null(),
+        "{shown}"
+    );
+    nurse
+        .screenshots_at("form-errors-1-both", &[DESKTOP, PHONE])
+        .await;
     nurse.assert_accessible("request form, two errors").await;
 
     // The urgency chosen: its error goes at once, the reason's stays.
     nurse.click(".tile.urgency-urgent").await;
     let shown = errors_shown(&nurse).await;
     assert!(shown["urgency"].is_null(), "urgency error cleared: {shown}");
-    assert_eq!(shown["marked"], serde_json::json!(["reason-field"]), "{shown}");
+    assert_eq!(
+        shown["marked"],
+        serde_json::json!(["reason-field"]),
+        "{shown}"
+    );
     assert_eq!(
         shown["summary"],
         serde_json::json!(["Choose a reason."]),
@@ -232,11 +245,17 @@ async fn request_form_errors_clear_as_soon_as_the_field_is_corrected() {
     let shown = errors_shown(&nurse).await;
     let other = shown["reason"].as_str().unwrap_or("");
     assert!(other.contains("say in a few words"), "{shown}");
-    assert_eq!(shown["summary"].as_array().map(Vec::len), Some(1), "{shown}");
+    assert_eq!(
+        shown["summary"].as_array().map(Vec::len),
+        Some(1),
+        "{shown}"
+    );
     nurse
         .screenshots_at("form-errors-2-one-left", &[DESKTOP, PHONE])
         .await;
-    nurse.assert_accessible("request form, one error left").await;
+    nurse
+        .assert_accessible("request form, one error left")
+        .await;
     nurse.type_text("#details", "Dog bite, hand").await;
     let shown = errors_shown(&nurse).await;
     assert!(shown["reason"].is_null(), "reason error cleared: {shown}");
