@@ -83,6 +83,14 @@ pub struct ServeArgs {
     /// PostgreSQL.
     #[arg(long, env = "MIULINK_DATA_DIR")]
     pub data_dir: Option<std::path::PathBuf>,
+    /// With PostgreSQL, several instances may run against one database:
+    /// one leads, the others stand by. The leader's lease in seconds: a
+    /// standby leads within about this long (plus a sixth) of the leader's
+    /// death. Shorter means faster takeover but a leader steps down after
+    /// a shorter database stall (at three quarters of the lease without a
+    /// renewal); see deploy/README.md.
+    #[arg(long, env = "MIULINK_LEASE_SECONDS", default_value_t = 3.0, value_parser = parse_lease_seconds)]
+    pub lease_seconds: f64,
     /// Create clearly marked demo accounts (password "demo"). Never on a
     /// server that sees patients.
     #[arg(long, env = "MIULINK_DEMO")]
@@ -285,12 +293,26 @@ impl From<RoleArg> for Role {
     }
 }
 
+fn parse_lease_seconds(text: &str) -> Result<f64, String> {
+    let secs: f64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds, e.g. 3 or 1.5"))?;
+    if (0.5..=120.0).contains(&secs) {
+        Ok(secs)
+    } else {
+        Err(format!(
+            "a lease of {secs} s is outside 0.5 to 120 s; the default is 3"
+        ))
+    }
+}
+
 impl ServeArgs {
     pub fn settings(&self, database_url: &str) -> Settings {
         Settings {
             listen: self.listen.clone(),
             database_url: database_url.to_owned(),
             data_dir: self.data_dir.clone(),
+            lease_ms: (self.lease_seconds * 1000.0).round() as u64,
             demo: self.demo,
             disconnect_grace_ms: i64::from(self.disconnect_grace_seconds) * 1000,
             session_ttl_ms: i64::from(self.session_hours.max(1)) * 3_600_000,

@@ -22,7 +22,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 /// Messages queued to one connection before it counts as too slow.
 pub const OUTBOX_CAPACITY: usize = 512;
@@ -64,7 +64,7 @@ pub enum HubCommand {
 }
 
 /// Figures for `/healthz` and the benchmarks.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct HubStats {
     pub connections: AtomicUsize,
     pub calls: AtomicUsize,
@@ -75,11 +75,32 @@ pub struct HubStats {
     pub dropped_slow: AtomicU64,
 }
 
+impl HubStats {
+    pub fn new() -> HubStats {
+        HubStats {
+            connections: AtomicUsize::new(0),
+            calls: AtomicUsize::new(0),
+            waiting: AtomicUsize::new(0),
+            log_ok: AtomicBool::new(true),
+            log_failures: AtomicU64::new(0),
+            dropped_slow: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Default for HubStats {
+    fn default() -> Self {
+        HubStats::new()
+    }
+}
+
 #[derive(Clone)]
 pub struct HubHandle {
     tx: mpsc::Sender<HubCommand>,
     next_conn: Arc<AtomicU64>,
     pub stats: Arc<HubStats>,
+    /// Set to stop the hub at once, whatever it is waiting for.
+    stop: Arc<watch::Sender<bool>>,
 }
 
 impl HubHandle {
@@ -90,6 +111,18 @@ impl HubHandle {
     /// Fails only when the hub has stopped.
     pub async fn send(&self, cmd: HubCommand) -> Result<(), HubGone> {
         self.tx.send(cmd).await.map_err(|_| HubGone)
+    }
+
+    /// True once the hub task has ended (stopped, or found deposed).
+    pub fn is_stopped(&self) -> bool {
+        self.tx.is_closed()
+    }
+
+    /// Stops the hub now without waiting for it: it delivers nothing more
+    /// (a write in progress is abandoned) and closes every connection.
+    /// For a leader standing down.
+    pub fn abandon(&self) {
+        self.stop.send_replace(true);
     }
 
     /// Asks the hub to close every connection and stop; waits until it has.
@@ -105,12 +138,14 @@ impl HubHandle {
 #[error("the switchboard has stopped")]
 pub struct HubGone;
 
-/// Starts the hub task.
-pub fn spawn(sb: Switchboard, store: Store, clock: Clock) -> HubHandle {
+/// Starts the hub task. `stats` outlive it (a new leader's hub carries on
+/// with the same figures).
+pub fn spawn(sb: Switchboard, store: Store, clock: Clock, stats: Arc<HubStats>) -> HubHandle {
     let (tx, rx) = mpsc::channel(4096);
-    let stats = Arc::new(HubStats::default());
     stats.log_ok.store(true, Ordering::Relaxed);
+    let (stop, stopped) = watch::channel(false);
     let hub = Hub {
+        stopped,
         sb,
         store,
         clock,
@@ -124,10 +159,21 @@ pub fn spawn(sb: Switchboard, store: Store, clock: Clock) -> HubHandle {
         tx,
         next_conn: Arc::new(AtomicU64::new(1)),
         stats,
+        stop: Arc::new(stop),
     }
 }
 
+/// Why the hub stops delivering.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Halt {
+    /// Another instance leads now: a write found this one deposed.
+    Deposed,
+    /// Told to stop ([`HubHandle::abandon`]).
+    Abandoned,
+}
+
 struct Hub {
+    stopped: watch::Receiver<bool>,
     sb: Switchboard,
     store: Store,
     clock: Clock,
@@ -143,9 +189,13 @@ impl Hub {
         // Anything the switchboard produced before the first input (a
         // restore ends some items) is written first.
         let outputs = self.drain();
-        self.commit(outputs).await;
+        if let Err(halt) = self.commit(outputs).await {
+            self.halt(halt);
+            return;
+        }
         self.publish_stats();
         let mut batch = Vec::with_capacity(BATCH);
+        let mut stopped = self.stopped.clone();
         loop {
             let wake = self.sb.poll_timeout().map(|t| self.clock.instant_at(t));
             let timer = async {
@@ -161,6 +211,10 @@ impl Hub {
                     }
                 }
                 () = timer => {}
+                _ = stopped.wait_for(|stop| *stop) => {
+                    self.halt(Halt::Abandoned);
+                    return;
+                }
             }
             let mut shutdown = None;
             let now = self.clock.now_ms();
@@ -201,7 +255,10 @@ impl Hub {
             // Drained once per batch: queue updates go out once for all of
             // the batch's changes.
             let outputs = self.drain();
-            self.commit(outputs).await;
+            if let Err(halt) = self.commit(outputs).await {
+                self.halt(halt);
+                return;
+            }
             // Connections found too slow while delivering: tell the
             // switchboard, and deliver what that produces, until quiet.
             while !self.lost.is_empty() {
@@ -210,7 +267,10 @@ impl Hub {
                     self.sb.handle(now, Input::Disconnect { conn });
                 }
                 let outputs = self.drain();
-                self.commit(outputs).await;
+                if let Err(halt) = self.commit(outputs).await {
+                    self.halt(halt);
+                    return;
+                }
             }
             self.publish_stats();
             if let Some(done) = shutdown {
@@ -229,8 +289,20 @@ impl Hub {
         outputs
     }
 
+    /// Stops: nothing more is delivered, and every connection is closed so
+    /// that its client reconnects (to the new leader, through the same
+    /// address).
+    fn halt(&mut self, halt: Halt) {
+        tracing::warn!(
+            ?halt,
+            "the switchboard stops here; clients reconnect to the leader"
+        );
+        self.close_all();
+    }
+
     /// Makes this batch's events durable, then delivers its messages.
-    async fn commit(&mut self, outputs: Vec<Output>) {
+    /// Delivers nothing if the events could not be written by this leader.
+    async fn commit(&mut self, outputs: Vec<Output>) -> Result<(), Halt> {
         let events: Vec<Event> = outputs
             .iter()
             .filter_map(|o| match o {
@@ -238,7 +310,7 @@ impl Hub {
                 _ => None,
             })
             .collect();
-        self.write_log(&events).await;
+        self.write_log(&events).await?;
         for out in outputs {
             match out {
                 Output::Send { to, message } => {
@@ -264,6 +336,7 @@ impl Hub {
                 Output::Record(_) => {}
             }
         }
+        Ok(())
     }
 
     fn deliver(&mut self, conn: ConnId, msg: Outbound) {
@@ -289,28 +362,44 @@ impl Hub {
     /// Writes events, retrying until the database takes them. Nothing is
     /// acknowledged meanwhile: a log that cannot be written stops the
     /// switchboard rather than let it run ahead of the record.
-    async fn write_log(&mut self, events: &[Event]) {
+    async fn write_log(&mut self, events: &[Event]) -> Result<(), Halt> {
         if events.is_empty() {
-            return;
+            return Ok(());
         }
         let mut delay = Duration::from_millis(50);
         let mut attempts = 0u32;
+        let mut stopped = self.stopped.clone();
         loop {
-            match self.store.record(events).await {
+            let written = tokio::select! {
+                written = self.store.record(events) => written,
+                // Standing down while a write hangs (the database cut
+                // off): the write is abandoned, and nothing of it is
+                // delivered. If it did commit, the log holds more than
+                // anyone was told, which is safe.
+                _ = stopped.wait_for(|stop| *stop) => return Err(Halt::Abandoned),
+            };
+            match written {
                 Ok(()) => {
                     if !self.stats.log_ok.swap(true, Ordering::Relaxed) {
                         tracing::info!("session log writable again");
                     }
-                    return;
+                    return Ok(());
+                }
+                Err(StoreError::Deposed(epoch)) => {
+                    tracing::warn!(
+                        epoch,
+                        "another instance leads now; this one delivers nothing more"
+                    );
+                    return Err(Halt::Deposed);
                 }
                 Err(StoreError::Invalid(why)) if events.len() > 1 => {
                     // One event the schema refuses must not take the others
                     // with it: write them one by one.
                     tracing::error!(%why, "a batch of log events was refused; writing them one at a time");
                     for e in events {
-                        Box::pin(self.write_log(std::slice::from_ref(e))).await;
+                        Box::pin(self.write_log(std::slice::from_ref(e))).await?;
                     }
-                    return;
+                    return Ok(());
                 }
                 Err(StoreError::Invalid(why)) => {
                     // A bug, not an outage: keep the event in the server log
@@ -318,14 +407,17 @@ impl Hub {
                     let json = serde_json::to_string(&events[0]).unwrap_or_default();
                     tracing::error!(%why, event = %json, "session log refused an event; it is kept here");
                     self.stats.log_failures.fetch_add(1, Ordering::Relaxed);
-                    return;
+                    return Ok(());
                 }
                 Err(e) => {
                     attempts += 1;
                     self.stats.log_ok.store(false, Ordering::Relaxed);
                     self.stats.log_failures.fetch_add(1, Ordering::Relaxed);
                     tracing::error!(error = %e, attempts, "cannot write the session log; retrying (check the disk and the database)");
-                    tokio::time::sleep(delay).await;
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => {}
+                        _ = stopped.wait_for(|stop| *stop) => return Err(Halt::Abandoned),
+                    }
                     delay = (delay * 2).min(Duration::from_secs(5));
                 }
             }

@@ -30,6 +30,7 @@ pub mod cli;
 pub mod clock;
 pub mod http;
 pub mod hub;
+pub mod leader;
 #[cfg(feature = "probe")]
 pub mod probe;
 pub mod reports;

@@ -14,6 +14,9 @@ pub struct Settings {
     /// Where first-start files go (the one-time admin password). `None`:
     /// the SQLite file's directory, or the current one on PostgreSQL.
     pub data_dir: Option<PathBuf>,
+    /// How long the leader's lease lasts (PostgreSQL): a standby leads at
+    /// most about this long after the leader dies; see `src/leader.rs`.
+    pub lease_ms: u64,
     /// Seed clearly marked demo accounts (password `demo`).
     pub demo: bool,
     /// How long a lost connection's request or call is kept.
@@ -80,6 +83,10 @@ pub struct Settings {
 /// 10 digits, as MIU attendance numbers look (e.g. `MIU123456`,
 /// `MIU-0412`). No spaces and no `/`, so no names and no dates written the
 /// usual ways.
+/// The leader's lease: 3 s, so that a standby leads within about 3.5 s of
+/// the leader's death (it looks every lease / 6).
+pub const DEFAULT_LEASE_MS: u64 = 3_000;
+
 pub const DEFAULT_PATIENT_REF_PATTERN: &str = "^[A-Za-z]{1,4}-?[0-9]{4,10}$";
 pub const DEFAULT_PATIENT_REF_HINT: &str = "1 to 4 letters, an optional '-', then 4 to 10 digits, \
      e.g. MIU123456 or MIU-0412: no spaces, never a name or a date of birth";
@@ -91,6 +98,7 @@ impl Settings {
             listen: "127.0.0.1:0".into(),
             database_url: database_url.into(),
             data_dir: None,
+            lease_ms: DEFAULT_LEASE_MS,
             demo: false,
             disconnect_grace_ms: 60_000,
             session_ttl_ms: 12 * 3_600_000,

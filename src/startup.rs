@@ -5,10 +5,9 @@ use crate::auth::{self, LoginThrottle, ThrottleConfig, Verifier};
 use crate::clock::Clock;
 use crate::http::{self, AppState};
 use crate::settings::Settings;
-use crate::store::Store;
-use crate::{bootstrap, hub};
+use crate::store::{Backend, Store};
+use crate::{bootstrap, leader};
 use anyhow::Context;
-use signalling::{Config, Switchboard};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -62,34 +61,27 @@ impl Application {
         store
             .delete_expired_sessions(now, now - settings.session_idle_ms)
             .await?;
-        let (first_request_id, first_call_id) = store.next_ids().await?;
-        let config = Config {
-            disconnect_grace_ms: settings.disconnect_grace_ms,
-            escalation: settings.escalation,
-            first_request_id,
-            first_call_id,
-            test_line: settings.test_call_clinician.clone(),
+        let settings = Arc::new(settings);
+        let leader = match store.backend() {
+            // One instance on one file: it leads from the start.
+            Backend::Sqlite => leader::sole(store.clone(), &settings, clock).await?,
+            // Any number against one database: the election decides.
+            Backend::Postgres => {
+                let leadership = leader::elect(store.clone(), settings.clone(), clock);
+                // If no one else leads, this instance does within a moment:
+                // wait for that, so a lone server serves as soon as it is up.
+                let mut role = leadership.watch();
+                let first =
+                    tokio::time::timeout(Duration::from_secs(1), role.wait_for(|r| r.is_leader()))
+                        .await;
+                if first.is_err() {
+                    tracing::info!(
+                        "another instance leads (or held the lease until just now): standing by"
+                    );
+                }
+                leadership
+            }
         };
-        let mut switchboard = Switchboard::new(config, clock.now_ms());
-        // Whatever was open when the server last stopped (even by kill -9)
-        // comes back, with its original times, for clients to resume.
-        let open = store
-            .load_open()
-            .await
-            .context("reading open consults from the log")?;
-        let (waiting, calls, owed) = (open.waiting.len(), open.calls.len(), open.owed.len());
-        for note in switchboard.restore(open) {
-            tracing::warn!("restore: {note}");
-        }
-        if waiting + calls + owed > 0 {
-            tracing::info!(
-                waiting,
-                calls,
-                owed,
-                "restored open consults from the session log"
-            );
-        }
-        let hub = hub::spawn(switchboard, store.clone(), clock);
         let listener = TcpListener::bind(&settings.listen).await.with_context(|| {
             format!(
                 "listening on {} (is another server running there?)",
@@ -103,8 +95,8 @@ impl Application {
         let settings_login_slots = settings.login_concurrency;
         let state = AppState {
             store,
-            hub,
-            settings: Arc::new(settings),
+            leader,
+            settings,
             clock,
             throttle: Arc::new(LoginThrottle::new(ThrottleConfig::default())),
             verifier: Arc::new(Verifier::new(settings_login_slots)),
@@ -138,7 +130,7 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let state = self.state.clone();
-        let hub = state.hub.clone();
+        let leader = state.leader.clone();
         let settings = state.settings.clone();
         let watcher = tokio::spawn(crate::http::live::watch_sessions(
             state.live.clone(),
@@ -155,7 +147,7 @@ impl Application {
         };
         http::serve::serve(self.listener, app, limits, shutdown, async move {
             tracing::info!("shutting down: closing connections");
-            hub.shutdown().await;
+            leader.shutdown().await;
         })
         .await;
         watcher.abort();

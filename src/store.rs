@@ -20,9 +20,11 @@
 //! survives a crash of the process or the machine.
 
 mod history;
+mod lease;
 mod reports;
 
 pub use history::HistoricConsult;
+pub use lease::{Fence, LeaseInfo};
 pub use reports::{CachedChunk, ConsultFact, ReportSnapshot};
 
 use crate::timefmt;
@@ -43,6 +45,10 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("{0}")]
     Invalid(String),
+    /// This instance's leadership (epoch) is over: another instance leads,
+    /// or the lease ran out. Nothing was written.
+    #[error("leadership {0} has ended: another instance leads now (or the lease ran out); nothing was written")]
+    Deposed(i64),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -209,6 +215,9 @@ pub fn redact_url(url: &str) -> String {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// Set on the leader's handle: its session-log writes are checked
+    /// against the lease (see [`Store::fenced`]).
+    fence: Option<std::sync::Arc<Fence>>,
 }
 
 /// The tables that hold an installation's history, parents first.
@@ -272,6 +281,20 @@ impl Store {
             Backend::Postgres => AnyPoolOptions::new()
                 .max_connections(8)
                 .acquire_timeout(Duration::from_secs(10))
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        // No statement of ours waits long for a lock, and a
+                        // transaction left open by a frozen instance is
+                        // ended by the server, so it cannot hold the lease
+                        // row against a takeover.
+                        conn.execute(
+                            "SET lock_timeout = '2s'; \
+                             SET idle_in_transaction_session_timeout = '2s'",
+                        )
+                        .await?;
+                        Ok(())
+                    })
+                })
                 .connect(url)
                 .await
                 .map_err(cannot)?,
@@ -280,7 +303,11 @@ impl Store {
             Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&pool).await?,
             Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&pool).await?,
         }
-        Ok(Store { pool, backend })
+        Ok(Store {
+            pool,
+            backend,
+            fence: None,
+        })
     }
 
     pub fn backend(&self) -> Backend {
@@ -654,6 +681,7 @@ impl Store {
             return Ok(());
         }
         let mut tx = self.pool.begin().await?;
+        self.check_fence(&mut tx).await?;
         for event in events {
             match event {
                 Event::Presence {

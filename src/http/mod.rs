@@ -19,7 +19,6 @@ pub mod ws;
 
 use crate::auth::{LoginThrottle, Verifier, VerifyError};
 use crate::clock::Clock;
-use crate::hub::HubHandle;
 use crate::settings::Settings;
 use crate::store::{Store, StoreError};
 use axum::extract::DefaultBodyLimit;
@@ -35,7 +34,8 @@ use tower_http::set_header::SetResponseHeaderLayer;
 #[derive(Clone)]
 pub struct AppState {
     pub store: Store,
-    pub hub: HubHandle,
+    /// Whether this instance leads, and its hub while it does.
+    pub leader: crate::leader::Leadership,
     pub settings: Arc<Settings>,
     pub clock: Clock,
     pub throttle: Arc<LoginThrottle>,
@@ -106,19 +106,30 @@ pub const PERMISSIONS_POLICY: &str = "camera=(self), microphone=(self), display-
     geolocation=(), payment=(), usb=(), serial=(), bluetooth=()";
 
 async fn healthz(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
-    let stats = &state.hub.stats;
+    let stats = &state.leader.stats;
+    let role = state.leader.role();
     let log_ok = stats.log_ok.load(Ordering::Relaxed);
     let db_ok = state.store.ping().await.is_ok();
-    let body = json!({
-        "status": if log_ok && db_ok { "ok" } else { "degraded" },
+    let leading = role.is_leader();
+    let healthy = leading && log_ok && db_ok;
+    let mut body = json!({
+        "status": if healthy { "ok" } else if leading { "degraded" } else { "standby" },
+        "role": role.as_str(),
         "database": db_ok,
         "session_log_writable": log_ok,
-        "connections": stats.connections.load(Ordering::Relaxed),
-        "waiting_requests": stats.waiting.load(Ordering::Relaxed),
-        "calls": stats.calls.load(Ordering::Relaxed),
+        "connections": if leading { stats.connections.load(Ordering::Relaxed) } else { 0 },
+        "waiting_requests": if leading { stats.waiting.load(Ordering::Relaxed) } else { 0 },
+        "calls": if leading { stats.calls.load(Ordering::Relaxed) } else { 0 },
         "version": env!("CARGO_PKG_VERSION"),
     });
-    let status = if log_ok && db_ok {
+    if let crate::leader::Role::Leader { epoch } = role {
+        if state.store.backend() == crate::store::Backend::Postgres {
+            body["epoch"] = json!(epoch);
+        }
+    }
+    // A load balancer sends traffic only where this is 200: the leader,
+    // when it can write its log.
+    let status = if healthy {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
@@ -146,6 +157,8 @@ pub enum ApiError {
     NotFound(String),
     #[error("too many failed logins; try again in {0} seconds")]
     TooManyAttempts(i64),
+    #[error("this instance is standing by; the leader serves connections (reconnect through the service's address)")]
+    Standby,
     #[error("the server is checking too many passwords at once; try again in a second")]
     Busy,
     #[error("{0}")]
@@ -170,6 +183,7 @@ impl IntoResponse for ApiError {
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::TooManyAttempts(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts"),
             ApiError::Busy => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
+            ApiError::Standby => (StatusCode::SERVICE_UNAVAILABLE, "standby"),
             ApiError::WeakPassword(_) => (StatusCode::BAD_REQUEST, "weak_password"),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             ApiError::PasswordChangeRequired => (StatusCode::FORBIDDEN, "password_change_required"),
@@ -190,7 +204,7 @@ impl IntoResponse for ApiError {
         };
         let retry_after = match &self {
             ApiError::TooManyAttempts(secs) => Some((*secs).max(1)),
-            ApiError::Busy => Some(1),
+            ApiError::Busy | ApiError::Standby => Some(1),
             _ => None,
         };
         let mut response =

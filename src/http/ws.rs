@@ -112,7 +112,11 @@ pub async fn upgrade(
         ));
     }
     let identity = who.user.identity();
-    let hub = state.hub.clone();
+    // Only the leader serves WebSockets; a standby's 503 makes the client
+    // retry (through the load balancer, which sends it to the leader).
+    let Some(hub) = state.leader.hub() else {
+        return Err(ApiError::Standby);
+    };
     // Registered before the upgrade: a sign-out racing it still ends it.
     let session = Session {
         watch: state.live.watch(&who.token_hash),
@@ -244,8 +248,25 @@ async fn connection(
     let mut farewell = HubCommand::Disconnect { conn };
     let expiry = tokio::time::sleep_until(state.clock.instant_at(expires_at));
     tokio::pin!(expiry);
+    // This instance may stop leading (another took over, or the database
+    // is out of reach): then this connection ends at once, whatever the
+    // hub is doing, and the client reconnects to the new leader.
+    let mut leadership = state.leader.watch();
+    let led_as = *leadership.borrow_and_update();
     loop {
         tokio::select! {
+            _ = async { leadership.wait_for(|now| *now != led_as).await.map(|_| ()) } => {
+                let err = ProtocolError::new(
+                    ErrorCode::Unavailable,
+                    "this server is handing over to another; reconnecting shortly",
+                );
+                let _ = sink.send(Message::Text(ServerMessage::error(err, None).to_json().into())).await;
+                let _ = sink
+                    .send(Message::Close(Some(CloseFrame { code: 1012, reason: Utf8Bytes::from_static("handing over") })))
+                    .await;
+                tracing::info!(%conn, %user, "no longer the leader; socket closed");
+                break;
+            }
             why = session.ended() => {
                 if why != Ended::Expired {
                     farewell = HubCommand::SignOut { conn };

@@ -162,6 +162,8 @@ impl Cluster {
             pid = std::process::id(),
             dir = dir.display()
         );
+        // Never waited for on purpose: it outlives this process.
+        #[allow(clippy::zombie_processes)]
         Command::new("sh")
             .args(["-c", &script])
             .stdin(Stdio::null())

@@ -1,0 +1,143 @@
+//! The leader's lease (PostgreSQL only; migration 0013).
+//!
+//! One row names the instance that owns the switchboard, until when (by the
+//! database's clock), and the epoch of its leadership. A standby takes the
+//! lease only once it has expired, and takes it with the next epoch. The
+//! leader's [`Fence`] makes every session-log transaction begin by reading
+//! the row `FOR SHARE` and checking that this leadership is still the live
+//! one: a deposed leader's write fails with [`StoreError::Deposed`], and a
+//! new leader's takeover (an `UPDATE` of the row) waits for a write already
+//! under way to commit, so the new leader's read of the log sees it. No
+//! event is ever acknowledged by two leaders.
+
+use super::{Backend, Result, Store, StoreError};
+
+/// What a leader's writes are checked against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fence {
+    pub holder: String,
+    pub epoch: i64,
+}
+
+/// The lease as read, for `/healthz` and logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseInfo {
+    pub holder: String,
+    pub epoch: i64,
+    /// Milliseconds until it expires by the database's clock (negative:
+    /// expired that long ago).
+    pub remaining_ms: i64,
+}
+
+impl Store {
+    /// A handle whose session-log writes succeed only while `fence` is the
+    /// live lease.
+    pub fn fenced(&self, fence: Fence) -> Store {
+        Store {
+            fence: Some(std::sync::Arc::new(fence)),
+            ..self.clone()
+        }
+    }
+
+    /// Takes the lease for `holder` if nobody holds a live one; the new
+    /// epoch, or `None` while another instance leads.
+    pub async fn try_acquire_lease(&self, holder: &str, lease_ms: i64) -> Result<Option<i64>> {
+        self.postgres_only("a leader's lease")?;
+        let epoch = sqlx::query_scalar::<_, i64>(
+            "INSERT INTO leader_lease (id, holder, epoch, expires_at) \
+             VALUES (1, $1, 1, clock_timestamp() + make_interval(secs => $2::double precision / 1000)) \
+             ON CONFLICT (id) DO UPDATE SET holder = excluded.holder, \
+               epoch = leader_lease.epoch + 1, expires_at = excluded.expires_at \
+             WHERE leader_lease.expires_at < clock_timestamp() \
+             RETURNING epoch",
+        )
+        .bind(holder)
+        .bind(lease_ms)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(epoch)
+    }
+
+    /// Extends a live lease; false if it is no longer this leadership's
+    /// (expired, or taken by another instance).
+    pub async fn renew_lease(&self, fence: &Fence, lease_ms: i64) -> Result<bool> {
+        self.postgres_only("a leader's lease")?;
+        let renewed = sqlx::query_scalar::<_, i64>(
+            "UPDATE leader_lease SET expires_at = clock_timestamp() + make_interval(secs => $3::double precision / 1000) \
+             WHERE id = 1 AND holder = $1 AND epoch = $2 AND expires_at > clock_timestamp() \
+             RETURNING epoch",
+        )
+        .bind(&fence.holder)
+        .bind(fence.epoch)
+        .bind(lease_ms)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(renewed.is_some())
+    }
+
+    /// Ends a lease at once (a leader shutting down), so a standby need not
+    /// wait for it to expire.
+    pub async fn release_lease(&self, fence: &Fence) -> Result<()> {
+        self.postgres_only("a leader's lease")?;
+        sqlx::query(
+            "UPDATE leader_lease SET expires_at = clock_timestamp() - interval '1 millisecond' \
+             WHERE id = 1 AND holder = $1 AND epoch = $2",
+        )
+        .bind(&fence.holder)
+        .bind(fence.epoch)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The lease as it stands, if any instance ever led.
+    pub async fn lease(&self) -> Result<Option<LeaseInfo>> {
+        self.postgres_only("a leader's lease")?;
+        let row = sqlx::query_as::<_, (String, i64, i64)>(
+            "SELECT holder, epoch, \
+             CAST(EXTRACT(EPOCH FROM (expires_at - clock_timestamp())) * 1000 AS BIGINT) \
+             FROM leader_lease WHERE id = 1",
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|(holder, epoch, remaining_ms)| LeaseInfo {
+            holder,
+            epoch,
+            remaining_ms,
+        }))
+    }
+
+    /// Inside a session-log transaction: fails with
+    /// [`StoreError::Deposed`] unless this store's fence is the live lease,
+    /// and holds the lease row (share lock) until the transaction ends.
+    pub(super) async fn check_fence(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    ) -> Result<()> {
+        let Some(fence) = &self.fence else {
+            return Ok(());
+        };
+        let live = sqlx::query_scalar::<_, i64>(
+            "SELECT epoch FROM leader_lease \
+             WHERE id = 1 AND holder = $1 AND epoch = $2 AND expires_at > clock_timestamp() \
+             FOR SHARE",
+        )
+        .bind(&fence.holder)
+        .bind(fence.epoch)
+        .fetch_optional(&mut **tx)
+        .await?;
+        match live {
+            Some(_) => Ok(()),
+            None => Err(StoreError::Deposed(fence.epoch)),
+        }
+    }
+
+    fn postgres_only(&self, what: &str) -> Result<()> {
+        match self.backend {
+            Backend::Postgres => Ok(()),
+            Backend::Sqlite => Err(StoreError::Invalid(format!(
+                "{what} needs PostgreSQL; SQLite runs one instance"
+            ))),
+        }
+    }
+}
