@@ -8,6 +8,7 @@ NEEDED=(
   chromium:chromium                # headless browser for tests/e2e
   chromedriver:chromium-driver     # WebDriver for it
   turnserver:coturn                # a real TURN relay for tests/e2e/turn.rs
+  haproxy:haproxy                  # in front of two instances, tests/api/failover.rs
 )
 
 missing=()

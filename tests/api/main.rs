@@ -5,6 +5,7 @@ mod auth;
 mod cli;
 mod consult;
 mod escalation;
+mod failover;
 mod frames;
 mod hardening;
 #[path = "../common/mod.rs"]

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod haproxy;
 pub mod postgres;
 
 use futures_util::{SinkExt, StreamExt};
@@ -183,6 +184,24 @@ pub async fn login_at(base: &str, username: &str) -> String {
     assert_eq!(res.status(), 200, "login of {username}");
     let body: Value = res.json().await.expect("login json");
     body["token"].as_str().expect("token").to_owned()
+}
+
+/// Like [`connect_at`], but `None` when the connection is refused or does
+/// not begin with a welcome (a server that is not there or stands by).
+pub async fn try_connect_at(ws_url: &str, token: &str) -> Option<WsClient> {
+    let mut req = ws_url.into_client_request().ok()?;
+    req.headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse().ok()?);
+    let (mut stream, _) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(req))
+        .await
+        .ok()?
+        .ok()?;
+    let first = tokio::time::timeout(WAIT, stream.next())
+        .await
+        .ok()??
+        .ok()?;
+    let welcome: Value = serde_json::from_str(first.to_text().ok()?).ok()?;
+    (welcome["type"] == "welcome").then_some(WsClient { stream, welcome })
 }
 
 /// Opens the signalling WebSocket at `ws_url` with `token`; its first
@@ -419,8 +438,35 @@ impl BinaryServer {
         format!("{}{path}", self.base)
     }
 
-    /// Starts the binary (again) and waits until it answers `/healthz`.
+    /// Starts the binary (again) and waits until it answers `/healthz`
+    /// with 200 (it leads and can write its log).
     pub async fn restart(&mut self) {
+        self.spawn_child();
+        for _ in 0..400 {
+            if let Ok(res) = reqwest::get(self.url("/healthz")).await {
+                if res.status() == 200 {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the server did not come up on port {}", self.port);
+    }
+
+    /// Starts the binary (again) and waits until it answers `/healthz` at
+    /// all (a standby answers 503).
+    pub async fn restart_any(&mut self) {
+        self.spawn_child();
+        for _ in 0..400 {
+            if reqwest::get(self.url("/healthz")).await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the server did not answer on port {}", self.port);
+    }
+
+    fn spawn_child(&mut self) {
         assert!(self.child.is_none(), "the server is already running");
         let child = Command::new(env!("CARGO_BIN_EXE_miulink"))
             .args(["serve", "--listen", &format!("127.0.0.1:{}", self.port)])
@@ -434,15 +480,74 @@ impl BinaryServer {
             .spawn()
             .expect("start miulink");
         self.child = Some(child);
-        for _ in 0..400 {
-            if let Ok(res) = reqwest::get(self.url("/healthz")).await {
-                if res.status() == 200 {
-                    return;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    /// An instance on an existing database (its accounts already made),
+    /// started and answering (as leader or standby).
+    pub async fn on(database_url: &str, args: &[&str]) -> BinaryServer {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        let mut server = BinaryServer {
+            child: None,
+            port,
+            database_url: database_url.to_owned(),
+            args: args.iter().map(|a| (*a).to_owned()).collect(),
+            base: format!("http://127.0.0.1:{port}"),
+            _dir: tempfile::tempdir().expect("temp dir"),
+        };
+        server.restart_any().await;
+        server
+    }
+
+    /// SIGTERM, as systemd stops a service, and waits for it to exit.
+    pub fn terminate(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let _ = child.wait();
         }
-        panic!("the server did not come up on port {}", self.port);
+    }
+
+    /// A second instance on the same database (PostgreSQL), on a port of
+    /// its own, started and answering (as leader or standby).
+    pub async fn beside(&self, args: &[&str]) -> BinaryServer {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        let mut server = BinaryServer {
+            child: None,
+            port,
+            database_url: self.database_url.clone(),
+            args: args.iter().map(|a| (*a).to_owned()).collect(),
+            base: format!("http://127.0.0.1:{port}"),
+            _dir: tempfile::tempdir().expect("temp dir"),
+        };
+        server.restart_any().await;
+        server
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `/healthz`: its status code and body (0 and null if it does not
+    /// answer).
+    pub async fn health(&self) -> (u16, Value) {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .build()
+            .expect("client");
+        match client.get(self.url("/healthz")).send().await {
+            Ok(res) => {
+                let status = res.status().as_u16();
+                (status, res.json().await.unwrap_or(Value::Null))
+            }
+            Err(_) => (0, Value::Null),
+        }
     }
 
     /// SIGKILL: no shutdown code runs, connections just vanish.

@@ -1,0 +1,253 @@
+//! Leader and standby: two real `miulink` binaries on one real PostgreSQL,
+//! behind a real HAProxy. The leader is killed with SIGKILL while a station
+//! waits and another station and a clinician are in a call; the standby
+//! leads within 5 s, the clients reconnect through HAProxy and resume, and
+//! the log holds every event. Runs on PostgreSQL whatever the test backend.
+
+use crate::helpers::haproxy::Haproxy;
+use crate::helpers::postgres::Cluster;
+use crate::helpers::*;
+use miulink::store::{AccountFlags, NewUser, Store};
+use serde_json::{json, Value};
+use signalling::Role;
+use std::time::{Duration, Instant};
+
+async fn postgres_with_accounts() -> String {
+    let url = Cluster::shared().fresh_database().await;
+    let store = Store::open(&url).await.expect("database");
+    for (username, display_name, role) in [
+        ("room1", "Millom Room 1", Role::Station),
+        ("room2", "Millom Room 2", Role::Station),
+        ("dr-a", "Dr A", Role::Clinician),
+        ("mgr", "Manager", Role::Manager),
+    ] {
+        store
+            .create_user(NewUser {
+                username,
+                display_name,
+                role,
+                site: Some("Millom"),
+                password_hash: password_hash(),
+                flags: AccountFlags::default(),
+                now: 0,
+            })
+            .await
+            .expect("user");
+    }
+    store.close().await;
+    url
+}
+
+/// Reconnects through `ws_url` until a server welcomes it (HAProxy sends
+/// nothing to an instance that is not the leader).
+async fn reconnect(ws_url: &str, token: &str) -> WsClient {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(client) = try_connect_at(ws_url, token).await {
+            return client;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no leader took the connection within 15 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn wait_for_role(server: &BinaryServer, role: &str, within: Duration) -> Duration {
+    let start = Instant::now();
+    loop {
+        let (status, body) = server.health().await;
+        if body["role"] == role {
+            assert_eq!(status, if role == "leader" { 200 } else { 503 }, "{body}");
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < within,
+            "port {} is not {role} after {within:?}: {status} {body}",
+            server.port()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_standby_takes_over_when_the_leader_is_killed() {
+    let url = postgres_with_accounts().await;
+    let mut a = BinaryServer::on(&url, &[]).await;
+    wait_for_role(&a, "leader", Duration::from_secs(10)).await;
+    let b = a.beside(&[]).await;
+    wait_for_role(&b, "standby", Duration::from_secs(5)).await;
+    // A standby serves sign-in but no WebSocket.
+    let token_b = login_at(&b.base, "room1").await;
+    assert!(
+        try_connect_at(&format!("ws://127.0.0.1:{}/ws", b.port()), &token_b)
+            .await
+            .is_none()
+    );
+
+    let proxy = Haproxy::start(&[a.port(), b.port()]).await;
+    let ws = proxy.ws_url();
+    let tokens: Vec<String> = {
+        let mut t = Vec::new();
+        for user in ["room1", "room2", "dr-a", "mgr"] {
+            t.push(login_at(&proxy.base(), user).await);
+        }
+        t
+    };
+    let mut doc = reconnect(&ws, &tokens[2]).await;
+    doc.expect("queue").await;
+    let mut room2 = reconnect(&ws, &tokens[1]).await;
+    room2
+        .send(json!({"type": "request_consult", "urgency": "urgent", "reason": "Wrist"}))
+        .await;
+    let ring = doc.expect("ring").await;
+    let first_id = ring["request"]["request_id"].as_u64().unwrap();
+    doc.send(json!({"type": "accept", "request_id": first_id}))
+        .await;
+    let start = doc.expect("call_start").await;
+    let call_id = start["call_id"].as_u64().unwrap();
+    room2.expect("call_start").await;
+    for c in [&mut room2, &mut doc] {
+        c.send(json!({"type": "call_connected", "call_id": call_id}))
+            .await;
+    }
+    let mut room1 = reconnect(&ws, &tokens[0]).await;
+    room1
+        .send(json!({"type": "request_consult", "urgency": "immediate", "reason": "Head injury"}))
+        .await;
+    let waiting = room1
+        .expect_where("request_update", |v| v["state"] == "waiting")
+        .await;
+    let waiting_id = waiting["request_id"].as_u64().unwrap();
+    let requested_at = waiting["requested_at"].as_i64().unwrap();
+    for c in [&mut room1, &mut room2, &mut doc] {
+        c.sync().await;
+    }
+
+    // kill -9 the leader.
+    a.kill_9();
+    let killed = Instant::now();
+    let took = wait_for_role(&b, "leader", Duration::from_secs(5)).await;
+    println!(
+        "takeover: the standby led {:.2} s after the kill",
+        took.as_secs_f64()
+    );
+    assert!(killed.elapsed() < Duration::from_secs(5), "led within 5 s");
+
+    // Everyone reconnects through the same address and resumes.
+    drop((room1, room2, doc));
+    let mut room1 = reconnect(&ws, &tokens[0]).await;
+    let back = room1.expect("request_update").await;
+    assert_eq!(back["state"], "waiting", "{back}");
+    assert_eq!(back["request_id"], waiting_id, "the same request, same id");
+    assert_eq!(back["requested_at"], requested_at, "its original time");
+    let mut doc = reconnect(&ws, &tokens[2]).await;
+    let resumed = doc.expect("call_start").await;
+    assert_eq!(resumed["call_id"], call_id);
+    assert_eq!(resumed["resumed"], true);
+    let mut room2 = reconnect(&ws, &tokens[1]).await;
+    assert_eq!(room2.expect("call_start").await["call_id"], call_id);
+
+    // The call ends on the new leader, and the waiting request is answered.
+    doc.send(json!({"type": "hang_up", "call_id": call_id}))
+        .await;
+    room2.expect("call_end").await;
+    doc.send(json!({"type": "record_outcome", "call_id": call_id, "outcome": "managed_locally"}))
+        .await;
+    doc.expect("outcome_recorded").await;
+    let ring = doc
+        .expect_where("ring", |v| v["request"]["request_id"] == waiting_id)
+        .await;
+    assert_eq!(ring["request"]["urgency"], "immediate");
+    doc.send(json!({"type": "accept", "request_id": waiting_id}))
+        .await;
+    let second = doc.expect("call_start").await;
+    let second_call = second["call_id"].as_u64().unwrap();
+    assert!(second_call > call_id, "ids never repeat across leaders");
+    room1.expect("call_start").await;
+    doc.send(json!({"type": "hang_up", "call_id": second_call}))
+        .await;
+    doc.send(
+        json!({"type": "record_outcome", "call_id": second_call, "outcome": "transfer_to_ed"}),
+    )
+    .await;
+    doc.expect("outcome_recorded").await;
+
+    // The log holds both consults whole, with the right wait.
+    let log: Value = reqwest::Client::new()
+        .get(format!("{}/api/consults", proxy.base()))
+        .bearer_auth(&tokens[3])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let consults = log["consults"].as_array().unwrap();
+    assert_eq!(consults.len(), 2, "{log}");
+    let first = consults.iter().find(|c| c["id"] == first_id).unwrap();
+    assert_eq!(first["status"], "completed", "{first}");
+    assert_eq!(first["end_reason"], "hung_up_by_clinician");
+    assert!(
+        first["connected_at"].is_i64(),
+        "media logged before the kill is kept"
+    );
+    let answered = consults.iter().find(|c| c["id"] == waiting_id).unwrap();
+    assert_eq!(answered["status"], "completed", "{answered}");
+    assert_eq!(answered["requested_at"], requested_at);
+    let wait = answered["wait_ms"].as_i64().unwrap();
+    assert!(
+        wait >= took.as_millis() as i64,
+        "its wait ({wait} ms) includes the takeover ({took:?})"
+    );
+    let store = Store::open(&url).await.unwrap();
+    let kinds = |events: Vec<miulink::store::EventRecord>| -> Vec<String> {
+        events.into_iter().map(|e| e.kind).collect()
+    };
+    assert_eq!(
+        kinds(store.consult_events(first_id as i64).await.unwrap()),
+        [
+            "requested",
+            "rung",
+            "accepted",
+            "media_connected",
+            "media_connected",
+            "call_ended",
+            "outcome_recorded"
+        ]
+    );
+    let second_events = kinds(store.consult_events(waiting_id as i64).await.unwrap());
+    assert_eq!(second_events.first().map(String::as_str), Some("requested"));
+    assert!(
+        second_events.contains(&"accepted".to_owned()),
+        "{second_events:?}"
+    );
+    assert_eq!(
+        second_events.last().map(String::as_str),
+        Some("outcome_recorded")
+    );
+    store.close().await;
+
+    // The old leader comes back as a standby.
+    a.restart_any().await;
+    wait_for_role(&a, "standby", Duration::from_secs(5)).await;
+    wait_for_role(&b, "leader", Duration::from_secs(1)).await;
+}
+
+/// A leader stopped gracefully (SIGTERM, a rolling upgrade) hands its
+/// lease back: the standby leads at once, not after the lease runs out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_that_shuts_down_hands_over_at_once() {
+    let url = postgres_with_accounts().await;
+    let mut a = BinaryServer::on(&url, &["--lease-seconds", "20"]).await;
+    wait_for_role(&a, "leader", Duration::from_secs(10)).await;
+    let b = a.beside(&["--lease-seconds", "20"]).await;
+    wait_for_role(&b, "standby", Duration::from_secs(5)).await;
+    a.terminate();
+    let took = wait_for_role(&b, "leader", Duration::from_secs(8)).await;
+    assert!(
+        took < Duration::from_secs(8),
+        "well before the 20 s lease ran out: {took:?}"
+    );
+}
