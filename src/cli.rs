@@ -6,6 +6,7 @@ use crate::reports::settings::{self, ReportSettings};
 use crate::settings::Settings;
 use crate::startup::{self, Application};
 use crate::store::{AccountFlags, NewUser, Store};
+use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use signalling::Role;
 use std::io::BufRead;
@@ -55,6 +56,24 @@ pub enum Command {
     /// synthetic) to try the dashboard or measure it. Run it while the
     /// server is stopped: new consults take the next ids.
     Seed(SeedArgs),
+    /// Move an installation to another database (say from SQLite on one
+    /// machine to PostgreSQL for two instances): accounts, sessions, the
+    /// whole log with its events and the presence log, with their ids.
+    /// Stop the server first. The target must be empty (a new database);
+    /// row counts are checked on both sides afterwards, and the report
+    /// cache is rebuilt on the target.
+    MigrateDb(MigrateDbArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct MigrateDbArgs {
+    /// The database to copy from, e.g. sqlite:///var/lib/miulink/miulink.db
+    #[arg(long)]
+    pub from: String,
+    /// The new, empty database to copy into, e.g.
+    /// postgres://miulink:PASSWORD@db.example.nhs.uk:5432/miulink
+    #[arg(long)]
+    pub to: String,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -424,9 +443,43 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Serve(args)) => serve(args.settings(&cli.database_url)).await,
         Some(Command::User(cmd)) => user(&cli.database_url, cmd).await,
         Some(Command::Seed(args)) => seed(&cli.database_url, args).await,
+        Some(Command::MigrateDb(args)) => migrate_db(args).await,
         #[cfg(feature = "probe")]
         Some(Command::Probe(_)) => anyhow::bail!("the probe runs from main()"),
     }
+}
+
+async fn migrate_db(args: MigrateDbArgs) -> anyhow::Result<()> {
+    use crate::store::redact_url;
+    let (from_shown, to_shown) = (redact_url(&args.from), redact_url(&args.to));
+    if args.from == args.to {
+        anyhow::bail!("--from and --to are the same database ({from_shown})");
+    }
+    let source = Store::open(&args.from)
+        .await
+        .with_context(|| format!("opening the source database {from_shown}"))?;
+    let target = Store::open(&args.to)
+        .await
+        .with_context(|| format!("opening the target database {to_shown}"))?;
+    let started = std::time::Instant::now();
+    let counts = source
+        .copy_into(&target)
+        .await
+        .with_context(|| format!("copying {from_shown} into {to_shown}"))?;
+    let days = crate::reports::refresh_cache(&target)
+        .await
+        .map_err(|e| anyhow::anyhow!("the copy is complete, but rebuilding the report cache failed ({e}); the dashboard rebuilds it on first use"))?;
+    source.close().await;
+    target.close().await;
+    println!(
+        "copied {from_shown} into {to_shown} in {:.1} s; row counts match on both sides:",
+        started.elapsed().as_secs_f64()
+    );
+    for (table, n) in counts {
+        println!("  {table:<15} {n}");
+    }
+    println!("report cache rebuilt: {days} days. Start the server with --database {to_shown}");
+    Ok(())
 }
 
 async fn seed(database_url: &str, args: SeedArgs) -> anyhow::Result<()> {

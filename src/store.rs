@@ -19,6 +19,7 @@
 //! with its `synchronous_commit` (on by default): a committed event
 //! survives a crash of the process or the machine.
 
+mod copy;
 mod history;
 mod lease;
 mod reports;

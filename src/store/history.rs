@@ -49,7 +49,7 @@ const EVENTS_PER_STATEMENT: usize = 4_000;
 
 /// `($1, $2), ($3, $4)` for `rows` rows of `columns` values: numbered
 /// parameters, which both backends read.
-fn value_rows(rows: usize, columns: usize) -> String {
+pub(super) fn value_rows(rows: usize, columns: usize) -> String {
     (0..rows)
         .map(|r| {
             let cells: Vec<String> = (1..=columns)

@@ -258,3 +258,69 @@ async fn first_start_writes_a_one_time_admin_password_to_a_private_file_and_forc
     assert_eq!(status, 200, "the same session carries on after the change");
     assert_eq!(old, 401, "the generated password no longer works");
 }
+
+/// Issue 12: an installation moves from SQLite to PostgreSQL with all of
+/// its history; the target must be empty, and the moved one runs.
+#[tokio::test]
+async fn an_installation_moves_from_sqlite_to_postgres_whole() {
+    use crate::helpers::postgres::Cluster;
+    let dir = tempfile::tempdir().unwrap();
+    let from = format!("sqlite://{}", dir.path().join("old.db").display());
+    let (ok, _, err) = miulink(
+        &from,
+        &[
+            "user",
+            "add",
+            "--username",
+            "mgr",
+            "--display-name",
+            "Manager",
+            "--role",
+            "manager",
+            "--password-stdin",
+        ],
+        Some("a long enough password\n"),
+    );
+    assert!(ok, "{err}");
+    let (ok, out, err) = miulink(&from, &["seed", "--consults", "700", "--days", "20"], None);
+    assert!(ok, "{out}{err}");
+    let to = Cluster::shared().fresh_database().await;
+    let (ok, out, err) = miulink(&from, &["migrate-db", "--from", &from, "--to", &to], None);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("row counts match"), "{out}");
+    let old = miulink::store::Store::open(&from).await.unwrap();
+    let new = miulink::store::Store::open(&to).await.unwrap();
+    let counts = old.row_counts().await.unwrap();
+    assert_eq!(counts, new.row_counts().await.unwrap());
+    assert!(counts.contains(&("consults", 700)), "{counts:?}");
+    assert_eq!(old.next_ids().await.unwrap(), new.next_ids().await.unwrap());
+    let all = miulink::store::ConsultFilter {
+        include_test_calls: true,
+        ..Default::default()
+    };
+    assert_eq!(
+        old.consults(&all).await.unwrap(),
+        new.consults(&all).await.unwrap(),
+        "every consult the same, field for field"
+    );
+    // New rows after the move take fresh ids (the identity counters moved).
+    let id = new
+        .create_user(miulink::store::NewUser {
+            username: "room9",
+            display_name: "Room 9",
+            role: signalling::Role::Station,
+            site: None,
+            password_hash: "x",
+            flags: Default::default(),
+            now: 0,
+        })
+        .await
+        .unwrap();
+    assert!(old.user_by_username("mgr").await.unwrap().unwrap().id < id);
+    old.close().await;
+    new.close().await;
+    // Never into a database that holds anything.
+    let (ok, _, err) = miulink(&from, &["migrate-db", "--from", &from, "--to", &to], None);
+    assert!(!ok);
+    assert!(err.contains("not empty"), "{err}");
+}
