@@ -165,18 +165,28 @@ impl Browser {
     }
 
     /// Makes the page area (not the window) this size, as on the device.
+    /// A headless window narrower than 500 px reports an outer width of
+    /// 500, so the window's extra width is measured again after each try.
     async fn set_viewport(&self, width: u32, height: u32) {
-        let chrome = self
-            .eval("return [window.outerWidth - window.innerWidth, window.outerHeight - window.innerHeight]")
-            .await;
-        let extra = |i: usize| chrome[i].as_u64().unwrap_or(0);
-        self.cmd(
-            "POST",
-            "/window/rect",
-            Some(json!({"width": u64::from(width) + extra(0), "height": u64::from(height) + extra(1)})),
-        )
-        .await
-        .unwrap_or_else(|e| panic!("{}: could not size the window: {e}", self.name));
+        for _ in 0..3 {
+            let sizes = self
+                .eval("return [window.outerWidth - window.innerWidth, window.outerHeight - window.innerHeight, window.innerWidth, window.innerHeight]")
+                .await;
+            let at = |i: usize| sizes[i].as_i64().unwrap_or(0);
+            if at(2) == i64::from(width) && at(3) == i64::from(height) {
+                return;
+            }
+            // The window's extra as measured now (overstated after a
+            // clamped narrow window; the next try corrects it).
+            let want = |i: usize, target: u32| i64::from(target) + at(i).max(0);
+            self.cmd(
+                "POST",
+                "/window/rect",
+                Some(json!({"width": want(0, width), "height": want(1, height)})),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{}: could not size the window: {e}", self.name));
+        }
     }
 
     async fn wait_for_driver(&self) {
