@@ -8,6 +8,7 @@
 
 mod accessibility;
 mod browser;
+mod callscreen;
 #[path = "../common/mod.rs"]
 mod common;
 mod consult;

@@ -119,11 +119,24 @@ export class CallView {
     this.audioOnlyButton = controlButton('audio-only', 'speaker', 'Audio only', { 'aria-pressed': 'false' });
     this.audioOnlyButton.addEventListener('click', () => this.setAudioOnly(this.audioOnlyButton.getAttribute('aria-pressed') !== 'true'));
     this.hangUpButton = controlButton('hangup', 'hangup', 'Hang up');
+    // Below 1025 px the chat waits behind this button (the picture comes
+    // first); messages that arrive meanwhile are counted on it, in words.
+    this.chatUnread = 0;
+    this.chatUnreadText = el('span', { class: 'chat-unread', hidden: true });
+    this.chatToggle = controlButton('chat', 'chat', 'Chat', { 'aria-expanded': 'false', 'aria-controls': 'call-chat' });
+    this.chatToggle.classList.add('chat-toggle');
+    this.chatToggle.append(this.chatUnreadText);
+    this.chatToggle.addEventListener('click', () => this.setChatOpen(this.chatToggle.getAttribute('aria-expanded') !== 'true'));
     this.micButton.addEventListener('click', () => this.toggleMic());
     this.camButton.addEventListener('click', () => this.toggleCamera());
     this.switchButton.addEventListener('click', () => this.switchCamera());
 
-    this.chatLog = el('ol', { class: 'chat-log', role: 'log', 'aria-live': 'polite', 'aria-label': 'Chat messages' });
+    // The log is a scrollable region (focusable, so the keyboard can scroll
+    // it) holding a list: role=log on the <ol> itself would hide that it
+    // is a list.
+    this.chatList = el('ol', { class: 'chat-list' });
+    this.chatLog = el('div', { class: 'chat-log', role: 'log', 'aria-live': 'polite', 'aria-label': 'Chat messages', tabindex: '0' }, this.chatList);
+    this.chatCallId = null;
     this.chatEmpty = el('p', { class: 'chat-empty', text: 'Type here to spell out a drug name, a dose or a number.' });
     this.chatInput = el('input', { id: 'chat-input', type: 'text', maxlength: '500', autocomplete: 'off', placeholder: 'Type a message', disabled: true });
     this.chatSend = el('button', { type: 'submit', class: 'btn btn-primary chat-send', disabled: true }, icon('send'), el('span', { text: 'Send' }));
@@ -137,6 +150,7 @@ export class CallView {
       if (this.call.sendChat(text)) this.chatInput.value = '';
     });
 
+    this.chatPanel = this.buildChat(chatForm);
     section.replaceChildren(
       el('div', { class: 'call-stage' },
         el('header', { class: 'call-top' },
@@ -148,13 +162,75 @@ export class CallView {
         el('figure', { class: 'self-view' }, this.selfVideo, this.selfOff, el('figcaption', { text: 'You' })),
         el('div', { class: 'call-notices' }, this.dutyBox, this.notice, this.serverNotice, this.peerNotice, this.offer, this.infoNotice),
         el('div', { class: 'call-controls', role: 'toolbar', 'aria-label': 'Call controls' },
-          this.micButton, this.camButton, this.switchButton, this.audioOnlyButton, this.hangUpButton)),
-      el('aside', { class: 'chat', 'aria-labelledby': 'chat-title' },
-        el('h2', { id: 'chat-title', text: 'Chat' }),
-        this.chatState,
-        this.chatEmpty,
-        this.chatLog,
-        chatForm));
+          this.micButton, this.camButton, this.switchButton, this.audioOnlyButton, this.chatToggle, this.hangUpButton)),
+      this.chatPanel);
+    this.section = section;
+    this.setChatOpen(false);
+  }
+
+  /** The chat panel, with its heading, log and message box. */
+  buildChat(chatForm) {
+    const panel = el('aside', { class: 'chat', id: 'call-chat', 'aria-labelledby': 'chat-title' },
+      el('h2', { id: 'chat-title', text: 'Chat' }),
+      this.chatState,
+      this.chatEmpty,
+      this.chatLog,
+      chatForm);
+    // Escape in the chat closes it where it is behind the button.
+    panel.addEventListener('keydown', (e) => {
+      if (e.key !== 'Escape' || !this.chatCollapsible()) return;
+      e.preventDefault();
+      this.setChatOpen(false);
+      this.chatToggle.focus();
+    });
+    return panel;
+  }
+
+  /** True where the chat sits behind its button (narrow screens). */
+  chatCollapsible() {
+    return this.chatToggle.getClientRects().length > 0;
+  }
+
+  setChatOpen(open) {
+    this.chatToggle.setAttribute('aria-expanded', String(open));
+    if (this.section) this.section.dataset.chat = open ? 'open' : 'closed';
+    if (open) this.setChatUnread(0);
+  }
+
+  setChatUnread(count) {
+    this.chatUnread = count;
+    this.chatUnreadText.hidden = count === 0;
+    if (count === 0) {
+      this.chatUnreadText.replaceChildren();
+      return;
+    }
+    // Read as "Chat, 2 new messages"; shown as "Chat" with a "2 new" badge.
+    this.chatUnreadText.replaceChildren(el('span', { class: 'visually-hidden', text: ', ' }), `${count} new`,
+      el('span', { class: 'visually-hidden', text: count === 1 ? ' message' : ' messages' }));
+  }
+
+  /** A new call: no messages, chat closed (on narrow screens). */
+  clearChat(callId) {
+    this.chatList.replaceChildren();
+    this.chatEmpty.hidden = false;
+    this.chatCallId = callId;
+    this.setChatOpen(false);
+  }
+
+  /**
+   * The chat of the call that ended, read-only, for the after-call screens:
+   * a <section> headed "Chat from this call", or null if nobody wrote
+   * (or the messages are of another call than `callId`, when given). The
+   * messages stay in this page: they were never sent to the server.
+   */
+  transcript({ headingId, callId, until = 'until the next request' } = {}) {
+    const items = [...this.chatList.children];
+    if (items.length === 0) return null;
+    if (callId !== undefined && this.chatCallId !== null && callId !== this.chatCallId) return null;
+    return el('section', { class: 'chat-transcript', 'aria-labelledby': headingId },
+      el('h2', { id: headingId, text: 'Chat from this call' }),
+      el('p', { class: 'hint', text: `Only on this screen, ${until}. MIU Link does not store the chat.` }),
+      el('ol', { class: 'chat-list' }, items.map((li) => li.cloneNode(true))));
   }
 
   showHeader(peer, consult) {
@@ -176,8 +252,7 @@ export class CallView {
     this.info = null;
     this.disarmHangUp();
     this.showHeader({ display_name: entry.station, role: 'station', site: entry.site }, entry);
-    this.chatLog.replaceChildren();
-    this.chatEmpty.hidden = false;
+    this.clearChat(null);
     this.resetCallState();
     this.setConnection('new');
     this.statusText.textContent = 'Answering\u2026';
@@ -203,10 +278,8 @@ export class CallView {
       this.setLink({ state: call.link, attempt: call.recovery ? call.recovery.attempt : 0 });
       return;
     }
-    if (!start.resumed) {
-      this.chatLog.replaceChildren();
-      this.chatEmpty.hidden = false;
-    }
+    if (!start.resumed) this.clearChat(start.call_id);
+    else this.chatCallId = start.call_id;
     this.resetCallState();
     this.setConnection('new');
     this.showPeerMedia({ mic: true, camera: true });
@@ -483,10 +556,15 @@ export class CallView {
   addChat({ text, mine, at }) {
     this.chatEmpty.hidden = true;
     const who = mine ? 'You' : (this.info ? this.info.peer.display_name : 'Them');
-    this.chatLog.append(el('li', { class: mine ? 'mine' : 'theirs' },
+    this.chatList.append(el('li', { class: mine ? 'mine' : 'theirs' },
       el('span', { class: 'chat-meta' }, el('strong', { text: who }), ` ${clockTime(at)}`),
       el('span', { class: 'chat-text', text })));
     this.chatLog.scrollTop = this.chatLog.scrollHeight;
+    // Behind its button: count it, and say so (a hidden log is not read out).
+    if (!mine && this.chatPanel.getClientRects().length === 0) {
+      this.setChatUnread(this.chatUnread + 1);
+      announce(`New chat message from ${who}: ${text}`);
+    }
   }
 
   toggleMic() {

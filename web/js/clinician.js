@@ -467,6 +467,8 @@ function showOutcomeForm(callId, start, endText) {
     if (start.consult.test) rows.push(['Test call', 'No patient. Choose \u201cManaged locally\u201d if the picture and sound worked, \u201cTechnical failure\u201d if not. Not counted in the figures.']);
   }
   $('#outcome-summary').replaceChildren(...rows.flatMap(([k, v]) => [el('dt', { text: k }), el('dd', { text: v })]));
+  // The call's chat, read-only, while the outcome is written (this page only).
+  fill($('#outcome-chat'), callView.transcript({ headingId: 'outcome-chat-title', callId, until: 'until you save the outcome' }));
   if (state.view !== 'outcome') {
     $('#outcome-form').reset();
     updateNoteCounter();

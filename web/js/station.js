@@ -554,6 +554,10 @@ function onCallEnd(end) {
     rows.push(['Call length', formatDuration(state.endedAt - start.consult.accepted_at)]);
   }
   $('#after-summary').replaceChildren(...rows.flatMap(([k, v]) => [el('dt', { text: k }), el('dd', { text: v })]));
+  // The chat stays readable (the spelled-out drug name, the dose) until
+  // the next request; it lives in this page only.
+  const chat = callView.transcript({ headingId: 'after-chat-title' });
+  $('#after-chat').replaceChildren(...(chat ? [chat] : []));
   if (testCall) {
     // The test line records an outcome only to keep its log complete; what
     // the nurse needs to know is whether the picture got through.
@@ -596,6 +600,7 @@ function showOutcome(outcome, clinician) {
 
 $('#new-request').addEventListener('click', () => {
   state.start = null;
+  $('#after-chat').replaceChildren();
   toRequestForm(null);
   $('input[name=urgency]', form).focus();
 });
