@@ -241,12 +241,24 @@ async fn a_nurse_and_a_clinician_hold_a_video_consult() {
     wait_for_more_frames(&doctor, doctor_frames, 10).await;
     nurse.screenshot("06-station-in-call").await;
     doctor.screenshot("07-clinician-in-call").await;
+    nurse
+        .assert_accessible("station in a call, with chat")
+        .await;
+    doctor
+        .assert_accessible("clinician in a call, with chat")
+        .await;
 
     // The clinician hangs up: the outcome is required.
     hang_up(&doctor).await;
     on_screen(&doctor, "outcome").await;
     on_screen(&nurse, "after").await;
     doctor.screenshot("08-clinician-outcome-form").await;
+    doctor
+        .assert_accessible("outcome form, with the chat transcript")
+        .await;
+    nurse
+        .assert_accessible("after the call, waiting for the outcome, with the chat transcript")
+        .await;
     doctor.click("#outcome-button").await;
     doctor
         .wait_for(
@@ -259,6 +271,9 @@ async fn a_nurse_and_a_clinician_hold_a_video_consult() {
         "outcome",
         "nothing saved without an outcome"
     );
+    doctor
+        .assert_accessible("outcome form, outcome missing")
+        .await;
     record_outcome(&doctor, "managed_locally", "Glued; head injury advice").await;
     doctor
         .wait_for(
@@ -275,6 +290,9 @@ async fn a_nurse_and_a_clinician_hold_a_video_consult() {
     assert_eq!(outcome, "Managed locally in the MIU");
     nurse.screenshot("09-station-after-call").await;
     doctor.screenshot("10-clinician-after-outcome").await;
+    nurse
+        .assert_accessible("after the call, outcome recorded")
+        .await;
 
     // The session log has the consult with its times and outcome.
     let log = server.consults().await;
