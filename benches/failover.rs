@@ -11,7 +11,7 @@
 //! instance leads.
 
 #[path = "../tests/common/mod.rs"]
-#[allow(dead_code, unused_imports)]
+#[allow(unused_imports)]
 mod common;
 
 use common::postgres::Cluster;

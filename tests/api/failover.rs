@@ -7,10 +7,12 @@
 use crate::helpers::haproxy::Haproxy;
 use crate::helpers::postgres::Cluster;
 use crate::helpers::*;
+use futures_util::StreamExt;
 use miulink::store::{AccountFlags, NewUser, Store};
 use serde_json::{json, Value};
 use signalling::Role;
 use std::time::{Duration, Instant};
+use tokio_tungstenite::tungstenite::Message;
 
 async fn postgres_with_accounts() -> String {
     let url = Cluster::shared().fresh_database().await;
@@ -250,4 +252,165 @@ async fn a_leader_that_shuts_down_hands_over_at_once() {
         took < Duration::from_secs(8),
         "well before the 20 s lease ran out: {took:?}"
     );
+}
+
+/// A TCP proxy between one instance and PostgreSQL that the test can
+/// freeze: bytes stop moving both ways, but no connection closes (a cut
+/// cable, a hung switch, a paused VM).
+struct FreezableProxy {
+    port: u16,
+    frozen: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl FreezableProxy {
+    async fn start(to: u16) -> FreezableProxy {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let frozen = std::sync::Arc::new(AtomicBool::new(false));
+        let flag = frozen.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", to)).await else {
+                    continue;
+                };
+                let (cr, cw) = client.into_split();
+                let (sr, sw) = server.into_split();
+                for (mut from, mut into) in [
+                    (
+                        Box::new(cr) as Box<dyn tokio::io::AsyncRead + Unpin + Send>,
+                        Box::new(sw) as Box<dyn tokio::io::AsyncWrite + Unpin + Send>,
+                    ),
+                    (Box::new(sr), Box::new(cw)),
+                ] {
+                    let flag = flag.clone();
+                    tokio::spawn(async move {
+                        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                        let mut buf = vec![0u8; 16 * 1024];
+                        loop {
+                            while flag.load(Ordering::SeqCst) {
+                                tokio::time::sleep(Duration::from_millis(10)).await;
+                            }
+                            let n = match from.read(&mut buf).await {
+                                Ok(0) | Err(_) => break,
+                                Ok(n) => n,
+                            };
+                            // Read before the freeze, held during it.
+                            while flag.load(Ordering::SeqCst) {
+                                tokio::time::sleep(Duration::from_millis(10)).await;
+                            }
+                            if into.write_all(&buf[..n]).await.is_err() {
+                                break;
+                            }
+                        }
+                    });
+                }
+            }
+        });
+        FreezableProxy { port, frozen, task }
+    }
+
+    fn freeze(&self, on: bool) {
+        self.frozen.store(on, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for FreezableProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The leader's database connection freezes without closing: it must stop
+/// acknowledging (close its sockets) before the standby can take over, and
+/// nothing it was asked meanwhile is acknowledged by anyone twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_cut_off_from_the_database_stops_before_the_standby_leads() {
+    let url = postgres_with_accounts().await;
+    let pg_port = Cluster::shared().port;
+    let proxy = FreezableProxy::start(pg_port).await;
+    let via_proxy = url.replace(&format!(":{pg_port}/"), &format!(":{}/", proxy.port));
+    assert_ne!(via_proxy, url);
+    let mut a = BinaryServer::on(&via_proxy, &[]).await;
+    wait_for_role(&a, "leader", Duration::from_secs(10)).await;
+    // The standby reaches PostgreSQL directly.
+    let b = BinaryServer::on(&url, &[]).await;
+    wait_for_role(&b, "standby", Duration::from_secs(5)).await;
+    let a_ws = format!("ws://127.0.0.1:{}/ws", a.port());
+    let token = login_at(&a.base, "room1").await;
+    let mut room1 = reconnect(&a_ws, &token).await;
+    room1
+        .send(json!({"type": "request_consult", "urgency": "urgent", "reason": "Ankle"}))
+        .await;
+    let waiting = room1
+        .expect_where("request_update", |v| v["state"] == "waiting")
+        .await;
+    let id = waiting["request_id"].as_u64().unwrap();
+    room1.sync().await;
+
+    proxy.freeze(true);
+    let frozen_at = Instant::now();
+    // Asked of the cut-off leader: it cannot log it, so it must not say yes.
+    room1
+        .send(json!({"type": "cancel_request", "request_id": id}))
+        .await;
+    let mut told = Vec::new();
+    let closed_after = loop {
+        let msg = tokio::time::timeout(Duration::from_secs(10), room1.stream.next())
+            .await
+            .expect("the cut-off leader closes its sockets");
+        match msg {
+            Some(Ok(Message::Text(t))) => {
+                told.push(serde_json::from_str::<Value>(t.as_str()).unwrap())
+            }
+            Some(Ok(Message::Close(frame))) => {
+                assert_eq!(frame.map(|f| u16::from(f.code)), Some(1012));
+                break frozen_at.elapsed();
+            }
+            Some(Ok(_)) => {}
+            Some(Err(_)) | None => break frozen_at.elapsed(),
+        }
+    };
+    assert!(
+        !told
+            .iter()
+            .any(|m| m["type"] == "request_update" && m["state"] == "cancelled"),
+        "the cancel was acknowledged without being logged: {told:?}"
+    );
+    let led_after =
+        frozen_at.elapsed() + wait_for_role(&b, "leader", Duration::from_secs(10)).await;
+    println!(
+        "partition: the old leader closed its sockets {:.2} s after the freeze; the standby led after {:.2} s",
+        closed_after.as_secs_f64(),
+        led_after.as_secs_f64()
+    );
+    assert!(closed_after < led_after, "stopped before the standby led");
+    // The old leader says it is not the leader (it cannot reach the lease).
+    let (status, body) = a.health().await;
+    assert_ne!(status, 200, "{body}");
+
+    // On the new leader the request is still waiting: the cancel was never
+    // logged, so nobody acknowledged it.
+    let b_ws = format!("ws://127.0.0.1:{}/ws", b.port());
+    let mut room1 = reconnect(&b_ws, &token).await;
+    let back = room1.expect("request_update").await;
+    assert_eq!(back["state"], "waiting", "{back}");
+    assert_eq!(back["request_id"], id);
+
+    // The cable comes back: the old leader stands by, and the log holds no
+    // cancel.
+    proxy.freeze(false);
+    wait_for_role(&a, "standby", Duration::from_secs(10)).await;
+    let store = Store::open(&url).await.unwrap();
+    let kinds: Vec<String> = store
+        .consult_events(id as i64)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert!(!kinds.contains(&"cancelled".to_owned()), "{kinds:?}");
+    store.close().await;
+    a.kill_9();
 }
