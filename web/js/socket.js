@@ -12,6 +12,8 @@ import { CHANGE_PASSWORD_PAGE } from './api.js';
 
 const BACKOFF_FIRST_MS = 500;
 const BACKOFF_MAX_MS = 20_000;
+/** Tries (0.5 + 1 + 2 + 4 s at most) said as "Reconnecting…" before "Offline". */
+const RECONNECTING_TRIES = 4;
 const PING_EVERY_MS = 15_000;
 /** Nothing heard for this long (not even a pong): the link is dead. */
 const SILENCE_LIMIT_MS = 40_000;
@@ -296,6 +298,12 @@ export function bindConnectionPill(socket, element) {
         break;
       case 'waiting': {
         const update = () => {
+          // The first few tries (about 8 s: a server restarting, or a
+          // standby taking over) are a reconnection, not an outage.
+          if (socket.attempt <= RECONNECTING_TRIES) {
+            label.textContent = 'Reconnecting\u2026';
+            return;
+          }
           const s = Math.max(1, Math.ceil((socket.retryAt - Date.now()) / 1000));
           label.textContent = `Offline: retrying in ${s} s`;
         };
