@@ -514,20 +514,7 @@ impl BinaryServer {
     /// A second instance on the same database (PostgreSQL), on a port of
     /// its own, started and answering (as leader or standby).
     pub async fn beside(&self, args: &[&str]) -> BinaryServer {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("a free port");
-        let mut server = BinaryServer {
-            child: None,
-            port,
-            database_url: self.database_url.clone(),
-            args: args.iter().map(|a| (*a).to_owned()).collect(),
-            base: format!("http://127.0.0.1:{port}"),
-            _dir: tempfile::tempdir().expect("temp dir"),
-        };
-        server.restart_any().await;
-        server
+        BinaryServer::on(&self.database_url, args).await
     }
 
     pub fn port(&self) -> u16 {
