@@ -388,6 +388,17 @@ impl Browser {
         self.eval(&script).await.as_str().unwrap_or("").to_owned()
     }
 
+    /// Waits until the element `css` is shown (not `hidden`) with some text,
+    /// and returns that text.
+    pub async fn shown_text(&self, what: &str, css: &str) -> String {
+        let script = format!(
+            "const e = document.querySelector({}); return !!e && !e.hidden && e.textContent;",
+            json!(css)
+        );
+        let text = self.wait_for(what, &script).await;
+        text.as_str().unwrap_or("").to_owned()
+    }
+
     /// Lets the current page's site show desktop notifications (a user's
     /// "Allow"): open a page of the site first.
     pub async fn grant_notifications(&self) {

@@ -86,13 +86,8 @@ async fn the_outcome_form_shows_and_sounds_what_waits_and_saving_it_rings() {
     // and asks for a second; left alone, it goes back to normal.
     doctor.click("#sign-out").await;
     let warning = doctor
-        .wait_for(
-            "the sign-out warning",
-            "const w = document.querySelector('#sign-out-warning');
-             return !w.hidden && w.textContent;",
-        )
+        .shown_text("the sign-out warning", "#sign-out-warning")
         .await;
-    let warning = warning.as_str().unwrap_or("");
     assert!(
         warning.contains("the outcome of your last call is not saved yet"),
         "{warning}"

@@ -187,13 +187,8 @@ async fn cancel_and_sign_out_ask_twice_while_a_request_waits() {
     // cancelled and asks for a second press.
     nurse.click("#sign-out").await;
     let warning = nurse
-        .wait_for(
-            "the sign-out warning",
-            "const w = document.querySelector('#sign-out-warning');
-             return !w.hidden && w.textContent;",
-        )
+        .shown_text("the sign-out warning", "#sign-out-warning")
         .await;
-    let warning = warning.as_str().unwrap_or("");
     assert!(
         warning.contains("your request will be cancelled"),
         "{warning}"
