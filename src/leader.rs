@@ -27,7 +27,7 @@
 use crate::clock::Clock;
 use crate::hub::{self, HubHandle};
 use crate::settings::Settings;
-use crate::store::{Backend, Fence, Store, StoreError};
+use crate::store::{Fence, Store};
 use anyhow::Context;
 use signalling::{Config, Switchboard};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -318,9 +318,6 @@ impl Election {
             match tokio::time::timeout(left, self.store.renew_lease(&fence, lease_ms)).await {
                 Ok(Ok(true)) => valid_until = sent + lease - margin,
                 Ok(Ok(false)) => break "the lease was lost (expired, or another instance took it)",
-                Ok(Err(StoreError::Database(e))) => {
-                    tracing::warn!(error = %e, "cannot renew the lease; retrying");
-                }
                 Ok(Err(e)) => tracing::warn!(error = %e, "cannot renew the lease; retrying"),
                 Err(_) => tracing::warn!("the database did not answer the lease renewal in time"),
             }
@@ -340,12 +337,5 @@ impl Election {
             held.take();
         }
         hub.abandon();
-    }
-}
-
-impl Settings {
-    /// The backend this server runs on, for choosing how it leads.
-    pub fn backend(&self) -> anyhow::Result<Backend> {
-        Ok(Backend::of(&self.database_url)?)
     }
 }

@@ -25,7 +25,7 @@ mod lease;
 mod reports;
 
 pub use history::HistoricConsult;
-pub use lease::{Fence, LeaseInfo};
+pub use lease::Fence;
 pub use reports::{CachedChunk, ConsultFact, ReportSnapshot};
 
 use crate::timefmt;

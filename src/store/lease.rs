@@ -19,16 +19,6 @@ pub struct Fence {
     pub epoch: i64,
 }
 
-/// The lease as read, for `/healthz` and logs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LeaseInfo {
-    pub holder: String,
-    pub epoch: i64,
-    /// Milliseconds until it expires by the database's clock (negative:
-    /// expired that long ago).
-    pub remaining_ms: i64,
-}
-
 impl Store {
     /// A handle whose session-log writes succeed only while `fence` is the
     /// live lease.
@@ -88,23 +78,6 @@ impl Store {
         .execute(&self.pool)
         .await?;
         Ok(())
-    }
-
-    /// The lease as it stands, if any instance ever led.
-    pub async fn lease(&self) -> Result<Option<LeaseInfo>> {
-        self.postgres_only("a leader's lease")?;
-        let row = sqlx::query_as::<_, (String, i64, i64)>(
-            "SELECT holder, epoch, \
-             CAST(EXTRACT(EPOCH FROM (expires_at - clock_timestamp())) * 1000 AS BIGINT) \
-             FROM leader_lease WHERE id = 1",
-        )
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(|(holder, epoch, remaining_ms)| LeaseInfo {
-            holder,
-            epoch,
-            remaining_ms,
-        }))
     }
 
     /// Inside a session-log transaction: fails with
