@@ -8,36 +8,20 @@ use crate::helpers::haproxy::Haproxy;
 use crate::helpers::postgres::Cluster;
 use crate::helpers::*;
 use futures_util::StreamExt;
-use miulink::store::{AccountFlags, NewUser, Store};
+use miulink::store::Store;
 use serde_json::{json, Value};
 use signalling::Role;
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
 
 async fn postgres_with_accounts() -> String {
-    let url = Cluster::shared().fresh_database().await;
-    let store = Store::open(&url).await.expect("database");
-    for (username, display_name, role) in [
-        ("room1", "Millom Room 1", Role::Station),
-        ("room2", "Millom Room 2", Role::Station),
-        ("dr-a", "Dr A", Role::Clinician),
-        ("mgr", "Manager", Role::Manager),
-    ] {
-        store
-            .create_user(NewUser {
-                username,
-                display_name,
-                role,
-                site: Some("Millom"),
-                password_hash: password_hash(),
-                flags: AccountFlags::default(),
-                now: 0,
-            })
-            .await
-            .expect("user");
-    }
-    store.close().await;
-    url
+    crate::helpers::postgres_with_accounts(&[
+        ("room1", "Millom Room 1", Role::Station, Some("Millom")),
+        ("room2", "Millom Room 2", Role::Station, Some("Millom")),
+        ("dr-a", "Dr A", Role::Clinician, Some("Millom")),
+        ("mgr", "Manager", Role::Manager, Some("Millom")),
+    ])
+    .await
 }
 
 /// Reconnects through `ws_url` until a server welcomes it (HAProxy sends
@@ -56,30 +40,13 @@ async fn reconnect(ws_url: &str, token: &str) -> WsClient {
     }
 }
 
-async fn wait_for_role(server: &BinaryServer, role: &str, within: Duration) -> Duration {
-    let start = Instant::now();
-    loop {
-        let (status, body) = server.health().await;
-        if body["role"] == role {
-            assert_eq!(status, if role == "leader" { 200 } else { 503 }, "{body}");
-            return start.elapsed();
-        }
-        assert!(
-            start.elapsed() < within,
-            "port {} is not {role} after {within:?}: {status} {body}",
-            server.port()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_standby_takes_over_when_the_leader_is_killed() {
     let url = postgres_with_accounts().await;
     let mut a = BinaryServer::on(&url, &[]).await;
-    wait_for_role(&a, "leader", Duration::from_secs(10)).await;
+    a.wait_for_role("leader", Duration::from_secs(10)).await;
     let b = a.beside(&[]).await;
-    wait_for_role(&b, "standby", Duration::from_secs(5)).await;
+    b.wait_for_role("standby", Duration::from_secs(5)).await;
     // A standby serves sign-in but no WebSocket.
     let token_b = login_at(&b.base, "room1").await;
     assert!(
@@ -130,7 +97,7 @@ async fn the_standby_takes_over_when_the_leader_is_killed() {
     // kill -9 the leader.
     a.kill_9();
     let killed = Instant::now();
-    let took = wait_for_role(&b, "leader", Duration::from_secs(5)).await;
+    let took = b.wait_for_role("leader", Duration::from_secs(5)).await;
     println!(
         "takeover: the standby led {:.2} s after the kill",
         took.as_secs_f64()
@@ -233,8 +200,8 @@ async fn the_standby_takes_over_when_the_leader_is_killed() {
 
     // The old leader comes back as a standby.
     a.restart_any().await;
-    wait_for_role(&a, "standby", Duration::from_secs(5)).await;
-    wait_for_role(&b, "leader", Duration::from_secs(1)).await;
+    a.wait_for_role("standby", Duration::from_secs(5)).await;
+    b.wait_for_role("leader", Duration::from_secs(1)).await;
 }
 
 /// A leader stopped gracefully (SIGTERM, a rolling upgrade) hands its
@@ -243,11 +210,11 @@ async fn the_standby_takes_over_when_the_leader_is_killed() {
 async fn a_leader_that_shuts_down_hands_over_at_once() {
     let url = postgres_with_accounts().await;
     let mut a = BinaryServer::on(&url, &["--lease-seconds", "20"]).await;
-    wait_for_role(&a, "leader", Duration::from_secs(10)).await;
+    a.wait_for_role("leader", Duration::from_secs(10)).await;
     let b = a.beside(&["--lease-seconds", "20"]).await;
-    wait_for_role(&b, "standby", Duration::from_secs(5)).await;
+    b.wait_for_role("standby", Duration::from_secs(5)).await;
     a.terminate();
-    let took = wait_for_role(&b, "leader", Duration::from_secs(8)).await;
+    let took = b.wait_for_role("leader", Duration::from_secs(8)).await;
     assert!(
         took < Duration::from_secs(8),
         "well before the 20 s lease ran out: {took:?}"
@@ -333,10 +300,10 @@ async fn a_leader_cut_off_from_the_database_stops_before_the_standby_leads() {
     let via_proxy = url.replace(&format!(":{pg_port}/"), &format!(":{}/", proxy.port));
     assert_ne!(via_proxy, url);
     let mut a = BinaryServer::on(&via_proxy, &[]).await;
-    wait_for_role(&a, "leader", Duration::from_secs(10)).await;
+    a.wait_for_role("leader", Duration::from_secs(10)).await;
     // The standby reaches PostgreSQL directly.
     let b = BinaryServer::on(&url, &[]).await;
-    wait_for_role(&b, "standby", Duration::from_secs(5)).await;
+    b.wait_for_role("standby", Duration::from_secs(5)).await;
     let a_ws = format!("ws://127.0.0.1:{}/ws", a.port());
     let token = login_at(&a.base, "room1").await;
     let mut room1 = reconnect(&a_ws, &token).await;
@@ -378,8 +345,7 @@ async fn a_leader_cut_off_from_the_database_stops_before_the_standby_leads() {
             .any(|m| m["type"] == "request_update" && m["state"] == "cancelled"),
         "the cancel was acknowledged without being logged: {told:?}"
     );
-    let led_after =
-        frozen_at.elapsed() + wait_for_role(&b, "leader", Duration::from_secs(10)).await;
+    let led_after = frozen_at.elapsed() + b.wait_for_role("leader", Duration::from_secs(10)).await;
     println!(
         "partition: the old leader closed its sockets {:.2} s after the freeze; the standby led after {:.2} s",
         closed_after.as_secs_f64(),
@@ -401,7 +367,7 @@ async fn a_leader_cut_off_from_the_database_stops_before_the_standby_leads() {
     // The cable comes back: the old leader stands by, and the log holds no
     // cancel.
     proxy.freeze(false);
-    wait_for_role(&a, "standby", Duration::from_secs(10)).await;
+    a.wait_for_role("standby", Duration::from_secs(10)).await;
     let store = Store::open(&url).await.unwrap();
     let kinds: Vec<String> = store
         .consult_events(id as i64)

@@ -384,6 +384,35 @@ pub fn assert_probe_call_came_up(report: &Value) {
     }
 }
 
+/// Accounts (username, display name, role, site) with password
+/// [`PASSWORD`] in the database at `database_url`.
+pub async fn add_accounts(database_url: &str, users: &[(&str, &str, Role, Option<&str>)]) {
+    let store = Store::open(database_url).await.expect("database");
+    for &(username, display_name, role, site) in users {
+        store
+            .create_user(NewUser {
+                username,
+                display_name,
+                role,
+                site,
+                password_hash: password_hash(),
+                flags: AccountFlags::default(),
+                now: 0,
+            })
+            .await
+            .expect("user created");
+    }
+    store.close().await;
+}
+
+/// A fresh database on the shared test PostgreSQL (whatever the test
+/// backend) with these accounts: for leader and standby tests.
+pub async fn postgres_with_accounts(users: &[(&str, &str, Role, Option<&str>)]) -> String {
+    let url = postgres::Cluster::shared().fresh_database().await;
+    add_accounts(&url, users).await;
+    url
+}
+
 /// The real `miulink` binary as a separate process on a fixed port and
 /// database, so that a test can `kill -9` it and start it again.
 pub struct BinaryServer {
@@ -402,22 +431,7 @@ impl BinaryServer {
     pub async fn start(users: &[(&str, &str, Role, Option<&str>)], args: &[&str]) -> BinaryServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let database_url = postgres::fresh_database_url(dir.path()).await;
-        let store = Store::open(&database_url).await.expect("database");
-        for &(username, display_name, role, site) in users {
-            store
-                .create_user(NewUser {
-                    username,
-                    display_name,
-                    role,
-                    site,
-                    password_hash: password_hash(),
-                    flags: AccountFlags::default(),
-                    now: 0,
-                })
-                .await
-                .expect("user created");
-        }
-        store.close().await;
+        add_accounts(&database_url, users).await;
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
@@ -534,6 +548,25 @@ impl BinaryServer {
                 (status, res.json().await.unwrap_or(Value::Null))
             }
             Err(_) => (0, Value::Null),
+        }
+    }
+
+    /// Waits until `/healthz` says `role` ("leader" answers 200, "standby"
+    /// 503) and returns how long that took; panics after `within`.
+    pub async fn wait_for_role(&self, role: &str, within: Duration) -> Duration {
+        let start = std::time::Instant::now();
+        loop {
+            let (status, body) = self.health().await;
+            if body["role"] == role {
+                assert_eq!(status, if role == "leader" { 200 } else { 503 }, "{body}");
+                return start.elapsed();
+            }
+            assert!(
+                start.elapsed() < within,
+                "port {} is not {role} after {within:?}: {status} {body}",
+                self.port
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 

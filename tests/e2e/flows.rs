@@ -174,3 +174,42 @@ pub async fn wait_for_more_frames(b: &Browser, from: u64, more: u64) -> u64 {
 pub async fn marks(b: &Browser) -> serde_json::Value {
     b.eval("return window.miulink.marks").await
 }
+
+/// Marks the page's peer connection, so that [`back_in_the_same_call`]
+/// can tell afterwards that it is the same object (kept), not a new one.
+pub async fn mark_peer_connection(b: &Browser) {
+    b.eval("window.miulink.pc.__marked = true; return true;")
+        .await;
+}
+
+/// After the signalling server went away (a restart, a takeover): the page
+/// is back on the server, still in the call shown as connected, on the
+/// peer connection marked by [`mark_peer_connection`] (never renegotiated),
+/// and its picture keeps decoding.
+pub async fn back_in_the_same_call(b: &Browser) {
+    b.wait_for(
+        "the page to reconnect to the signalling server",
+        "return window.miulink.socket.state === 'open'
+            && document.querySelector('#connection .label').textContent === 'Connected'",
+    )
+    .await;
+    b.wait_for(
+        "the call to show as connected",
+        "return document.body.dataset.screen === 'call'
+            && document.querySelector('.call-status .label').textContent === 'Connected'
+            && document.querySelector('.server-notice').hidden
+            && document.querySelector('.peer-notice').hidden",
+    )
+    .await;
+    assert_eq!(
+        b.eval(
+            "return window.miulink.pc.__marked === true && window.miulink.call.negotiations <= 1"
+        )
+        .await,
+        true,
+        "{}: the peer connection was kept",
+        b.name
+    );
+    let frames = b.frames_decoded().await;
+    wait_for_more_frames(b, frames, 10).await;
+}

@@ -14,6 +14,7 @@ mod common;
 mod consult;
 mod devices;
 mod escalation;
+mod failover;
 mod flows;
 mod login;
 mod notifications;

@@ -39,8 +39,7 @@ async fn a_call_survives_a_server_kill_and_restart() {
     // Mark both peer connections, to tell afterwards whether they are the
     // same objects (kept) or new ones (renegotiated).
     for side in [&nurse, &doctor] {
-        side.eval("window.miulink.pc.__beforeRestart = true; return true;")
-            .await;
+        mark_peer_connection(side).await;
     }
     let session = nurse.eval("return window.miulink.call.session").await;
 
@@ -79,30 +78,7 @@ async fn a_call_survives_a_server_kill_and_restart() {
     let down = killed.elapsed();
     let up = std::time::Instant::now();
     for side in [&nurse, &doctor] {
-        side.wait_for(
-            "the page to reconnect to the restarted server",
-            "return window.miulink.socket.state === 'open'
-                && document.querySelector('#connection .label').textContent === 'Connected'",
-        )
-        .await;
-        side.wait_for(
-            "the call to show as connected",
-            "return document.body.dataset.screen === 'call'
-                && document.querySelector('.call-status .label').textContent === 'Connected'
-                && document.querySelector('.server-notice').hidden
-                && document.querySelector('.peer-notice').hidden",
-        )
-        .await;
-        // The same peer connection, never renegotiated.
-        assert_eq!(
-            side.eval("return window.miulink.pc.__beforeRestart === true && window.miulink.call.negotiations <= 1")
-                .await,
-            true,
-            "{}: the peer connection was kept",
-            side.name
-        );
-        let frames = side.frames_decoded().await;
-        wait_for_more_frames(side, frames, 10).await;
+        back_in_the_same_call(side).await;
     }
     assert_eq!(
         nurse.eval("return window.miulink.call.session").await,

@@ -11,9 +11,15 @@
 import { CHANGE_PASSWORD_PAGE } from './api.js';
 
 const BACKOFF_FIRST_MS = 500;
+/** The ceiling while reconnecting: a restart or a takeover (about 3 s) is
+ * noticed within a second of the server being back, not after a long
+ * backoff. (A trust has tens of screens, not thousands: a try a second
+ * each for a few seconds is nothing to the server.) */
+const BACKOFF_RECONNECTING_MS = 1_000;
 const BACKOFF_MAX_MS = 20_000;
-/** Tries (0.5 + 1 + 2 + 4 s at most) said as "Reconnecting…" before "Offline". */
-const RECONNECTING_TRIES = 4;
+/** Tries (0.5 + 1 + 1 … s, about 10 s at most) said as "Reconnecting…"
+ * before "Offline"; after them the ceiling doubles from 2 s up to 20 s. */
+const RECONNECTING_TRIES = 10;
 const PING_EVERY_MS = 15_000;
 /** Nothing heard for this long (not even a pong): the link is dead. */
 const SILENCE_LIMIT_MS = 40_000;
@@ -253,7 +259,9 @@ export class Signalling {
 
   scheduleRetry() {
     if (this.stopped || this.state === 'replaced') return;
-    const ceiling = Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * 2 ** this.attempt);
+    const ceiling = this.attempt < RECONNECTING_TRIES
+      ? Math.min(BACKOFF_RECONNECTING_MS, BACKOFF_FIRST_MS * 2 ** this.attempt)
+      : Math.min(BACKOFF_MAX_MS, BACKOFF_RECONNECTING_MS * 2 ** (this.attempt - RECONNECTING_TRIES + 1));
     // "Equal jitter": between half and all of the ceiling, so that many
     // screens restarting together do not reconnect in step.
     const delay = ceiling / 2 + Math.random() * (ceiling / 2);
@@ -298,7 +306,7 @@ export function bindConnectionPill(socket, element) {
         break;
       case 'waiting': {
         const update = () => {
-          // The first few tries (about 8 s: a server restarting, or a
+          // The first few tries (about 10 s: a server restarting, or a
           // standby taking over) are a reconnection, not an outage.
           if (socket.attempt <= RECONNECTING_TRIES) {
             label.textContent = 'Reconnecting\u2026';
