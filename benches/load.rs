@@ -8,6 +8,8 @@
 //! scripts/bench-setup.sh                  # installs matchbox_server
 //! cargo bench --bench load                # 100, 1,000 and 10,000 connections
 //! cargo bench --bench load -- --sizes 100 --seconds 5 --servers miulink,bare
+//! # The same on PostgreSQL (started here, as the tests start it):
+//! cargo bench --bench load -- --sizes 1000 --servers miulink,miulink-postgres
 //! # Many connections, some of them in long calls at once (issue 5's load test):
 //! cargo bench --bench load -- --sizes 2000 --active 200 --hold-seconds 20 --seconds 60 --servers miulink
 //! ```
@@ -44,6 +46,10 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
+#[path = "../tests/common/postgres.rs"]
+#[allow(dead_code)]
+mod postgres;
+
 type Ws = WebSocketStream<TcpStream>;
 type Sink = SplitSink<Ws, Message>;
 
@@ -65,6 +71,8 @@ fn now_ns() -> u64 {
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Kind {
     Miulink,
+    /// The same binary on PostgreSQL (started here: tests/common/postgres.rs).
+    MiulinkPostgres,
     Matchbox,
     Bare,
 }
@@ -73,6 +81,7 @@ impl Kind {
     fn name(self) -> &'static str {
         match self {
             Kind::Miulink => "miulink",
+            Kind::MiulinkPostgres => "miulink-postgres",
             Kind::Matchbox => "matchbox",
             Kind::Bare => "bare",
         }
@@ -106,6 +115,7 @@ fn options() -> Options {
             s.split(',')
                 .filter_map(|k| match k.trim() {
                     "miulink" => Some(Kind::Miulink),
+                    "miulink-postgres" => Some(Kind::MiulinkPostgres),
                     "matchbox" => Some(Kind::Matchbox),
                     "bare" => Some(Kind::Bare),
                     _ => None,
@@ -221,15 +231,36 @@ struct Accounts {
 /// (logins are not what is measured: 10,000 Argon2 checks would take
 /// minutes), built on tmpfs and then copied to disk, where the server runs.
 async fn prepare_database(pairs: usize) -> (tempfile::TempDir, String, Accounts) {
-    use miulink::store::{AccountFlags, NewUser, Store};
-    use signalling::Role;
     let scratch = tempfile::tempdir_in("/dev/shm")
         .or_else(|_| tempfile::tempdir())
         .expect("scratch dir");
     let scratch_db = scratch.path().join("miulink.db");
-    let store = Store::open(&format!("sqlite://{}", scratch_db.display()))
-        .await
-        .expect("store");
+    let accounts = add_accounts(&format!("sqlite://{}", scratch_db.display()), pairs).await;
+    let dir = tempfile::Builder::new()
+        .prefix("miulink-load-")
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .expect("dir");
+    for entry in std::fs::read_dir(scratch.path()).expect("scratch") {
+        let entry = entry.expect("entry");
+        std::fs::copy(entry.path(), dir.path().join(entry.file_name())).expect("copy db");
+    }
+    let url = format!("sqlite://{}", dir.path().join("miulink.db").display());
+    (dir, url, accounts)
+}
+
+/// A fresh database on the PostgreSQL cluster this process started (on
+/// disk, fsync on, as Debian's defaults), with the accounts.
+async fn prepare_postgres(pairs: usize) -> (String, Accounts) {
+    let url = postgres::Cluster::shared().fresh_database().await;
+    let accounts = add_accounts(&url, pairs).await;
+    (url, accounts)
+}
+
+/// A station and a clinician account per pair, each with a session.
+async fn add_accounts(url: &str, pairs: usize) -> Accounts {
+    use miulink::store::{AccountFlags, NewUser, Store};
+    use signalling::Role;
+    let store = Store::open(url).await.expect("store");
     let hash = miulink::auth::hash_password("bench-password-1").expect("hash");
     let far = i64::MAX / 4;
     let now = miulink::clock::Clock::new().now_ms();
@@ -247,7 +278,12 @@ async fn prepare_database(pairs: usize) -> (tempfile::TempDir, String, Accounts)
                     role,
                     site: Some("Bench"),
                     password_hash: &hash,
-                    flags: AccountFlags::default(),
+                    // The stations are monitoring accounts, like the probe:
+                    // only those may place directed test calls.
+                    flags: AccountFlags {
+                        monitoring: role == Role::Station,
+                        ..AccountFlags::default()
+                    },
                     now: 0,
                 })
                 .await
@@ -266,16 +302,7 @@ async fn prepare_database(pairs: usize) -> (tempfile::TempDir, String, Accounts)
         ));
     }
     store.close().await;
-    let dir = tempfile::Builder::new()
-        .prefix("miulink-load-")
-        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
-        .expect("dir");
-    for entry in std::fs::read_dir(scratch.path()).expect("scratch") {
-        let entry = entry.expect("entry");
-        std::fs::copy(entry.path(), dir.path().join(entry.file_name())).expect("copy db");
-    }
-    let url = format!("sqlite://{}", dir.path().join("miulink.db").display());
-    (dir, url, accounts)
+    accounts
 }
 
 async fn start_server(kind: Kind, pairs: usize) -> Result<(Server, Option<Accounts>), String> {
@@ -296,6 +323,17 @@ async fn start_server(kind: Kind, pairs: usize) -> Result<(Server, Option<Accoun
                 .spawn()
                 .map_err(|e| format!("starting miulink: {e}"))?;
             (child, Some(dir), Some(accounts))
+        }
+        Kind::MiulinkPostgres => {
+            let (url, accounts) = prepare_postgres(pairs).await;
+            let child = Command::new(env!("CARGO_BIN_EXE_miulink"))
+                .args(["serve", "--listen", &addr.to_string(), "--database", &url])
+                .args(["--max-messages-per-second", "1000000"])
+                .env("MIULINK_LOG", "warn")
+                .stdout(Stdio::null())
+                .spawn()
+                .map_err(|e| format!("starting miulink: {e}"))?;
+            (child, None, Some(accounts))
         }
         Kind::Matchbox => {
             let bin = which("matchbox_server")
@@ -417,6 +455,16 @@ impl Client {
 
     /// The next message matching `pred`; relayed signals passing by are
     /// timed into `lat`.
+    /// An `error` the server has already sent, if any (without waiting).
+    fn pending_error(&mut self) -> Option<String> {
+        while let Ok((v, _)) = self.inbox.try_recv() {
+            if v["type"] == "error" {
+                return Some(format!("server error: {v}"));
+            }
+        }
+        None
+    }
+
     async fn expect(
         &mut self,
         what: &str,
@@ -509,7 +557,7 @@ async fn connect_pair(
 ) -> Result<Pair, String> {
     let base = format!("ws://{server}");
     match kind {
-        Kind::Miulink => {
+        Kind::Miulink | Kind::MiulinkPostgres => {
             let (st_token, cl_token, cl_name) = accounts.ok_or("no accounts")?;
             let url = format!("{base}/ws");
             let mut clinician = open(&url, Some(cl_token), source, server, dropped.clone()).await?;
@@ -584,9 +632,11 @@ impl Pair {
                     .send(json!({"type": "request_consult", "urgency": "routine",
                         "reason": "Load benchmark", "test": true, "direct_to": clinician_username}))
                     .await?;
-                let ring = clinician
-                    .expect("ring", lat, |v| v["type"] == "ring")
-                    .await?;
+                let ring = match clinician.expect("ring", lat, |v| v["type"] == "ring").await {
+                    Ok(ring) => ring,
+                    // Say why, if the server refused the request.
+                    Err(e) => return Err(station.pending_error().unwrap_or(e)),
+                };
                 let request_id = ring["request"]["request_id"].clone();
                 clinician
                     .send(json!({"type": "accept", "request_id": request_id}))

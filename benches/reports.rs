@@ -1,6 +1,8 @@
 //! The whole response-time dashboard (`GET /api/reports`) over a million
-//! consults in SQLite, next to one plain aggregate query over the same
-//! table (the floor), measured in the same process.
+//! consults, next to one plain aggregate query over the same table (the
+//! floor), measured in the same process: on SQLite, then on a real
+//! PostgreSQL started here (`tests/common/postgres.rs`: `initdb` and
+//! `pg_ctl` in a temporary directory, on disk).
 //!
 //! ```sh
 //! cargo bench --bench reports
@@ -10,7 +12,8 @@
 //! * `MIULINK_BENCH_CONSULTS` (default 1,000,000) and `MIULINK_BENCH_DAYS`
 //!   (default 365): the synthetic history (`miulink seed`).
 //! * `MIULINK_BENCH_RUNS` (default 31): timed rounds per case; medians reported.
-//! * `MIULINK_BENCH_DB`: a database file to use and keep (seeded only if it
+//! * `MIULINK_BENCH_BACKENDS` (default `sqlite,postgres`): which to measure.
+//! * `MIULINK_BENCH_DB`: a SQLite database file to use and keep (seeded only if it
 //!   holds fewer consults than asked for), to skip seeding on a rerun.
 //!
 //! Prints a Markdown table for BENCHMARKS.md.
@@ -20,6 +23,10 @@ use miulink::store::{AccountFlags, ConsultFilter, NewUser, Store};
 use miulink::{Application, Settings};
 use signalling::Role;
 use std::time::{Duration, Instant};
+
+#[path = "../tests/common/postgres.rs"]
+#[allow(dead_code)]
+mod postgres;
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
@@ -99,13 +106,39 @@ async fn run() -> anyhow::Result<()> {
     let consults: u64 = env_or("MIULINK_BENCH_CONSULTS", 1_000_000);
     let days: u32 = env_or("MIULINK_BENCH_DAYS", 365);
     let runs: usize = env_or("MIULINK_BENCH_RUNS", 31);
+    let backends =
+        std::env::var("MIULINK_BENCH_BACKENDS").unwrap_or_else(|_| "sqlite,postgres".into());
     let dir = tempfile::tempdir()?;
-    let path = match std::env::var("MIULINK_BENCH_DB") {
-        Ok(p) => std::path::PathBuf::from(p),
-        Err(_) => dir.path().join("bench.db"),
-    };
-    let url = format!("sqlite://{}", path.display());
-    let store = Store::open(&url).await?;
+    for backend in backends.split(',').map(str::trim) {
+        let (url, file) = match backend {
+            "sqlite" => {
+                let path = match std::env::var("MIULINK_BENCH_DB") {
+                    Ok(p) => std::path::PathBuf::from(p),
+                    Err(_) => dir.path().join("bench.db"),
+                };
+                (format!("sqlite://{}", path.display()), Some(path))
+            }
+            "postgres" => (postgres::Cluster::shared().fresh_database().await, None),
+            other => anyhow::bail!(
+                "MIULINK_BENCH_BACKENDS: unknown backend {other:?} (use sqlite and/or postgres)"
+            ),
+        };
+        println!("\n## {backend}\n");
+        bench_backend(&url, file.as_deref(), consults, days, runs).await?;
+    }
+    Ok(())
+}
+
+/// Seeds (if needed) and measures the database at `url`; `file` is the
+/// SQLite file, for its size.
+async fn bench_backend(
+    url: &str,
+    file: Option<&std::path::Path>,
+    consults: u64,
+    days: u32,
+    runs: usize,
+) -> anyhow::Result<()> {
+    let store = Store::open(url).await?;
     let all = ConsultFilter {
         include_test_calls: true,
         ..ConsultFilter::default()
@@ -114,7 +147,7 @@ async fn run() -> anyhow::Result<()> {
     if have < consults as i64 {
         println!(
             "seeding {consults} consults over {days} days into {}",
-            path.display()
+            miulink::store::redact_url(url)
         );
         let start = Instant::now();
         let summary = miulink::seed::seed(
@@ -137,8 +170,10 @@ async fn run() -> anyhow::Result<()> {
         );
     }
     let total = store.consult_count(&all).await?;
-    let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-    println!("database: {total} consults, {:.0} MB", size as f64 / 1e6);
+    match file.and_then(|f| std::fs::metadata(f).ok()) {
+        Some(m) => println!("database: {total} consults, {:.0} MB", m.len() as f64 / 1e6),
+        None => println!("database: {total} consults"),
+    }
 
     // The report cache from cold: every day rebuilt from the consults table.
     store.clear_report_cache().await?;
@@ -151,7 +186,7 @@ async fn run() -> anyhow::Result<()> {
     );
 
     // The server, as a manager's browser reaches it.
-    let mut settings = Settings::for_tests(url.clone());
+    let mut settings = Settings::for_tests(url.to_owned());
     settings.listen = "127.0.0.1:0".into();
     let app = Application::build(settings).await?;
     let base = format!("http://127.0.0.1:{}", app.port());

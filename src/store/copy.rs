@@ -139,7 +139,7 @@ impl Store {
                 let insert = format!(
                     "INSERT INTO {table} ({}) VALUES {}",
                     names.join(", "),
-                    super::history::value_rows(rows.len(), names.len())
+                    super::history::value_rows(target.backend, rows.len(), names.len())
                 );
                 let mut q = sqlx::query(&insert);
                 for row in &rows {
