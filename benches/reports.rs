@@ -188,6 +188,10 @@ async fn bench_backend(
     // The server, as a manager's browser reaches it.
     let mut settings = Settings::for_tests(url.to_owned());
     settings.listen = "127.0.0.1:0".into();
+    // The first start's admin password file goes here, not into the
+    // current directory.
+    let data_dir = tempfile::tempdir()?;
+    settings.data_dir = Some(data_dir.path().to_owned());
     let app = Application::build(settings).await?;
     let base = format!("http://127.0.0.1:{}", app.port());
     let hash = miulink::auth::hash_password("bench-password-1").map_err(anyhow::Error::msg)?;
