@@ -1,24 +1,33 @@
 //! The hub: the one task that owns the [`Switchboard`].
 //!
 //! Connection tasks send it [`HubCommand`]s over a bounded channel; it feeds
-//! them to the switchboard with the current time, writes the resulting log
-//! events to the store, and only then delivers the resulting messages to the
-//! connections' outboxes. No locks are held around the switchboard: it lives
-//! inside this task alone.
+//! them to the switchboard with the current time and hands each turn's
+//! outputs to [`Dispatch`]: the turn's log events go to the log writer (a
+//! task of its own, which commits whatever batches have queued up in one
+//! transaction: group commit), and each message goes out when what it
+//! reveals is durable (see `dispatch.rs` for the rule). The hub never waits
+//! for the disk: it decides batch N+1 while batch N commits. No locks are
+//! held around the switchboard: it lives inside this task alone.
 //!
 //! Back-pressure: every connection has a bounded outbox. A connection that
 //! cannot keep up (its outbox is full) is dropped rather than allowed to
 //! stall everyone else; its account's state is kept for the grace period,
 //! so the client reconnects and resumes.
 
+mod dispatch;
+#[cfg(test)]
+mod tests;
+
 use crate::clock::Clock;
 use crate::store::{Store, StoreError};
 use axum::extract::ws::Utf8Bytes;
+use dispatch::{Dispatch, LogBatch};
 use signalling::{
     ClientMessage, ConnId, ErrorCode, Event, IceServer, Identity, Input, Output, ServerMessage,
     Switchboard,
 };
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,8 +35,12 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 /// Messages queued to one connection before it counts as too slow.
 pub const OUTBOX_CAPACITY: usize = 512;
-/// Commands the hub takes in one batch (one log transaction).
+/// Commands the hub takes in one turn.
 const BATCH: usize = 128;
+/// Turns whose events may be waiting for the log at once. Beyond this the
+/// hub stops taking commands until the writer catches up (back-pressure
+/// onto the connections), so memory stays bounded when the disk is slow.
+const MAX_IN_FLIGHT: u64 = 256;
 
 /// What a connection task is asked to do.
 #[derive(Debug)]
@@ -73,6 +86,8 @@ pub struct HubStats {
     pub log_ok: AtomicBool,
     pub log_failures: AtomicU64,
     pub dropped_slow: AtomicU64,
+    /// Log transactions committed (each holds one or more turns' events).
+    pub log_commits: AtomicU64,
 }
 
 impl HubStats {
@@ -84,6 +99,7 @@ impl HubStats {
             log_ok: AtomicBool::new(true),
             log_failures: AtomicU64::new(0),
             dropped_slow: AtomicU64::new(0),
+            log_commits: AtomicU64::new(0),
         }
     }
 }
@@ -138,21 +154,49 @@ impl HubHandle {
 #[error("the switchboard has stopped")]
 pub struct HubGone;
 
-/// Starts the hub task. `stats` outlive it (a new leader's hub carries on
-/// with the same figures).
-pub fn spawn(sb: Switchboard, store: Store, clock: Clock, stats: Arc<HubStats>) -> HubHandle {
+/// Where the hub makes its events durable: the [`Store`], or in tests a
+/// log whose commits are held open or failed on cue.
+pub trait SessionLog: Send + Sync + 'static {
+    /// Writes the events in one transaction; Ok once they are durable.
+    fn record(&self, events: &[Event]) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+impl SessionLog for Store {
+    fn record(&self, events: &[Event]) -> impl Future<Output = Result<(), StoreError>> + Send {
+        Store::record(self, events)
+    }
+}
+
+/// Starts the hub task and its log writer. `stats` outlive them (a new
+/// leader's hub carries on with the same figures).
+pub fn spawn<L: SessionLog>(
+    sb: Switchboard,
+    log: L,
+    clock: Clock,
+    stats: Arc<HubStats>,
+) -> HubHandle {
     let (tx, rx) = mpsc::channel(4096);
     stats.log_ok.store(true, Ordering::Relaxed);
     let (stop, stopped) = watch::channel(false);
+    let (log_tx, log_rx) = mpsc::unbounded_channel();
+    let (done_tx, done_rx) = mpsc::unbounded_channel();
+    let writer = Writer {
+        log,
+        stats: stats.clone(),
+        stopped: stopped.clone(),
+    };
+    tokio::spawn(writer.run(log_rx, done_tx));
     let hub = Hub {
         stopped,
         sb,
-        store,
         clock,
         rx,
         outboxes: HashMap::new(),
         stats: stats.clone(),
         lost: Vec::new(),
+        dispatch: Dispatch::new(),
+        log_tx,
+        done_rx,
     };
     tokio::spawn(hub.run());
     HubHandle {
@@ -175,28 +219,39 @@ enum Halt {
 struct Hub {
     stopped: watch::Receiver<bool>,
     sb: Switchboard,
-    store: Store,
     clock: Clock,
     rx: mpsc::Receiver<HubCommand>,
     outboxes: HashMap<ConnId, mpsc::Sender<Outbound>>,
     stats: Arc<HubStats>,
     /// Connections dropped for being slow, to report to the switchboard.
     lost: Vec<ConnId>,
+    dispatch: Dispatch,
+    /// Batches of events for the writer, in number order.
+    log_tx: mpsc::UnboundedSender<LogBatch>,
+    /// From the writer: durable up to this batch, or why it stopped.
+    done_rx: mpsc::UnboundedReceiver<Result<u64, Halt>>,
 }
 
 impl Hub {
     async fn run(mut self) {
         // Anything the switchboard produced before the first input (a
-        // restore ends some items) is written first.
-        let outputs = self.drain();
-        if let Err(halt) = self.commit(outputs).await {
-            self.halt(halt);
-            return;
-        }
+        // restore ends some items) is the first batch; every message waits
+        // for it.
+        self.turn();
         self.publish_stats();
         let mut batch = Vec::with_capacity(BATCH);
         let mut stopped = self.stopped.clone();
+        let mut shutdown: Option<oneshot::Sender<()>> = None;
         loop {
+            if shutdown.is_some() && self.dispatch.in_flight() == 0 {
+                // Everything decided is durable and delivered.
+                self.close_all();
+                if let Some(done) = shutdown.take() {
+                    let _ = done.send(());
+                }
+                return;
+            }
+            let taking = shutdown.is_none() && self.dispatch.in_flight() < MAX_IN_FLIGHT;
             let wake = self.sb.poll_timeout().map(|t| self.clock.instant_at(t));
             let timer = async {
                 match wake {
@@ -205,18 +260,33 @@ impl Hub {
                 }
             };
             tokio::select! {
-                n = self.rx.recv_many(&mut batch, BATCH) => {
-                    if n == 0 {
-                        break; // Every handle dropped.
-                    }
-                }
-                () = timer => {}
+                biased;
                 _ = stopped.wait_for(|stop| *stop) => {
                     self.halt(Halt::Abandoned);
                     return;
                 }
+                done = self.done_rx.recv() => {
+                    match done {
+                        Some(Ok(seq)) => self.dispatch.committed(seq),
+                        Some(Err(halt)) => {
+                            self.halt(halt);
+                            return;
+                        }
+                        None => {
+                            self.halt(Halt::Abandoned);
+                            return;
+                        }
+                    }
+                }
+                n = self.rx.recv_many(&mut batch, BATCH), if taking => {
+                    if n == 0 {
+                        // Every handle dropped: finish what is in flight.
+                        let (tx, _) = oneshot::channel();
+                        shutdown = Some(tx);
+                    }
+                }
+                () = timer, if shutdown.is_none() => {}
             }
-            let mut shutdown = None;
             let now = self.clock.now_ms();
             for cmd in batch.drain(..) {
                 let input = match cmd {
@@ -235,11 +305,11 @@ impl Hub {
                     }
                     HubCommand::Message { conn, message } => Input::Message { conn, message },
                     HubCommand::Disconnect { conn } => {
-                        self.outboxes.remove(&conn);
+                        self.gone(conn);
                         Input::Disconnect { conn }
                     }
                     HubCommand::SignOut { conn } => {
-                        self.outboxes.remove(&conn);
+                        self.gone(conn);
                         Input::SignOut { conn }
                     }
                     HubCommand::Shutdown(done) => {
@@ -249,34 +319,35 @@ impl Hub {
                 };
                 self.sb.handle(now, input);
             }
-            if self.sb.poll_timeout().is_some_and(|t| t <= now) {
+            if shutdown.is_none() && self.sb.poll_timeout().is_some_and(|t| t <= now) {
                 self.sb.handle(now, Input::Timeout);
             }
-            // Drained once per batch: queue updates go out once for all of
-            // the batch's changes.
+            // Drained once per turn: queue updates go out once for all of
+            // the turn's changes.
+            self.turn();
+            self.publish_stats();
+        }
+    }
+
+    /// Routes what the switchboard produced, hands the events to the
+    /// writer and delivers what may go now. Connections found too slow
+    /// while delivering are reported to the switchboard, until quiet.
+    fn turn(&mut self) {
+        loop {
             let outputs = self.drain();
-            if let Err(halt) = self.commit(outputs).await {
-                self.halt(halt);
+            if let Some(batch) = self.dispatch.route(outputs) {
+                // The writer ends only after the hub (or on a halt, which
+                // the hub hears next): a closed channel loses nothing
+                // anyone was told.
+                let _ = self.log_tx.send(batch);
+            }
+            self.deliver_ready();
+            if self.lost.is_empty() {
                 return;
             }
-            // Connections found too slow while delivering: tell the
-            // switchboard, and deliver what that produces, until quiet.
-            while !self.lost.is_empty() {
-                let now = self.clock.now_ms();
-                for conn in std::mem::take(&mut self.lost) {
-                    self.sb.handle(now, Input::Disconnect { conn });
-                }
-                let outputs = self.drain();
-                if let Err(halt) = self.commit(outputs).await {
-                    self.halt(halt);
-                    return;
-                }
-            }
-            self.publish_stats();
-            if let Some(done) = shutdown {
-                self.close_all();
-                let _ = done.send(());
-                break;
+            let now = self.clock.now_ms();
+            for conn in std::mem::take(&mut self.lost) {
+                self.sb.handle(now, Input::Disconnect { conn });
             }
         }
     }
@@ -287,6 +358,12 @@ impl Hub {
             outputs.push(out);
         }
         outputs
+    }
+
+    /// The connection's task has ended: nothing more is written to it.
+    fn gone(&mut self, conn: ConnId) {
+        self.outboxes.remove(&conn);
+        self.dispatch.forget(conn);
     }
 
     /// Stops: nothing more is delivered, and every connection is closed so
@@ -300,125 +377,26 @@ impl Hub {
         self.close_all();
     }
 
-    /// Makes this batch's events durable, then delivers its messages.
-    /// Delivers nothing if the events could not be written by this leader.
-    async fn commit(&mut self, outputs: Vec<Output>) -> Result<(), Halt> {
-        let events: Vec<Event> = outputs
-            .iter()
-            .filter_map(|o| match o {
-                Output::Record(e) => Some(e.clone()),
-                _ => None,
-            })
-            .collect();
-        self.write_log(&events).await?;
-        for out in outputs {
-            match out {
-                Output::Send { to, message } => {
-                    let text = Utf8Bytes::from(message.to_json());
-                    for conn in to {
-                        self.deliver(conn, Outbound::Text(text.clone()));
-                    }
-                }
-                Output::Close { conn, code } => {
-                    let text = ServerMessage::Error {
-                        code,
-                        message: close_message(code).to_owned(),
-                        in_reply_to: None,
-                    }
-                    .to_json();
-                    if let Some(outbox) = self.outboxes.remove(&conn) {
-                        let _ = outbox.try_send(Outbound::Close {
-                            text: text.into(),
-                            code: 4000,
-                        });
-                    }
-                }
-                Output::Record(_) => {}
-            }
-        }
-        Ok(())
-    }
-
-    fn deliver(&mut self, conn: ConnId, msg: Outbound) {
-        let Some(outbox) = self.outboxes.get(&conn) else {
-            return;
-        };
-        match outbox.try_send(msg) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                tracing::warn!(%conn, "connection is not reading its messages; dropping it so it reconnects");
-                self.stats.dropped_slow.fetch_add(1, Ordering::Relaxed);
-                // Dropping the sender closes the outbox; the task then ends.
-                self.outboxes.remove(&conn);
-                self.lost.push(conn);
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => {
-                // The task has ended; its Disconnect is on its way.
-                self.outboxes.remove(&conn);
-            }
-        }
-    }
-
-    /// Writes events, retrying until the database takes them. Nothing is
-    /// acknowledged meanwhile: a log that cannot be written stops the
-    /// switchboard rather than let it run ahead of the record.
-    async fn write_log(&mut self, events: &[Event]) -> Result<(), Halt> {
-        if events.is_empty() {
-            return Ok(());
-        }
-        let mut delay = Duration::from_millis(50);
-        let mut attempts = 0u32;
-        let mut stopped = self.stopped.clone();
-        loop {
-            let written = tokio::select! {
-                written = self.store.record(events) => written,
-                // Standing down while a write hangs (the database cut
-                // off): the write is abandoned, and nothing of it is
-                // delivered. If it did commit, the log holds more than
-                // anyone was told, which is safe.
-                _ = stopped.wait_for(|stop| *stop) => return Err(Halt::Abandoned),
+    fn deliver_ready(&mut self) {
+        for (conn, out) in self.dispatch.take_ready() {
+            let closing = matches!(out, Outbound::Close { .. });
+            let Some(outbox) = self.outboxes.get(&conn) else {
+                continue;
             };
-            match written {
-                Ok(()) => {
-                    if !self.stats.log_ok.swap(true, Ordering::Relaxed) {
-                        tracing::info!("session log writable again");
-                    }
-                    return Ok(());
+            match outbox.try_send(out) {
+                Ok(()) if closing => self.gone(conn),
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(_)) if closing => self.gone(conn),
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    tracing::warn!(%conn, "connection is not reading its messages; dropping it so it reconnects");
+                    self.stats.dropped_slow.fetch_add(1, Ordering::Relaxed);
+                    // Dropping the sender closes the outbox; the task then ends.
+                    self.gone(conn);
+                    self.lost.push(conn);
                 }
-                Err(StoreError::Deposed(epoch)) => {
-                    tracing::warn!(
-                        epoch,
-                        "another instance leads now; this one delivers nothing more"
-                    );
-                    return Err(Halt::Deposed);
-                }
-                Err(StoreError::Invalid(why)) if events.len() > 1 => {
-                    // One event the schema refuses must not take the others
-                    // with it: write them one by one.
-                    tracing::error!(%why, "a batch of log events was refused; writing them one at a time");
-                    for e in events {
-                        Box::pin(self.write_log(std::slice::from_ref(e))).await?;
-                    }
-                    return Ok(());
-                }
-                Err(StoreError::Invalid(why)) => {
-                    // A bug, not an outage: keep the event in the server log
-                    // so that nothing is lost, and carry on.
-                    let json = serde_json::to_string(&events[0]).unwrap_or_default();
-                    tracing::error!(%why, event = %json, "session log refused an event; it is kept here");
-                    self.stats.log_failures.fetch_add(1, Ordering::Relaxed);
-                    return Ok(());
-                }
-                Err(e) => {
-                    attempts += 1;
-                    self.stats.log_ok.store(false, Ordering::Relaxed);
-                    self.stats.log_failures.fetch_add(1, Ordering::Relaxed);
-                    tracing::error!(error = %e, attempts, "cannot write the session log; retrying (check the disk and the database)");
-                    tokio::select! {
-                        () = tokio::time::sleep(delay) => {}
-                        _ = stopped.wait_for(|stop| *stop) => return Err(Halt::Abandoned),
-                    }
-                    delay = (delay * 2).min(Duration::from_secs(5));
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    // The task has ended; its Disconnect is on its way.
+                    self.gone(conn);
                 }
             }
         }
@@ -453,11 +431,107 @@ impl Hub {
     }
 }
 
-fn close_message(code: ErrorCode) -> &'static str {
-    match code {
-        ErrorCode::Replaced => {
-            "this account signed in from another window or device; this one is closed"
+/// Events in one transaction at most (a burst after an outage is written
+/// in several).
+const GROUP_EVENTS: usize = 8_192;
+
+/// The log writer: commits the hub's batches in order, each transaction
+/// taking every batch that queued up while the last one was committing.
+struct Writer<L> {
+    log: L,
+    stats: Arc<HubStats>,
+    stopped: watch::Receiver<bool>,
+}
+
+impl<L: SessionLog> Writer<L> {
+    async fn run(
+        mut self,
+        mut batches: mpsc::UnboundedReceiver<LogBatch>,
+        done: mpsc::UnboundedSender<Result<u64, Halt>>,
+    ) {
+        let mut events = Vec::new();
+        while let Some(first) = batches.recv().await {
+            let mut seq = first.seq;
+            events.clear();
+            events.extend(first.events);
+            while events.len() < GROUP_EVENTS {
+                match batches.try_recv() {
+                    Ok(more) => {
+                        seq = more.seq;
+                        events.extend(more.events);
+                    }
+                    Err(_) => break,
+                }
+            }
+            let result = self.write(&events).await.map(|()| seq);
+            let halted = result.is_err();
+            if done.send(result).is_err() || halted {
+                return;
+            }
         }
-        _ => "the server closed this connection",
+    }
+
+    /// Writes events, retrying until the database takes them. Nothing that
+    /// depends on them is delivered meanwhile: a log that cannot be written
+    /// holds back every transition rather than let clients run ahead of the
+    /// record.
+    async fn write(&mut self, events: &[Event]) -> Result<(), Halt> {
+        let mut delay = Duration::from_millis(50);
+        let mut attempts = 0u32;
+        let mut stopped = self.stopped.clone();
+        loop {
+            let written = tokio::select! {
+                written = self.log.record(events) => written,
+                // Standing down while a write hangs (the database cut
+                // off): the write is abandoned, and nothing of it is
+                // delivered. If it did commit, the log holds more than
+                // anyone was told, which is safe.
+                _ = stopped.wait_for(|stop| *stop) => return Err(Halt::Abandoned),
+            };
+            match written {
+                Ok(()) => {
+                    self.stats.log_commits.fetch_add(1, Ordering::Relaxed);
+                    if !self.stats.log_ok.swap(true, Ordering::Relaxed) {
+                        tracing::info!("session log writable again");
+                    }
+                    return Ok(());
+                }
+                Err(StoreError::Deposed(epoch)) => {
+                    tracing::warn!(
+                        epoch,
+                        "another instance leads now; this one delivers nothing more"
+                    );
+                    return Err(Halt::Deposed);
+                }
+                Err(StoreError::Invalid(why)) if events.len() > 1 => {
+                    // One event the schema refuses must not take the others
+                    // with it: write them one by one.
+                    tracing::error!(%why, "a batch of log events was refused; writing them one at a time");
+                    for e in events {
+                        Box::pin(self.write(std::slice::from_ref(e))).await?;
+                    }
+                    return Ok(());
+                }
+                Err(StoreError::Invalid(why)) => {
+                    // A bug, not an outage: keep the event in the server log
+                    // so that nothing is lost, and carry on.
+                    let json = serde_json::to_string(&events[0]).unwrap_or_default();
+                    tracing::error!(%why, event = %json, "session log refused an event; it is kept here");
+                    self.stats.log_failures.fetch_add(1, Ordering::Relaxed);
+                    return Ok(());
+                }
+                Err(e) => {
+                    attempts += 1;
+                    self.stats.log_ok.store(false, Ordering::Relaxed);
+                    self.stats.log_failures.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(error = %e, attempts, "cannot write the session log; retrying (check the disk and the database)");
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => {}
+                        _ = stopped.wait_for(|stop| *stop) => return Err(Halt::Abandoned),
+                    }
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
     }
 }

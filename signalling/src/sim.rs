@@ -56,7 +56,7 @@ pub enum Msg {
 }
 
 impl Msg {
-    fn to_client(&self) -> ClientMessage {
+    pub fn to_client(&self) -> ClientMessage {
         match *self {
             Msg::Request(u, t) => ClientMessage::RequestConsult {
                 urgency: Urgency::ALL[u as usize % 3],
