@@ -68,23 +68,84 @@ fn now_ns() -> u64 {
     epoch().elapsed().as_nanos() as u64
 }
 
+/// Where MIU Link keeps its log.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Db {
+    /// SQLite on the target directory's disk (an fsync costs what it costs).
+    Disk,
+    /// SQLite on /dev/shm, where an fsync costs nothing: a second,
+    /// labelled figure only.
+    Tmpfs,
+    /// PostgreSQL started here (tests/common/postgres.rs), on disk.
+    Postgres,
+}
+
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Kind {
-    Miulink,
-    /// The same binary on PostgreSQL (started here: tests/common/postgres.rs).
-    MiulinkPostgres,
+    /// `before`: the binary given with `--before-bin` (an earlier build,
+    /// for before-and-after figures in one run) instead of this one.
+    Miulink {
+        db: Db,
+        before: bool,
+    },
     Matchbox,
     Bare,
 }
 
+/// Every name `--servers` takes.
+const KINDS: [(&str, Kind); 8] = [
+    (
+        "miulink",
+        Kind::Miulink {
+            db: Db::Disk,
+            before: false,
+        },
+    ),
+    (
+        "miulink-tmpfs",
+        Kind::Miulink {
+            db: Db::Tmpfs,
+            before: false,
+        },
+    ),
+    (
+        "miulink-postgres",
+        Kind::Miulink {
+            db: Db::Postgres,
+            before: false,
+        },
+    ),
+    (
+        "miulink-before",
+        Kind::Miulink {
+            db: Db::Disk,
+            before: true,
+        },
+    ),
+    (
+        "miulink-tmpfs-before",
+        Kind::Miulink {
+            db: Db::Tmpfs,
+            before: true,
+        },
+    ),
+    (
+        "miulink-postgres-before",
+        Kind::Miulink {
+            db: Db::Postgres,
+            before: true,
+        },
+    ),
+    ("matchbox", Kind::Matchbox),
+    ("bare", Kind::Bare),
+];
+
 impl Kind {
     fn name(self) -> &'static str {
-        match self {
-            Kind::Miulink => "miulink",
-            Kind::MiulinkPostgres => "miulink-postgres",
-            Kind::Matchbox => "matchbox",
-            Kind::Bare => "bare",
-        }
+        KINDS
+            .iter()
+            .find(|(_, k)| *k == self)
+            .map_or("?", |(name, _)| name)
     }
 }
 
@@ -95,6 +156,8 @@ struct Options {
     /// Pairs that make consults (the rest stay idle); None: all.
     active: Option<usize>,
     hold_seconds: u64,
+    /// An earlier build of `miulink`, for the `*-before` servers.
+    before_bin: Option<std::path::PathBuf>,
 }
 
 fn options() -> Options {
@@ -113,16 +176,22 @@ fn options() -> Options {
     let servers = value("--servers")
         .map(|s| {
             s.split(',')
-                .filter_map(|k| match k.trim() {
-                    "miulink" => Some(Kind::Miulink),
-                    "miulink-postgres" => Some(Kind::MiulinkPostgres),
-                    "matchbox" => Some(Kind::Matchbox),
-                    "bare" => Some(Kind::Bare),
-                    _ => None,
+                .filter_map(|name| {
+                    let kind = KINDS.iter().find(|(n, _)| *n == name.trim());
+                    if kind.is_none() {
+                        eprintln!("unknown server {name:?}; known: {:?}", KINDS.map(|k| k.0));
+                    }
+                    kind.map(|(_, k)| *k)
                 })
                 .collect()
         })
-        .unwrap_or_else(|| vec![Kind::Miulink, Kind::Matchbox, Kind::Bare]);
+        .unwrap_or_else(|| {
+            ["miulink", "miulink-postgres", "matchbox", "bare"]
+                .iter()
+                .filter_map(|n| KINDS.iter().find(|(k, _)| k == n).map(|(_, k)| *k))
+                .collect()
+        });
+    let before_bin = value("--before-bin").map(std::path::PathBuf::from);
     Options {
         sizes,
         seconds,
@@ -131,6 +200,7 @@ fn options() -> Options {
         hold_seconds: value("--hold-seconds")
             .and_then(|s| s.parse().ok())
             .unwrap_or(0),
+        before_bin,
     }
 }
 
@@ -229,16 +299,22 @@ struct Accounts {
 
 /// Creates the accounts and their sessions straight in a fresh database
 /// (logins are not what is measured: 10,000 Argon2 checks would take
-/// minutes), built on tmpfs and then copied to disk, where the server runs.
-async fn prepare_database(pairs: usize) -> (tempfile::TempDir, String, Accounts) {
+/// minutes), built on tmpfs and then copied to where the server runs: the
+/// target directory's disk, or with `tmpfs` /dev/shm.
+async fn prepare_database(pairs: usize, tmpfs: bool) -> (tempfile::TempDir, String, Accounts) {
     let scratch = tempfile::tempdir_in("/dev/shm")
         .or_else(|_| tempfile::tempdir())
         .expect("scratch dir");
     let scratch_db = scratch.path().join("miulink.db");
     let accounts = add_accounts(&format!("sqlite://{}", scratch_db.display()), pairs).await;
+    let place = if tmpfs {
+        std::path::Path::new("/dev/shm")
+    } else {
+        std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+    };
     let dir = tempfile::Builder::new()
         .prefix("miulink-load-")
-        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .tempdir_in(place)
         .expect("dir");
     for entry in std::fs::read_dir(scratch.path()).expect("scratch") {
         let entry = entry.expect("entry");
@@ -305,15 +381,37 @@ async fn add_accounts(url: &str, pairs: usize) -> Accounts {
     accounts
 }
 
-async fn start_server(kind: Kind, pairs: usize) -> Result<(Server, Option<Accounts>), String> {
+async fn start_server(
+    kind: Kind,
+    pairs: usize,
+    before_bin: Option<&std::path::Path>,
+) -> Result<(Server, Option<Accounts>), String> {
     let port = free_port();
     let addr: SocketAddr = format!("127.0.0.1:{port}")
         .parse()
         .map_err(|e| format!("{e}"))?;
     let (child, dir, accounts) = match kind {
-        Kind::Miulink => {
-            let (dir, url, accounts) = prepare_database(pairs).await;
-            let child = Command::new(env!("CARGO_BIN_EXE_miulink"))
+        Kind::Miulink { db, before } => {
+            let bin = if before {
+                before_bin
+                    .ok_or(
+                        "a *-before server needs --before-bin PATH (an earlier build of miulink)",
+                    )?
+                    .to_path_buf()
+            } else {
+                std::path::PathBuf::from(env!("CARGO_BIN_EXE_miulink"))
+            };
+            let (dir, url, accounts) = match db {
+                Db::Disk | Db::Tmpfs => {
+                    let (dir, url, accounts) = prepare_database(pairs, db == Db::Tmpfs).await;
+                    (Some(dir), url, accounts)
+                }
+                Db::Postgres => {
+                    let (url, accounts) = prepare_postgres(pairs).await;
+                    (None, url, accounts)
+                }
+            };
+            let child = Command::new(bin)
                 .args(["serve", "--listen", &addr.to_string(), "--database", &url])
                 // The load is closed loop, far faster than people: lift the
                 // per-connection rate limit (it is tested in tests/api).
@@ -322,18 +420,7 @@ async fn start_server(kind: Kind, pairs: usize) -> Result<(Server, Option<Accoun
                 .stdout(Stdio::null())
                 .spawn()
                 .map_err(|e| format!("starting miulink: {e}"))?;
-            (child, Some(dir), Some(accounts))
-        }
-        Kind::MiulinkPostgres => {
-            let (url, accounts) = prepare_postgres(pairs).await;
-            let child = Command::new(env!("CARGO_BIN_EXE_miulink"))
-                .args(["serve", "--listen", &addr.to_string(), "--database", &url])
-                .args(["--max-messages-per-second", "1000000"])
-                .env("MIULINK_LOG", "warn")
-                .stdout(Stdio::null())
-                .spawn()
-                .map_err(|e| format!("starting miulink: {e}"))?;
-            (child, None, Some(accounts))
+            (child, dir, Some(accounts))
         }
         Kind::Matchbox => {
             let bin = which("matchbox_server")
@@ -557,7 +644,7 @@ async fn connect_pair(
 ) -> Result<Pair, String> {
     let base = format!("ws://{server}");
     match kind {
-        Kind::Miulink | Kind::MiulinkPostgres => {
+        Kind::Miulink { .. } => {
             let (st_token, cl_token, cl_name) = accounts.ok_or("no accounts")?;
             let url = format!("{base}/ws");
             let mut clinician = open(&url, Some(cl_token), source, server, dropped.clone()).await?;
@@ -775,7 +862,7 @@ async fn bench_one(
     let seconds = opts.seconds;
     let hold = Duration::from_secs(opts.hold_seconds);
     let pairs = connections / 2;
-    let (server, accounts) = start_server(kind, pairs).await?;
+    let (server, accounts) = start_server(kind, pairs, opts.before_bin.as_deref()).await?;
     let pid = server.child.id();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (rss_idle, _) = memory_kib(pid);

@@ -129,6 +129,7 @@ pub async fn start_hub(
         first_request_id,
         first_call_id,
         test_line: settings.test_call_clinician.clone(),
+        ..Config::default()
     };
     let mut switchboard = Switchboard::new(config, clock.now_ms());
     let open = store

@@ -54,6 +54,10 @@ pub struct Config {
     /// monitoring account may place a test call, or ring one clinician
     /// directly, only to this line.
     pub test_line: Option<String>,
+    /// A change in the count of available clinicians alone is sent to
+    /// those watching the queue at most this often (a change of what the
+    /// queue holds goes at once). 0 sends every change at once.
+    pub queue_count_every_ms: i64,
 }
 
 impl Default for Config {
@@ -79,6 +83,7 @@ impl Default for Config {
             first_request_id: 1,
             first_call_id: 1,
             test_line: None,
+            queue_count_every_ms: 1_000,
         }
     }
 }
@@ -149,6 +154,10 @@ struct Account {
     availability: Availability,
     /// Clinician: a call or an outcome to record.
     engaged: Option<Engagement>,
+    /// Clinician, manager: the queue as last sent to this connection
+    /// ([`view_key`] of its entries, and the count of clinicians
+    /// available), so that an unchanged one is not sent again.
+    queue_told: Option<(u64, u32)>,
 }
 
 impl Account {
@@ -353,6 +362,9 @@ pub struct Switchboard {
     next_request: u64,
     next_call: u64,
     queue_dirty: bool,
+    /// When a held-back change in the count of available clinicians is
+    /// sent (`Config::queue_count_every_ms`).
+    queue_count_due: Option<Millis>,
     outputs: VecDeque<Output>,
 }
 
@@ -377,6 +389,7 @@ impl Switchboard {
             deadlines: BTreeSet::new(),
             escalation_due: BTreeSet::new(),
             queue_dirty: false,
+            queue_count_due: None,
             outputs: VecDeque::new(),
         }
     }
@@ -409,6 +422,7 @@ impl Switchboard {
                     open: None,
                     availability: Availability::Available,
                     engaged: None,
+                    queue_told: None,
                 },
             );
             self.deadlines.insert((now + grace, user_id));
@@ -591,6 +605,9 @@ impl Switchboard {
             Input::Timeout => {
                 self.expire_grace();
                 self.escalate_due();
+                if self.queue_count_due.is_some_and(|at| at <= self.now) {
+                    self.queue_dirty = true;
+                }
             }
         }
     }
@@ -610,10 +627,10 @@ impl Switchboard {
     pub fn poll_timeout(&self) -> Option<Millis> {
         let grace = self.deadlines.first().map(|(at, _)| *at);
         let escalation = self.escalation_due.first().map(|(at, _)| *at);
-        match (grace, escalation) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [grace, escalation, self.queue_count_due]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// The current time as last given.
@@ -699,6 +716,7 @@ impl Switchboard {
                 open: None,
                 availability: Availability::Available,
                 engaged: None,
+                queue_told: None,
             }
         });
         // Names and sites may have been edited since; the role may not change
@@ -709,6 +727,8 @@ impl Switchboard {
         account.identity.escalation_duty = identity.escalation_duty;
         account.identity.monitoring = identity.monitoring;
         let replaced = account.conn.replace(conn);
+        // A new connection has been told nothing yet.
+        account.queue_told = None;
         if let Some(at) = account.lost_at.take() {
             self.deadlines
                 .remove(&(at + self.config.disconnect_grace_ms, user_id));
@@ -750,10 +770,7 @@ impl Switchboard {
                 }
                 self.resume_clinician(user_id, conn, was_ringable);
             }
-            Role::Manager | Role::Admin => {
-                let msg = self.queue_message_for(user_id);
-                self.send(conn, msg);
-            }
+            Role::Manager | Role::Admin => self.send_queue(user_id, conn),
         }
     }
 
@@ -828,8 +845,7 @@ impl Switchboard {
             self.ring_waiting_for(user_id);
             self.queue_dirty = true;
         } else {
-            let msg = self.queue_message_for(user_id);
-            self.send(conn, msg);
+            self.send_queue(user_id, conn);
         }
     }
 
@@ -1617,12 +1633,19 @@ impl Switchboard {
         }
     }
 
-    fn queue_message_for(&self, viewer: UserId) -> ServerMessage {
-        ServerMessage::Queue {
-            requests: self.queue_entries_for(Some(viewer)),
-            clinicians_available: self.clinicians_available(),
-            server_time: self.now,
+    /// The viewer's queue, now, to this connection.
+    fn send_queue(&mut self, viewer: UserId, conn: ConnId) {
+        let requests = self.queue_entries_for(Some(viewer));
+        let available = self.clinicians_available();
+        if let Some(account) = self.accounts.get_mut(&viewer) {
+            account.queue_told = Some((view_key(&requests), available));
         }
+        let message = ServerMessage::Queue {
+            requests,
+            clinicians_available: available,
+            server_time: self.now,
+        };
+        self.send(conn, message);
     }
 
     /// After any change: the queue to every clinician and manager, and each
@@ -1649,23 +1672,63 @@ impl Switchboard {
                 Some(username) => directed.entry(username).or_default().push(self.entry(r)),
             }
         }
+        // Each watcher gets the queue only if what it shows changed: at
+        // once if its entries did, and a change in the count alone at most
+        // every `queue_count_every_ms`.
+        let count_due = self.config.queue_count_every_ms <= 0
+            || self.queue_count_due.is_some_and(|at| at <= self.now);
+        let shared_key = view_key(&shared);
+        let mut count_held = false;
+        let mut told = Vec::new();
         let mut to = Vec::new();
         let mut own: Vec<(ConnId, Vec<QueueEntry>)> = Vec::new();
-        for account in self.observers.iter().filter_map(|u| self.accounts.get(u)) {
+        for (user_id, account) in self
+            .observers
+            .iter()
+            .filter_map(|u| self.accounts.get(u).map(|a| (*u, a)))
+        {
             let Some(conn) = account.conn else { continue };
             let mine = directed.get(account.identity.username.as_str());
-            if account.identity.monitoring {
+            let view = if account.identity.monitoring {
                 // A probe sees only its own test calls (in queue order).
-                own.push((conn, mine.cloned().unwrap_or_default()));
+                Some(mine.cloned().unwrap_or_default())
             } else if let Some(mine) = mine {
                 let mut requests = shared.clone();
                 requests.extend(mine.iter().cloned());
                 requests.sort_by_key(|e| (e.urgency, e.requested_at, e.request_id));
-                own.push((conn, requests));
+                Some(requests)
             } else {
-                to.push(conn);
+                None
+            };
+            let key = view.as_deref().map_or(shared_key, view_key);
+            let send = match account.queue_told {
+                None => true,
+                Some((k, _)) if k != key => true,
+                Some((_, n)) if n != available => {
+                    count_held |= !count_due;
+                    count_due
+                }
+                Some(_) => false,
+            };
+            if !send {
+                continue;
+            }
+            told.push((user_id, key));
+            match view {
+                Some(requests) => own.push((conn, requests)),
+                None => to.push(conn),
             }
         }
+        for (user_id, key) in told {
+            if let Some(account) = self.accounts.get_mut(&user_id) {
+                account.queue_told = Some((key, available));
+            }
+        }
+        self.queue_count_due = match self.queue_count_due {
+            Some(at) if count_held && at > self.now => Some(at),
+            _ if count_held => Some(self.now + self.config.queue_count_every_ms),
+            _ => None,
+        };
         let now = self.now;
         let queue = move |requests| ServerMessage::Queue {
             requests,
@@ -2113,4 +2176,18 @@ fn allowed_roles(kind: &str) -> &'static str {
         "set_availability" | "accept" | "record_outcome" => "clinician",
         _ => "station or clinician",
     }
+}
+
+/// What a queue shows, for telling whether it changed: its entries without
+/// the time waited (clients count that on from the last message).
+fn view_key(entries: &[QueueEntry]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    // SipHash with fixed keys: the same entries give the same key.
+    let mut h = std::hash::DefaultHasher::new();
+    for e in entries {
+        let mut e = e.clone();
+        e.waited_ms = 0;
+        serde_json::to_string(&e).unwrap_or_default().hash(&mut h);
+    }
+    h.finish()
 }

@@ -1529,3 +1529,78 @@ fn a_station_signing_out_withdraws_its_waiting_request() {
     let (q, _) = last_queue(&h.take(doc)).expect("the queue is updated");
     assert_eq!(q.iter().map(|e| e.request_id).collect::<Vec<_>>(), vec![r2]);
 }
+
+fn queues(msgs: &[ServerMessage]) -> usize {
+    msgs.iter()
+        .filter(|m| matches!(m, ServerMessage::Queue { .. }))
+        .count()
+}
+
+fn set_availability(h: &mut Harness, conn: ConnId, status: Availability) {
+    h.send(conn, ClientMessage::SetAvailability { status });
+}
+
+#[test]
+fn an_unchanged_queue_is_not_sent_again_and_a_count_alone_waits_its_turn() {
+    let mut h = Harness::new();
+    let station = h.connect(1, STATION, "Millom MIU Room 2");
+    let a = h.connect(10, CLINICIAN, "Dr Patel");
+    let b = h.connect(11, CLINICIAN, "Dr Okafor");
+    let request_id = h.request(station, Urgency::Urgent, "Wrist");
+    h.take(a);
+    h.take(b);
+
+    // A new request changes what the queue holds: everyone sees it at once.
+    let station2 = h.connect(2, STATION, "Millom MIU Room 3");
+    h.request(station2, Urgency::Immediate, "Chest pain");
+    let msgs = h.take(b);
+    assert_eq!(last_queue(&msgs).map(|(q, n)| (q.len(), n)), Some((2, 2)));
+
+    // Time passing changes only the waited times, which clients count
+    // themselves: nothing is sent.
+    h.advance(30_000);
+    h.send(station, ClientMessage::Ping { nonce: None });
+    assert_eq!(queues(&h.take(b)), 0);
+
+    // Dr Patel steps away: only the count of available clinicians
+    // changed, so Dr Okafor hears of it within the second, not at once.
+    set_availability(&mut h, a, Availability::Away);
+    assert_eq!(queues(&h.take(b)), 0, "a count alone is held back");
+    set_availability(&mut h, a, Availability::Busy);
+    assert_eq!(queues(&h.take(b)), 0);
+    assert_eq!(h.sb.poll_timeout(), Some(h.now + 1_000));
+    h.advance(1_000);
+    let msgs = h.take(b);
+    assert_eq!(queues(&msgs), 1, "one update for both changes: {msgs:?}");
+    assert_eq!(last_queue(&msgs).map(|(_, n)| n), Some(1));
+
+    // Answering a request changes the queue: at once, with the count.
+    h.accept(b, request_id).expect("call starts");
+    let msgs = h.take(a);
+    assert_eq!(last_queue(&msgs).map(|(q, n)| (q.len(), n)), Some((1, 0)));
+}
+
+#[test]
+fn a_reconnected_clinician_is_sent_the_queue_again() {
+    let mut h = Harness::new();
+    let station = h.connect(1, STATION, "Millom MIU Room 2");
+    let doc = h.connect(10, CLINICIAN, "Dr Patel");
+    h.request(station, Urgency::Urgent, "Wrist");
+    assert_eq!(last_queue(&h.take(doc)).map(|(q, _)| q.len()), Some(1));
+    h.disconnect(doc);
+    let doc = h.connect(10, CLINICIAN, "Dr Patel");
+    assert_eq!(last_queue(&h.take(doc)).map(|(q, _)| q.len()), Some(1));
+}
+
+#[test]
+fn with_no_coalescing_every_count_change_goes_at_once() {
+    let mut h = Harness::with_config(Config {
+        queue_count_every_ms: 0,
+        ..Config::default()
+    });
+    let a = h.connect(10, CLINICIAN, "Dr Patel");
+    let b = h.connect(11, CLINICIAN, "Dr Okafor");
+    h.take(b);
+    set_availability(&mut h, a, Availability::Away);
+    assert_eq!(last_queue(&h.take(b)).map(|(_, n)| n), Some(1));
+}
