@@ -33,6 +33,8 @@ pub const PING_EVERY: Duration = Duration::from_secs(15);
 /// signalling messages are small and a larger one is read in several goes.
 pub const READ_BUFFER_BYTES: usize = 8 * 1024;
 pub const IDLE_LIMIT: Duration = Duration::from_secs(45);
+/// Messages from the outbox written together before one flush.
+const WRITE_BATCH: usize = 64;
 /// A connection that keeps on past the rate limit this many times within
 /// [`RATE_STRIKE_WINDOW`] is closed (an occasional burst over a long shift
 /// never adds up to it).
@@ -341,7 +343,30 @@ async fn connection(
             }
             out = outbox.recv() => match out {
                 Some(Outbound::Text(text)) => {
-                    if sink.send(Message::Text(text)).await.is_err() {
+                    // What else is already queued goes in the same write:
+                    // one syscall and one wake-up for a turn's messages.
+                    let mut written = sink.feed(Message::Text(text)).await.is_ok();
+                    let mut close = None;
+                    for _ in 0..WRITE_BATCH {
+                        match outbox.try_recv() {
+                            Ok(Outbound::Text(text)) if written => {
+                                written = sink.feed(Message::Text(text)).await.is_ok();
+                            }
+                            Ok(Outbound::Close { text, code }) => {
+                                close = Some((text, code));
+                                break;
+                            }
+                            _ => break,
+                        }
+                    }
+                    if !written || sink.flush().await.is_err() {
+                        break;
+                    }
+                    if let Some((text, code)) = close {
+                        let _ = sink.send(Message::Text(text)).await;
+                        let _ = sink
+                            .send(Message::Close(Some(CloseFrame { code, reason: Utf8Bytes::from_static("closed by server") })))
+                            .await;
                         break;
                     }
                 }
