@@ -365,6 +365,10 @@ pub struct Switchboard {
     /// When a held-back change in the count of available clinicians is
     /// sent (`Config::queue_count_every_ms`).
     queue_count_due: Option<Millis>,
+    /// `clinicians_available()`, remembered until an account changes in a
+    /// way that could change it (every such place clears it, and
+    /// `check_invariants` recounts).
+    available_cache: std::cell::Cell<Option<u32>>,
     outputs: VecDeque<Output>,
 }
 
@@ -390,6 +394,7 @@ impl Switchboard {
             escalation_due: BTreeSet::new(),
             queue_dirty: false,
             queue_count_due: None,
+            available_cache: std::cell::Cell::new(None),
             outputs: VecDeque::new(),
         }
     }
@@ -404,6 +409,7 @@ impl Switchboard {
     /// clinician is not kept) and anything inconsistent with the rest. The
     /// returned lines say what was ended and why, for the server's log.
     pub fn restore(&mut self, restore: Restore) -> Vec<String> {
+        self.available_cache.set(None);
         let mut notes = Vec::new();
         let now = self.now;
         let grace = self.config.disconnect_grace_ms;
@@ -528,6 +534,7 @@ impl Switchboard {
             if let Some(a) = self.accounts.get_mut(&c.clinician) {
                 a.engaged = Some(Engagement::InCall { call_id: c.id });
             }
+            self.available_cache.set(None);
             self.answered.insert(request.id, c.id);
             self.calls.insert(
                 c.id,
@@ -560,6 +567,7 @@ impl Switchboard {
             if let Some(a) = self.accounts.get_mut(&o.clinician) {
                 a.engaged = Some(Engagement::OutcomePending { call_id: o.call_id });
             }
+            self.available_cache.set(None);
             self.answered.insert(o.request_id, o.call_id);
             self.ended.insert(
                 o.call_id,
@@ -645,6 +653,15 @@ impl Switchboard {
 
     /// Clinicians who would be rung right now.
     pub fn clinicians_available(&self) -> u32 {
+        if let Some(n) = self.available_cache.get() {
+            return n;
+        }
+        let n = self.count_available();
+        self.available_cache.set(Some(n));
+        n
+    }
+
+    fn count_available(&self) -> u32 {
         let n = self
             .clinicians
             .iter()
@@ -729,6 +746,7 @@ impl Switchboard {
         let replaced = account.conn.replace(conn);
         // A new connection has been told nothing yet.
         account.queue_told = None;
+        self.available_cache.set(None);
         if let Some(at) = account.lost_at.take() {
             self.deadlines
                 .remove(&(at + self.config.disconnect_grace_ms, user_id));
@@ -864,6 +882,7 @@ impl Switchboard {
         let was_ringable = account.ringable();
         account.conn = None;
         account.lost_at = Some(now);
+        self.available_cache.set(None);
         self.deadlines.insert((now + grace, user_id));
         let role = account.identity.role;
         let open = account.open;
@@ -1187,6 +1206,7 @@ impl Switchboard {
         if let Some(a) = self.accounts.get_mut(&clinician) {
             a.availability = status;
         }
+        self.available_cache.set(None);
         if changed {
             self.record_presence(clinician, status.into());
         }
@@ -1270,6 +1290,7 @@ impl Switchboard {
         if let Some(a) = self.accounts.get_mut(&clinician) {
             a.engaged = Some(Engagement::InCall { call_id });
         }
+        self.available_cache.set(None);
         let clinician_name = self.accounts[&clinician].identity.display_name.clone();
         let update = ServerMessage::RequestUpdate {
             request_id,
@@ -1437,6 +1458,7 @@ impl Switchboard {
         if let Some(a) = self.accounts.get_mut(&clinician) {
             a.engaged = outcome_required.then_some(Engagement::OutcomePending { call_id });
         }
+        self.available_cache.set(None);
         self.send_to_user(
             station,
             ServerMessage::CallEnd {
@@ -1534,6 +1556,7 @@ impl Switchboard {
         if let Some(a) = self.accounts.get_mut(&clinician) {
             a.engaged = None;
         }
+        self.available_cache.set(None);
         let clinician_name = self.accounts[&clinician].identity.display_name.clone();
         // The station sees what the clinician decided.
         self.send_to_user(
@@ -2001,6 +2024,14 @@ impl Switchboard {
     /// Checks the rules that must hold after every input. Used by the tests,
     /// the property tests and the fuzz target; returns what is broken.
     pub fn check_invariants(&self) -> Result<(), String> {
+        if let Some(n) = self.available_cache.get() {
+            if n != self.count_available() {
+                return Err(format!(
+                    "remembered {n} clinicians available, but {} are",
+                    self.count_available()
+                ));
+            }
+        }
         if self.queue.len() != self.waiting.len() {
             return Err(format!(
                 "queue has {} entries but {} requests wait",
