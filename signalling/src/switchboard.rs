@@ -365,10 +365,10 @@ pub struct Switchboard {
     /// When a held-back change in the count of available clinicians is
     /// sent (`Config::queue_count_every_ms`).
     queue_count_due: Option<Millis>,
-    /// `clinicians_available()`, remembered until an account changes in a
-    /// way that could change it (every such place clears it, and
-    /// `check_invariants` recounts).
-    available_cache: std::cell::Cell<Option<u32>>,
+    /// `clinicians_available()`, kept as accounts change: every place that
+    /// changes what `Account::counts_as_available` reads calls [`shift`],
+    /// and `check_invariants` recounts.
+    available: u32,
     outputs: VecDeque<Output>,
 }
 
@@ -394,7 +394,7 @@ impl Switchboard {
             escalation_due: BTreeSet::new(),
             queue_dirty: false,
             queue_count_due: None,
-            available_cache: std::cell::Cell::new(None),
+            available: 0,
             outputs: VecDeque::new(),
         }
     }
@@ -409,7 +409,6 @@ impl Switchboard {
     /// clinician is not kept) and anything inconsistent with the rest. The
     /// returned lines say what was ended and why, for the server's log.
     pub fn restore(&mut self, restore: Restore) -> Vec<String> {
-        self.available_cache.set(None);
         let mut notes = Vec::new();
         let now = self.now;
         let grace = self.config.disconnect_grace_ms;
@@ -534,7 +533,6 @@ impl Switchboard {
             if let Some(a) = self.accounts.get_mut(&c.clinician) {
                 a.engaged = Some(Engagement::InCall { call_id: c.id });
             }
-            self.available_cache.set(None);
             self.answered.insert(request.id, c.id);
             self.calls.insert(
                 c.id,
@@ -567,7 +565,6 @@ impl Switchboard {
             if let Some(a) = self.accounts.get_mut(&o.clinician) {
                 a.engaged = Some(Engagement::OutcomePending { call_id: o.call_id });
             }
-            self.available_cache.set(None);
             self.answered.insert(o.request_id, o.call_id);
             self.ended.insert(
                 o.call_id,
@@ -581,6 +578,8 @@ impl Switchboard {
                 },
             );
         }
+        // Restored accounts start disconnected; counted once here.
+        self.available = self.count_available();
         notes
     }
 
@@ -653,12 +652,7 @@ impl Switchboard {
 
     /// Clinicians who would be rung right now.
     pub fn clinicians_available(&self) -> u32 {
-        if let Some(n) = self.available_cache.get() {
-            return n;
-        }
-        let n = self.count_available();
-        self.available_cache.set(Some(n));
-        n
+        self.available
     }
 
     fn count_available(&self) -> u32 {
@@ -724,6 +718,10 @@ impl Switchboard {
             self.index(&identity);
         }
         let mut fresh = false;
+        let counted = self
+            .accounts
+            .get(&user_id)
+            .is_some_and(Account::counts_as_available);
         let account = self.accounts.entry(user_id).or_insert_with(|| {
             fresh = true;
             Account {
@@ -746,7 +744,7 @@ impl Switchboard {
         let replaced = account.conn.replace(conn);
         // A new connection has been told nothing yet.
         account.queue_told = None;
-        self.available_cache.set(None);
+        shift(&mut self.available, counted, account.counts_as_available());
         if let Some(at) = account.lost_at.take() {
             self.deadlines
                 .remove(&(at + self.config.disconnect_grace_ms, user_id));
@@ -880,9 +878,10 @@ impl Switchboard {
             return;
         }
         let was_ringable = account.ringable();
+        let counted = account.counts_as_available();
         account.conn = None;
         account.lost_at = Some(now);
-        self.available_cache.set(None);
+        shift(&mut self.available, counted, false);
         self.deadlines.insert((now + grace, user_id));
         let role = account.identity.role;
         let open = account.open;
@@ -1204,9 +1203,10 @@ impl Switchboard {
         let was_ringable = account.ringable();
         let changed = account.availability != status;
         if let Some(a) = self.accounts.get_mut(&clinician) {
+            let counted = a.counts_as_available();
             a.availability = status;
+            shift(&mut self.available, counted, a.counts_as_available());
         }
-        self.available_cache.set(None);
         if changed {
             self.record_presence(clinician, status.into());
         }
@@ -1288,9 +1288,10 @@ impl Switchboard {
             a.open = Some(Open::InCall(call_id));
         }
         if let Some(a) = self.accounts.get_mut(&clinician) {
+            let counted = a.counts_as_available();
             a.engaged = Some(Engagement::InCall { call_id });
+            shift(&mut self.available, counted, a.counts_as_available());
         }
-        self.available_cache.set(None);
         let clinician_name = self.accounts[&clinician].identity.display_name.clone();
         let update = ServerMessage::RequestUpdate {
             request_id,
@@ -1456,9 +1457,10 @@ impl Switchboard {
         }
         let was_ringable = self.accounts.get(&clinician).is_some_and(Account::ringable);
         if let Some(a) = self.accounts.get_mut(&clinician) {
+            let counted = a.counts_as_available();
             a.engaged = outcome_required.then_some(Engagement::OutcomePending { call_id });
+            shift(&mut self.available, counted, a.counts_as_available());
         }
-        self.available_cache.set(None);
         self.send_to_user(
             station,
             ServerMessage::CallEnd {
@@ -1554,9 +1556,10 @@ impl Switchboard {
         self.answered.remove(&request_id);
         let was_ringable = self.accounts[&clinician].ringable();
         if let Some(a) = self.accounts.get_mut(&clinician) {
+            let counted = a.counts_as_available();
             a.engaged = None;
+            shift(&mut self.available, counted, a.counts_as_available());
         }
-        self.available_cache.set(None);
         let clinician_name = self.accounts[&clinician].identity.display_name.clone();
         // The station sees what the clinician decided.
         self.send_to_user(
@@ -2024,13 +2027,12 @@ impl Switchboard {
     /// Checks the rules that must hold after every input. Used by the tests,
     /// the property tests and the fuzz target; returns what is broken.
     pub fn check_invariants(&self) -> Result<(), String> {
-        if let Some(n) = self.available_cache.get() {
-            if n != self.count_available() {
-                return Err(format!(
-                    "remembered {n} clinicians available, but {} are",
-                    self.count_available()
-                ));
-            }
+        if self.available != self.count_available() {
+            return Err(format!(
+                "counted {} clinicians available, but {} are",
+                self.available,
+                self.count_available()
+            ));
         }
         if self.queue.len() != self.waiting.len() {
             return Err(format!(
@@ -2221,4 +2223,13 @@ fn view_key(entries: &[QueueEntry]) -> u64 {
         serde_json::to_string(&e).unwrap_or_default().hash(&mut h);
     }
     h.finish()
+}
+
+/// Keeps a count as one account goes from counted (`before`) to `after`.
+fn shift(count: &mut u32, before: bool, after: bool) {
+    match (before, after) {
+        (false, true) => *count = count.saturating_add(1),
+        (true, false) => *count = count.saturating_sub(1),
+        _ => {}
+    }
 }
