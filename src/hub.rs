@@ -113,6 +113,9 @@ impl Default for HubStats {
 #[derive(Clone)]
 pub struct HubHandle {
     tx: mpsc::Sender<HubCommand>,
+    /// For `signal` and `ping`, which the hub takes before anything else:
+    /// a relay never queues behind other consults' bookkeeping.
+    fast: mpsc::Sender<HubCommand>,
     next_conn: Arc<AtomicU64>,
     pub stats: Arc<HubStats>,
     /// Set to stop the hub at once, whatever it is waiting for.
@@ -125,8 +128,20 @@ impl HubHandle {
     }
 
     /// Fails only when the hub has stopped.
+    ///
+    /// A `signal` or `ping` may be decided before the same connection's
+    /// earlier messages still waiting in the hub's queue: neither changes
+    /// the switchboard's state, and a client sends a call's signals only
+    /// after it has heard of the call.
     pub async fn send(&self, cmd: HubCommand) -> Result<(), HubGone> {
-        self.tx.send(cmd).await.map_err(|_| HubGone)
+        let channel = match &cmd {
+            HubCommand::Message {
+                message: ClientMessage::Signal { .. } | ClientMessage::Ping { .. },
+                ..
+            } => &self.fast,
+            _ => &self.tx,
+        };
+        channel.send(cmd).await.map_err(|_| HubGone)
     }
 
     /// True once the hub task has ended (stopped, or found deposed).
@@ -176,6 +191,7 @@ pub fn spawn<L: SessionLog>(
     stats: Arc<HubStats>,
 ) -> HubHandle {
     let (tx, rx) = mpsc::channel(4096);
+    let (fast, fast_rx) = mpsc::channel(4096);
     stats.log_ok.store(true, Ordering::Relaxed);
     let (stop, stopped) = watch::channel(false);
     let (log_tx, log_rx) = mpsc::unbounded_channel();
@@ -191,6 +207,7 @@ pub fn spawn<L: SessionLog>(
         sb,
         clock,
         rx,
+        fast_rx,
         outboxes: HashMap::new(),
         stats: stats.clone(),
         lost: Vec::new(),
@@ -201,6 +218,7 @@ pub fn spawn<L: SessionLog>(
     tokio::spawn(hub.run());
     HubHandle {
         tx,
+        fast,
         next_conn: Arc::new(AtomicU64::new(1)),
         stats,
         stop: Arc::new(stop),
@@ -221,6 +239,7 @@ struct Hub {
     sb: Switchboard,
     clock: Clock,
     rx: mpsc::Receiver<HubCommand>,
+    fast_rx: mpsc::Receiver<HubCommand>,
     outboxes: HashMap<ConnId, mpsc::Sender<Outbound>>,
     stats: Arc<HubStats>,
     /// Connections dropped for being slow, to report to the switchboard.
@@ -240,6 +259,7 @@ impl Hub {
         self.turn();
         self.publish_stats();
         let mut batch = Vec::with_capacity(BATCH);
+        let mut fast = Vec::with_capacity(BATCH);
         let mut stopped = self.stopped.clone();
         let mut shutdown: Option<oneshot::Sender<()>> = None;
         loop {
@@ -278,6 +298,12 @@ impl Hub {
                         }
                     }
                 }
+                n = self.fast_rx.recv_many(&mut fast, BATCH), if shutdown.is_none() => {
+                    if n == 0 {
+                        let (tx, _) = oneshot::channel();
+                        shutdown = Some(tx);
+                    }
+                }
                 n = self.rx.recv_many(&mut batch, BATCH), if taking => {
                     if n == 0 {
                         // Every handle dropped: finish what is in flight.
@@ -288,6 +314,22 @@ impl Hub {
                 () = timer, if shutdown.is_none() => {}
             }
             let now = self.clock.now_ms();
+            // Relays first, in a turn of their own: nothing of theirs is
+            // logged and the queue is untouched, so it is quick.
+            while fast.len() < BATCH {
+                match self.fast_rx.try_recv() {
+                    Ok(cmd) => fast.push(cmd),
+                    Err(_) => break,
+                }
+            }
+            if !fast.is_empty() {
+                for cmd in fast.drain(..) {
+                    if let HubCommand::Message { conn, message } = cmd {
+                        self.sb.handle(now, Input::Message { conn, message });
+                    }
+                }
+                self.turn();
+            }
             for cmd in batch.drain(..) {
                 let input = match cmd {
                     HubCommand::Connect {
