@@ -474,8 +474,9 @@ impl Hub {
 }
 
 /// Events in one transaction at most (a burst after an outage is written
-/// in several).
-const GROUP_EVENTS: usize = 8_192;
+/// in several), so that no commit keeps the first batch of its group
+/// waiting long (on PostgreSQL each event is two round trips).
+const GROUP_EVENTS: usize = 2_048;
 
 /// The log writer: commits the hub's batches in order, each transaction
 /// taking every batch that queued up while the last one was committing.

@@ -569,7 +569,10 @@ impl Store {
         idle_cutoff: i64,
     ) -> Result<std::collections::HashSet<String>> {
         let mut live = std::collections::HashSet::new();
-        let mut tx = self.pool.begin().await?;
+        // No transaction around the two: on SQLite a read that turns into
+        // a write fails at once ("database is locked") whenever the session
+        // log committed in between, which under load is always; a plain
+        // UPDATE waits its turn for the write lock instead.
         for chunk in token_hashes.chunks(500) {
             let select = format!(
                 "SELECT s.token_hash FROM sessions s JOIN users u ON u.id = s.user_id \
@@ -583,7 +586,7 @@ impl Store {
             for h in chunk {
                 query = query.bind(h);
             }
-            let found = query.fetch_all(&mut *tx).await?;
+            let found = query.fetch_all(&self.pool).await?;
             if !found.is_empty() {
                 let update = format!(
                     "UPDATE sessions SET last_seen_at = $1 WHERE token_hash IN ({})",
@@ -593,11 +596,10 @@ impl Store {
                 for h in &found {
                     touch = touch.bind(h);
                 }
-                touch.execute(&mut *tx).await?;
+                touch.execute(&self.pool).await?;
             }
             live.extend(found);
         }
-        tx.commit().await?;
         Ok(live)
     }
 
@@ -681,8 +683,7 @@ impl Store {
         if events.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool.begin().await?;
-        self.check_fence(&mut tx).await?;
+        let mut tx = self.begin_log_write().await?;
         for event in events {
             match event {
                 Event::Presence {

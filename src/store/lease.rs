@@ -4,11 +4,14 @@
 //! database's clock), and the epoch of its leadership. A standby takes the
 //! lease only once it has expired, and takes it with the next epoch. The
 //! leader's [`Fence`] makes every session-log transaction begin by reading
-//! the row `FOR SHARE` and checking that this leadership is still the live
-//! one: a deposed leader's write fails with [`StoreError::Deposed`], and a
-//! new leader's takeover (an `UPDATE` of the row) waits for a write already
-//! under way to commit, so the new leader's read of the log sees it. No
-//! event is ever acknowledged by two leaders.
+//! the row `FOR KEY SHARE` and checking that this leadership is still the
+//! live one: a deposed leader's write fails with [`StoreError::Deposed`],
+//! and a new leader's takeover (which raises `epoch`, a key column since
+//! migration 0014) waits for a write already under way to commit, so the
+//! new leader's read of the log sees it. The leader's own renewal changes
+//! only `expires_at` and never waits for its writes (with `FOR SHARE` it
+//! did, and a writer that commits back to back starved it). No event is
+//! ever acknowledged by two leaders.
 
 use super::{Backend, Result, Store, StoreError};
 
@@ -80,9 +83,22 @@ impl Store {
         Ok(())
     }
 
+    /// Begins a session-log transaction: checked against the fence, and
+    /// holding the lease row until it ends (see [`Store::check_fence`]).
+    /// Public so that tests can hold one open.
+    #[doc(hidden)]
+    pub async fn begin_log_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        let mut tx = self.pool.begin().await?;
+        self.check_fence(&mut tx).await?;
+        Ok(tx)
+    }
+
     /// Inside a session-log transaction: fails with
     /// [`StoreError::Deposed`] unless this store's fence is the live lease,
-    /// and holds the lease row (share lock) until the transaction ends.
+    /// and holds the lease row (key share lock) until the transaction ends:
+    /// a takeover, which raises the key column `epoch`, waits for it; the
+    /// leader's own renewal, which changes only `expires_at`, does not
+    /// (migrations/postgres/0014).
     pub(super) async fn check_fence(
         &self,
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,
@@ -93,7 +109,7 @@ impl Store {
         let live = sqlx::query_scalar::<_, i64>(
             "SELECT epoch FROM leader_lease \
              WHERE id = 1 AND holder = $1 AND epoch = $2 AND expires_at > clock_timestamp() \
-             FOR SHARE",
+             FOR KEY SHARE",
         )
         .bind(&fence.holder)
         .bind(fence.epoch)

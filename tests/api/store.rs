@@ -424,3 +424,55 @@ async fn a_url_that_names_no_backend_is_refused_with_what_to_write() {
         "the password is not repeated: {err}"
     );
 }
+
+/// The fence's lock, on the real PostgreSQL: while a session-log
+/// transaction is open the leader can still renew its lease (a writer
+/// committing back to back must not starve it), but a takeover waits for
+/// the transaction, and afterwards the old leader's writes are refused.
+#[tokio::test]
+async fn an_open_log_write_lets_the_leader_renew_but_holds_off_a_takeover() {
+    use miulink::store::{Fence, StoreError};
+    use std::time::Duration;
+    let store = Store::open(&Cluster::shared().fresh_database().await)
+        .await
+        .unwrap();
+    let epoch = store
+        .try_acquire_lease("old", 60_000)
+        .await
+        .unwrap()
+        .expect("first lease");
+    let fence = Fence {
+        holder: "old".into(),
+        epoch,
+    };
+    let old = store.fenced(fence.clone());
+    let open = old.begin_log_write().await.expect("a fenced transaction");
+
+    let renewed = tokio::time::timeout(Duration::from_secs(5), store.renew_lease(&fence, 60_000))
+        .await
+        .expect("the renewal does not wait for the open log write");
+    assert!(renewed.unwrap());
+
+    // The lease runs out (handed back); a standby tries to take it while
+    // the old leader's write is still open.
+    store.release_lease(&fence).await.unwrap();
+    let standby = store.clone();
+    let takeover = tokio::spawn(async move { standby.try_acquire_lease("new", 60_000).await });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !takeover.is_finished(),
+        "the takeover must wait for the write under way"
+    );
+    open.commit().await.unwrap();
+    let new_epoch = tokio::time::timeout(Duration::from_secs(5), takeover)
+        .await
+        .expect("the takeover proceeds once the write has committed")
+        .unwrap()
+        .unwrap();
+    assert_eq!(new_epoch, Some(epoch + 1));
+    match old.begin_log_write().await {
+        Err(StoreError::Deposed(e)) => assert_eq!(e, epoch),
+        Err(e) => panic!("expected Deposed, got {e}"),
+        Ok(_) => panic!("a deposed leader began a log write"),
+    }
+}
