@@ -8,11 +8,20 @@
 //! scripts/bench-setup.sh                  # installs matchbox_server
 //! cargo bench --bench load                # 100, 1,000 and 10,000 connections
 //! cargo bench --bench load -- --sizes 100 --seconds 5 --servers miulink,bare
-//! # The same on PostgreSQL (started here, as the tests start it):
-//! cargo bench --bench load -- --sizes 1000 --servers miulink,miulink-postgres
+//! # Before and after in one run: an earlier build as `*-before`
+//! cargo bench --bench load -- --before-bin /tmp/miulink-before \
+//!     --servers miulink,miulink-before,miulink-postgres,miulink-postgres-before,matchbox,bare
 //! # Many connections, some of them in long calls at once (issue 5's load test):
 //! cargo bench --bench load -- --sizes 2000 --active 200 --hold-seconds 20 --seconds 60 --servers miulink
 //! ```
+//!
+//! Servers (`--servers`, default `miulink,miulink-postgres,matchbox,bare`):
+//! `miulink` keeps its SQLite log on the target directory's disk, where an
+//! fsync costs what it costs; `miulink-tmpfs` on /dev/shm, where it costs
+//! nothing (a second, labelled figure only); `miulink-postgres` on a
+//! PostgreSQL this bench starts (tests/common/postgres.rs, on disk, fsync
+//! on). Each has a `-before` twin that runs the binary `--before-bin`
+//! names instead of this build.
 //!
 //! By default every pair runs consults back to back (closed loop), faster
 //! than any person, so MIU Link is started with its per-connection rate
