@@ -54,6 +54,10 @@ pub enum StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+/// Rows in one multi-row INSERT of the session log (well inside both
+/// backends' limits on bound parameters).
+const ROWS_PER_STATEMENT: usize = 200;
+
 /// An account as stored.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct UserRecord {
@@ -684,6 +688,12 @@ impl Store {
             return Ok(());
         }
         let mut tx = self.begin_log_write().await?;
+        // Each event updates its consult in turn; the rows of the two
+        // append-only tables then go in one statement per chunk (a log
+        // group is up to a few thousand events, and every statement is a
+        // round trip to the database or its worker thread).
+        let mut presence: Vec<(i64, i64, &'static str)> = Vec::new();
+        let mut appended: Vec<(i64, i64, &'static str, String)> = Vec::new();
         for event in events {
             match event {
                 Event::Presence {
@@ -691,16 +701,7 @@ impl Store {
                     at,
                     status,
                     ..
-                } => {
-                    sqlx::query(
-                        "INSERT INTO presence_log (user_id, at, status) VALUES ($1, $2, $3)",
-                    )
-                    .bind(user_id.0)
-                    .bind(at)
-                    .bind(status.as_str())
-                    .execute(&mut *tx)
-                    .await?;
-                }
+                } => presence.push((user_id.0, *at, status.as_str())),
                 Event::Consult {
                     request_id,
                     at,
@@ -713,17 +714,32 @@ impl Store {
                     let detail = serde_json::to_string(event).map_err(|e| {
                         StoreError::Invalid(format!("cannot encode event for the log: {e}"))
                     })?;
-                    sqlx::query(
-                        "INSERT INTO consult_events (consult_id, at, kind, detail) VALUES ($1, $2, $3, $4)",
-                    )
-                    .bind(id)
-                    .bind(at)
-                    .bind(event.kind())
-                    .bind(detail)
-                    .execute(&mut *tx)
-                    .await?;
+                    appended.push((id, *at, event.kind(), detail));
                 }
             }
+        }
+        for chunk in presence.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO presence_log (user_id, at, status) VALUES {}",
+                history::value_rows(self.backend, chunk.len(), 3)
+            );
+            let mut q = sqlx::query(&sql);
+            for (user_id, at, status) in chunk {
+                q = q.bind(*user_id).bind(*at).bind(*status);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        // In the order the events happened: `id` orders a consult's events.
+        for chunk in appended.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO consult_events (consult_id, at, kind, detail) VALUES {}",
+                history::value_rows(self.backend, chunk.len(), 4)
+            );
+            let mut q = sqlx::query(&sql);
+            for (id, at, kind, detail) in chunk {
+                q = q.bind(*id).bind(*at).bind(*kind).bind(detail.as_str());
+            }
+            q.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
