@@ -23,6 +23,7 @@ use crate::protocol::{
     QueueEntry, RequestId, RequestState, Role, ServerMessage, Urgency, UserId, UserInfo,
     MAX_FRAME_BYTES, PROTOCOL_VERSION,
 };
+
 use serde_json::Value;
 use std::collections::{BTreeSet, HashMap, VecDeque};
 
@@ -365,6 +366,18 @@ pub struct Switchboard {
     /// When a held-back change in the count of available clinicians is
     /// sent (`Config::queue_count_every_ms`).
     queue_count_due: Option<Millis>,
+    /// What every connected watcher outside `queue_special` was last told
+    /// (the shared queue's `view_key`, and the count), so that a turn that
+    /// changes nothing for them visits only the few that may differ.
+    shared_told: Option<(u64, u32)>,
+    /// Watchers whose last-told queue may differ from `shared_told`: those
+    /// with a view of their own (a directed test call, a monitoring
+    /// probe) and those just connected.
+    queue_special: BTreeSet<UserId>,
+    /// Accounts by username (a directed test call names its clinician;
+    /// the server keeps usernames unique, the switchboard does not rely on
+    /// it).
+    usernames: HashMap<String, BTreeSet<UserId>>,
     /// `clinicians_available()`, kept as accounts change: every place that
     /// changes what `Account::counts_as_available` reads calls [`shift`],
     /// and `check_invariants` recounts.
@@ -394,6 +407,9 @@ impl Switchboard {
             escalation_due: BTreeSet::new(),
             queue_dirty: false,
             queue_count_due: None,
+            shared_told: None,
+            queue_special: BTreeSet::new(),
+            usernames: HashMap::new(),
             available: 0,
             outputs: VecDeque::new(),
         }
@@ -737,13 +753,21 @@ impl Switchboard {
         // Names and sites may have been edited since; the role may not change
         // under a live request, so keep the original role.
         account.identity.display_name = identity.display_name.clone();
-        account.identity.username = identity.username.clone();
+        let old_name = std::mem::replace(&mut account.identity.username, identity.username.clone());
+        if old_name != identity.username {
+            unindex_name(&mut self.usernames, &old_name, user_id);
+        }
+        self.usernames
+            .entry(identity.username.clone())
+            .or_default()
+            .insert(user_id);
         account.identity.site = identity.site.clone();
         account.identity.escalation_duty = identity.escalation_duty;
         account.identity.monitoring = identity.monitoring;
         let replaced = account.conn.replace(conn);
         // A new connection has been told nothing yet.
         account.queue_told = None;
+        self.queue_special.insert(user_id);
         shift(&mut self.available, counted, account.counts_as_available());
         if let Some(at) = account.lost_at.take() {
             self.deadlines
@@ -954,7 +978,9 @@ impl Switchboard {
             // "not recorded"; the account itself is forgotten.
             self.clinicians.remove(&user_id);
             self.observers.remove(&user_id);
+            self.queue_special.remove(&user_id);
             if let Some(account) = self.accounts.remove(&user_id) {
+                unindex_name(&mut self.usernames, &account.identity.username, user_id);
                 if let Some(Engagement::OutcomePending { call_id }) = account.engaged {
                     if let Some(ended) = self.ended.remove(&call_id) {
                         self.answered.remove(&ended.request_id);
@@ -1666,6 +1692,7 @@ impl Switchboard {
         if let Some(account) = self.accounts.get_mut(&viewer) {
             account.queue_told = Some((view_key(&requests), available));
         }
+        self.queue_special.insert(viewer);
         let message = ServerMessage::Queue {
             requests,
             clinicians_available: available,
@@ -1704,12 +1731,37 @@ impl Switchboard {
         let count_due = self.config.queue_count_every_ms <= 0
             || self.queue_count_due.is_some_and(|at| at <= self.now);
         let shared_key = view_key(&shared);
-        let mut count_held = false;
+        // Everyone outside `queue_special` was told `shared_told`: decide
+        // for them all at once, and visit each only if they are sent it.
+        let group_send = match self.shared_told {
+            None => true,
+            Some((k, n)) => k != shared_key || (n != available && count_due),
+        };
+        let mut count_held = !group_send && self.shared_told.is_some_and(|(_, n)| n != available);
+        let reference = if group_send {
+            Some((shared_key, available))
+        } else {
+            self.shared_told
+        };
+        let candidates: Vec<UserId> = if group_send {
+            self.observers.iter().copied().collect()
+        } else {
+            let mut some = self.queue_special.clone();
+            some.extend(
+                directed
+                    .keys()
+                    .filter_map(|name| self.usernames.get(*name))
+                    .flatten()
+                    .copied()
+                    .filter(|u| self.observers.contains(u)),
+            );
+            some.into_iter().collect()
+        };
         let mut told = Vec::new();
+        let mut special = Vec::new();
         let mut to = Vec::new();
         let mut own: Vec<(ConnId, Vec<QueueEntry>)> = Vec::new();
-        for (user_id, account) in self
-            .observers
+        for (user_id, account) in candidates
             .iter()
             .filter_map(|u| self.accounts.get(u).map(|a| (*u, a)))
         {
@@ -1736,6 +1788,12 @@ impl Switchboard {
                 }
                 Some(_) => false,
             };
+            let after = if send {
+                Some((key, available))
+            } else {
+                account.queue_told
+            };
+            special.push((user_id, view.is_some() || after != reference));
             if !send {
                 continue;
             }
@@ -1748,6 +1806,17 @@ impl Switchboard {
         for (user_id, key) in told {
             if let Some(account) = self.accounts.get_mut(&user_id) {
                 account.queue_told = Some((key, available));
+            }
+        }
+        if group_send {
+            self.shared_told = reference;
+            self.queue_special.clear();
+        }
+        for (user_id, is_special) in special {
+            if is_special {
+                self.queue_special.insert(user_id);
+            } else {
+                self.queue_special.remove(&user_id);
             }
         }
         self.queue_count_due = match self.queue_count_due {
@@ -1976,6 +2045,10 @@ impl Switchboard {
         if identity.role != Role::Station {
             self.observers.insert(identity.user_id);
         }
+        self.usernames
+            .entry(identity.username.clone())
+            .or_default()
+            .insert(identity.user_id);
     }
 
     fn send_presence(&mut self, clinician: UserId) {
@@ -2027,6 +2100,25 @@ impl Switchboard {
     /// Checks the rules that must hold after every input. Used by the tests,
     /// the property tests and the fuzz target; returns what is broken.
     pub fn check_invariants(&self) -> Result<(), String> {
+        for (id, a) in &self.accounts {
+            if a.conn.is_some()
+                && self.observers.contains(id)
+                && !self.queue_special.contains(id)
+                && a.queue_told != self.shared_told
+            {
+                return Err(format!(
+                    "account {id} was told {:?} of the queue but is counted as told {:?}",
+                    a.queue_told, self.shared_told
+                ));
+            }
+            if !self
+                .usernames
+                .get(&a.identity.username)
+                .is_some_and(|ids| ids.contains(id))
+            {
+                return Err(format!("account {id} is missing from the username index"));
+            }
+        }
         if self.available != self.count_available() {
             return Err(format!(
                 "counted {} clinicians available, but {} are",
@@ -2231,5 +2323,14 @@ fn shift(count: &mut u32, before: bool, after: bool) {
         (false, true) => *count = count.saturating_add(1),
         (true, false) => *count = count.saturating_sub(1),
         _ => {}
+    }
+}
+
+fn unindex_name(index: &mut HashMap<String, BTreeSet<UserId>>, name: &str, user: UserId) {
+    if let Some(ids) = index.get_mut(name) {
+        ids.remove(&user);
+        if ids.is_empty() {
+            index.remove(name);
+        }
     }
 }
