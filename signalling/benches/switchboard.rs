@@ -98,14 +98,14 @@ impl Bench {
                 s,
                 ClientMessage::Signal {
                     call_id,
-                    data: data.clone(),
+                    data: data.clone().into(),
                 },
             );
             self.msg(
                 c,
                 ClientMessage::Signal {
                     call_id,
-                    data: data.clone(),
+                    data: data.clone().into(),
                 },
             );
         }
@@ -159,7 +159,7 @@ fn benches(c: &mut Criterion) {
                 1,
                 ClientMessage::Signal {
                     call_id: CallId(1),
-                    data: data.clone(),
+                    data: data.clone().into(),
                 },
             )
         });

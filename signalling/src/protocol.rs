@@ -17,6 +17,39 @@ pub const MAX_FRAME_BYTES: usize = 64 * 1024;
 /// Largest `signal.data` payload (bytes of JSON). An SDP offer from Chromium
 /// with audio, video and a data channel is 5-8 KiB; 32 KiB leaves room.
 pub const MAX_SIGNAL_BYTES: usize = 32 * 1024;
+
+/// A signal's `data` (an SDP description or ICE candidate) as the JSON text
+/// the sender wrote, relayed to the other party byte for byte: the server
+/// checks it is JSON and how long it is, and never rebuilds it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SignalData(Box<serde_json::value::RawValue>);
+
+impl SignalData {
+    /// The JSON text.
+    pub fn get(&self) -> &str {
+        self.0.get()
+    }
+
+    /// Parsed, for a client that reads it.
+    pub fn to_value(&self) -> Value {
+        serde_json::from_str(self.0.get()).unwrap_or(Value::Null)
+    }
+}
+
+impl From<Value> for SignalData {
+    fn from(value: Value) -> SignalData {
+        // A Value always serialises (string keys, finite numbers); the
+        // default is `null`.
+        SignalData(serde_json::value::to_raw_value(&value).unwrap_or_default())
+    }
+}
+
+impl PartialEq for SignalData {
+    fn eq(&self, other: &SignalData) -> bool {
+        self.get() == other.get()
+    }
+}
 /// The reason for a consult is a short presentation ("head injury, on warfarin").
 pub const MAX_REASON_CHARS: usize = 200;
 /// An optional local reference such as an MIU attendance number. Never a name:
@@ -338,7 +371,7 @@ pub enum ClientMessage {
         note: Option<String>,
     },
     /// Either party: an SDP description or ICE candidate for the other party.
-    Signal { call_id: CallId, data: Value },
+    Signal { call_id: CallId, data: SignalData },
     /// Either party: media is flowing on this side.
     CallConnected { call_id: CallId },
     /// Either party: end the call.
@@ -505,6 +538,14 @@ pub fn decode(text: &str) -> Result<ClientMessage, ProtocolError> {
             ),
         ));
     }
+    // The message relayed most, and the largest: read straight from the
+    // text, its data kept as written. Anything odd about it takes the
+    // general path below, which says what is wrong.
+    if let Ok(frame) = serde_json::from_str::<SignalFrame>(text) {
+        if frame.kind == "signal" {
+            return signal_message(frame).map_err(|e| e.regarding("signal"));
+        }
+    }
     let value: Value = serde_json::from_str(text).map_err(|e| {
         ProtocolError::new(
             ErrorCode::MalformedJson,
@@ -540,6 +581,16 @@ pub fn decode(text: &str) -> Result<ClientMessage, ProtocolError> {
         ));
     };
     // From here on the type is known, so every refusal names it.
+    if kind == "signal" {
+        let frame: SignalFrame = serde_json::from_value(value).map_err(|e| {
+            ProtocolError::new(
+                ErrorCode::InvalidMessage,
+                format!("signal message is not well formed: {e}"),
+            )
+            .regarding(kind)
+        })?;
+        return signal_message(frame).map_err(|e| e.regarding(kind));
+    }
     let message: ClientMessage = serde_json::from_value(value).map_err(|e| {
         ProtocolError::new(
             ErrorCode::InvalidMessage,
@@ -547,58 +598,40 @@ pub fn decode(text: &str) -> Result<ClientMessage, ProtocolError> {
         )
         .regarding(kind)
     })?;
-    validate(message, text.len()).map_err(|e| e.regarding(kind))
+    validate(message).map_err(|e| e.regarding(kind))
 }
 
-/// The most bytes compact JSON writes for one number (a shortest
-/// round-trip f64 such as `-1.2345678901234567e-308`).
-const MAX_NUMBER_BYTES: usize = 24;
-
-/// How many numbers `value` holds. Compact JSON never writes a string,
-/// key or structure longer than it was received (escapes only shrink and
-/// whitespace goes); only numbers can grow, each by less than
-/// [`MAX_NUMBER_BYTES`].
-fn count_numbers(value: &serde_json::Value) -> usize {
-    match value {
-        serde_json::Value::Number(_) => 1,
-        serde_json::Value::Array(items) => items.iter().map(count_numbers).sum(),
-        serde_json::Value::Object(map) => map.values().map(count_numbers).sum(),
-        _ => 0,
-    }
+/// A `signal` as received. Read apart from [`ClientMessage`]: serde cannot
+/// keep raw JSON inside an internally tagged enum.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignalFrame {
+    #[serde(rename = "type")]
+    kind: String,
+    call_id: CallId,
+    data: SignalData,
 }
 
-/// Length of `value` as compact JSON, counted without building the string
-/// and only up to just past `limit`. The frame's own length alone is no
-/// bound: numbers can print longer than they were sent (`1e15` is written
-/// back as `1000000000000000.0`).
-fn json_len_capped(value: &serde_json::Value, limit: usize) -> usize {
-    struct Counter {
-        bytes: usize,
-        limit: usize,
+/// The data is relayed exactly as received, so its length as received is
+/// what the limit is checked against.
+fn signal_message(frame: SignalFrame) -> Result<ClientMessage, ProtocolError> {
+    if frame.data.get().len() > MAX_SIGNAL_BYTES {
+        return Err(ProtocolError::new(
+            ErrorCode::SignalTooLarge,
+            format!(
+                "signal data is over the {MAX_SIGNAL_BYTES} byte limit; send a smaller description or candidate"
+            ),
+        ));
     }
-    impl std::io::Write for Counter {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.bytes += buf.len();
-            if self.bytes > self.limit {
-                // Stops the serialiser: the answer is known.
-                Err(std::io::Error::other("over the limit"))
-            } else {
-                Ok(buf.len())
-            }
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut counter = Counter { bytes: 0, limit };
-    // An error here is only ever the counter's own stop.
-    let _ = serde_json::to_writer(&mut counter, value);
-    counter.bytes
+    Ok(ClientMessage::Signal {
+        call_id: frame.call_id,
+        data: frame.data,
+    })
 }
 
-/// `frame_len`: the length of the frame the message came in, which bounds
-/// its parts (see [`count_numbers`]) so that most need not be measured.
-fn validate(message: ClientMessage, frame_len: usize) -> Result<ClientMessage, ProtocolError> {
+/// The rules each message's fields must keep (a `signal`'s are in
+/// [`signal_message`]).
+fn validate(message: ClientMessage) -> Result<ClientMessage, ProtocolError> {
     match message {
         ClientMessage::RequestConsult {
             urgency,
@@ -662,21 +695,11 @@ fn validate(message: ClientMessage, frame_len: usize) -> Result<ClientMessage, P
                 note,
             })
         }
-        ClientMessage::Signal { call_id, data } => {
-            // Measured only when the frame's own length cannot settle it.
-            let bound = frame_len.saturating_add(count_numbers(&data) * MAX_NUMBER_BYTES);
-            if bound > MAX_SIGNAL_BYTES
-                && json_len_capped(&data, MAX_SIGNAL_BYTES) > MAX_SIGNAL_BYTES
-            {
-                return Err(ProtocolError::new(
-                    ErrorCode::SignalTooLarge,
-                    format!(
-                        "signal data is over the {MAX_SIGNAL_BYTES} byte limit; send a smaller description or candidate"
-                    ),
-                ));
-            }
-            Ok(ClientMessage::Signal { call_id, data })
-        }
+        ClientMessage::Signal { call_id, data } => signal_message(SignalFrame {
+            kind: String::new(),
+            call_id,
+            data,
+        }),
         ClientMessage::CallQuality { call_id, sample } => {
             let fields = [
                 ("rtt_ms", sample.rtt_ms, 600_000.0),
@@ -853,7 +876,7 @@ pub enum ServerMessage {
         resumed: bool,
     },
     /// Relayed from the other party of the call.
-    Signal { call_id: CallId, data: Value },
+    Signal { call_id: CallId, data: SignalData },
     /// The other party's connection was lost or came back.
     PeerStatus { call_id: CallId, connected: bool },
     /// To both parties when the call is over.
@@ -1012,12 +1035,39 @@ mod tests {
             "a".repeat(MAX_SIGNAL_BYTES + 10)
         );
         assert_eq!(code(&big_signal), ErrorCode::SignalTooLarge);
-        // Numbers grow when written back (`1e15` is 1000000000000000.0):
-        // a frame under the limit can still carry data over it.
+        // Relayed as received: numbers are not rewritten (`1e15` stays
+        // `1e15`, never 1000000000000000.0), so the frame's own bytes bound
+        // what goes out.
         let numbers = vec!["1e15"; 3_000].join(",");
         let growing = format!(r#"{{"type":"signal","call_id":1,"data":[{numbers}]}}"#);
         assert!(growing.len() < MAX_SIGNAL_BYTES);
-        assert_eq!(code(&growing), ErrorCode::SignalTooLarge);
+        match decode(&growing) {
+            Ok(ClientMessage::Signal { data, .. }) => {
+                assert_eq!(data.get(), format!("[{numbers}]"));
+                let out = ServerMessage::Signal {
+                    call_id: CallId(1),
+                    data,
+                }
+                .to_json();
+                assert_eq!(out.len(), growing.len());
+            }
+            other => panic!("{other:?}"),
+        }
+        // The general path reads a signal too (here: keys out of order and
+        // spaces, which the quick path also takes; an unknown field, which
+        // only the general path can name).
+        let spaced = r#"{ "data" : {"sdp": "v=0"}, "call_id": 7, "type": "signal" }"#;
+        match decode(spaced) {
+            Ok(ClientMessage::Signal { call_id, data }) => {
+                assert_eq!(call_id, CallId(7));
+                assert_eq!(data.get(), r#"{"sdp": "v=0"}"#);
+            }
+            other => panic!("{other:?}"),
+        }
+        let extra = r#"{"type":"signal","call_id":1,"data":{},"to":"someone"}"#;
+        assert_eq!(code(extra), ErrorCode::InvalidMessage);
+        let no_data = r#"{"type":"signal","call_id":1}"#;
+        assert_eq!(code(no_data), ErrorCode::InvalidMessage);
         let fits = r#"{"type":"signal","call_id":1,"data":{"candidate":{"candidate":"a"}}}"#;
         assert!(decode(fits).is_ok());
     }

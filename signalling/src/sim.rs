@@ -85,7 +85,7 @@ impl Msg {
             },
             Msg::Signal(id) => ClientMessage::Signal {
                 call_id: CallId(id),
-                data: serde_json::json!({ "n": id }),
+                data: serde_json::json!({ "n": id }).into(),
             },
             Msg::Connected(id) => ClientMessage::CallConnected {
                 call_id: CallId(id),

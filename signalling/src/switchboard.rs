@@ -23,8 +23,6 @@ use crate::protocol::{
     QueueEntry, RequestId, RequestState, Role, ServerMessage, Urgency, UserId, UserInfo,
     MAX_FRAME_BYTES, PROTOCOL_VERSION,
 };
-
-use serde_json::Value;
 use std::collections::{BTreeSet, HashMap, VecDeque};
 
 /// When an unanswered request is escalated, counted from the request.
@@ -1367,7 +1365,7 @@ impl Switchboard {
         &mut self,
         user_id: UserId,
         call_id: CallId,
-        data: Value,
+        data: crate::protocol::SignalData,
     ) -> Result<(), ProtocolError> {
         let (call, side) = self.party_of(user_id, call_id)?;
         let other = match side {

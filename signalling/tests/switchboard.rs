@@ -87,14 +87,14 @@ fn a_whole_consult_with_wait_time_and_log() {
         station,
         ClientMessage::Signal {
             call_id,
-            data: offer.clone(),
+            data: offer.clone().into(),
         },
     );
     assert_eq!(
         h.take(doc),
         vec![ServerMessage::Signal {
             call_id,
-            data: offer
+            data: offer.clone().into()
         }]
     );
     let answer = json!({"sdp": {"type": "answer", "sdp": "v=0..."}});
@@ -102,14 +102,14 @@ fn a_whole_consult_with_wait_time_and_log() {
         doc,
         ClientMessage::Signal {
             call_id,
-            data: answer.clone(),
+            data: answer.clone().into(),
         },
     );
     assert_eq!(
         h.take(station),
         vec![ServerMessage::Signal {
             call_id,
-            data: answer
+            data: answer.clone().into()
         }]
     );
 
@@ -391,7 +391,7 @@ fn signals_only_flow_between_the_two_parties() {
             intruder,
             ClientMessage::Signal {
                 call_id: c1,
-                data: data.clone(),
+                data: data.clone().into(),
             },
         );
         assert_eq!(errors(&h.take(intruder)), vec![ErrorCode::NotInCall]);
@@ -411,7 +411,7 @@ fn signals_only_flow_between_the_two_parties() {
         a,
         ClientMessage::Signal {
             call_id: CallId(4242),
-            data: data.clone(),
+            data: data.clone().into(),
         },
     );
     assert_eq!(errors(&h.take(a)), vec![ErrorCode::UnknownCall]);
@@ -424,7 +424,7 @@ fn signals_only_flow_between_the_two_parties() {
         s1,
         ClientMessage::Signal {
             call_id: c1,
-            data: data.clone(),
+            data: data.clone().into(),
         },
     );
     assert_eq!(h.take(a).len(), 1);

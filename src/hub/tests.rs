@@ -204,7 +204,7 @@ impl Rig {
 fn signal(call_id: CallId, n: u32) -> ClientMessage {
     ClientMessage::Signal {
         call_id,
-        data: serde_json::json!({ "candidate": n }),
+        data: serde_json::json!({ "candidate": n }).into(),
     }
 }
 
