@@ -346,6 +346,12 @@ pub struct Switchboard {
     waiting: HashMap<RequestId, Request>,
     /// The one queue: urgency, then arrival, then id.
     queue: BTreeSet<(Urgency, Millis, RequestId)>,
+    /// The same requests by who may be rung for them: `None` for everyone
+    /// (not directed), else the one clinician a directed test call names.
+    /// Kept with `queue` by [`Switchboard::enqueue`] and
+    /// [`Switchboard::dequeue`], so ringing a clinician who has just become
+    /// available looks only at what they could answer.
+    queue_for: HashMap<Option<String>, BTreeSet<(Urgency, Millis, RequestId)>>,
     calls: HashMap<CallId, Call>,
     /// Which call each answered request became, while that call is live or
     /// owes an outcome; lets a late `accept` hear "already taken".
@@ -396,6 +402,7 @@ impl Switchboard {
             observers: BTreeSet::new(),
             waiting: HashMap::new(),
             queue: BTreeSet::new(),
+            queue_for: HashMap::new(),
             calls: HashMap::new(),
             answered: HashMap::new(),
             ended: HashMap::new(),
@@ -490,7 +497,7 @@ impl Switchboard {
                 duty_alerted: None,
                 last_told: None,
             };
-            self.queue.insert(request.queue_key());
+            self.enqueue(&request);
             if let Some(at) = self.next_escalation(&request) {
                 self.escalation_due.insert((at, request.id));
             }
@@ -1139,7 +1146,7 @@ impl Switchboard {
                 test_call: test,
             },
         );
-        self.queue.insert(request.queue_key());
+        self.enqueue(&request);
         if let Some(at) = self.next_escalation(&request) {
             self.escalation_due.insert((at, id));
         }
@@ -1148,13 +1155,23 @@ impl Switchboard {
             a.open = Some(Open::Waiting(id));
         }
         let ringable: Vec<UserId> = match self.waiting.get(&id) {
-            Some(r) => self
-                .clinicians
-                .iter()
-                .filter_map(|u| self.accounts.get(u))
-                .filter(|a| a.rings_for(r))
-                .map(|a| a.identity.user_id)
-                .collect(),
+            // A directed test call can ring only the account it names.
+            Some(r) => match &r.direct_to {
+                Some(name) => self
+                    .usernames
+                    .get(name)
+                    .into_iter()
+                    .flatten()
+                    .copied()
+                    .collect(),
+                None => self.clinicians.iter().copied().collect::<Vec<_>>(),
+            }
+            .into_iter()
+            .filter(|u| self.clinicians.contains(u))
+            .filter_map(|u| self.accounts.get(&u))
+            .filter(|a| a.rings_for(r))
+            .map(|a| a.identity.user_id)
+            .collect(),
             None => Vec::new(),
         };
         self.ring(id, &ringable, RingTrigger::NewRequest);
@@ -1187,7 +1204,7 @@ impl Switchboard {
         let Some(request) = self.waiting.remove(&request_id) else {
             return;
         };
-        self.queue.remove(&request.queue_key());
+        self.dequeue(&request);
         self.unschedule_escalation(&request);
         self.record(request_id, event);
         if let Some(a) = self.accounts.get_mut(&request.station) {
@@ -1285,7 +1302,7 @@ impl Switchboard {
                 )
             });
         };
-        self.queue.remove(&request.queue_key());
+        self.dequeue(&request);
         self.unschedule_escalation(&request);
         let call_id = CallId(self.next_call);
         self.next_call += 1;
@@ -1647,15 +1664,42 @@ impl Switchboard {
         });
     }
 
+    fn enqueue(&mut self, r: &Request) {
+        self.queue.insert(r.queue_key());
+        self.queue_for
+            .entry(r.direct_to.clone())
+            .or_default()
+            .insert(r.queue_key());
+    }
+
+    fn dequeue(&mut self, r: &Request) {
+        self.queue.remove(&r.queue_key());
+        if let Some(keys) = self.queue_for.get_mut(&r.direct_to) {
+            keys.remove(&r.queue_key());
+            if keys.is_empty() {
+                self.queue_for.remove(&r.direct_to);
+            }
+        }
+    }
+
     /// Rings one clinician who has just become available for every waiting
     /// request, most urgent first.
     fn ring_waiting_for(&mut self, clinician: UserId) {
         let Some(account) = self.accounts.get(&clinician) else {
             return;
         };
-        let ids: Vec<RequestId> = self
-            .queue
-            .iter()
+        // Requests for everyone and those directed at this clinician, most
+        // urgent first: nothing else could ring them.
+        let empty = BTreeSet::new();
+        let everyone = self.queue_for.get(&None).unwrap_or(&empty);
+        let theirs = self
+            .queue_for
+            .get(&Some(account.identity.username.clone()))
+            .unwrap_or(&empty);
+        let mut keys: Vec<&(Urgency, Millis, RequestId)> = everyone.union(theirs).collect();
+        keys.sort();
+        let ids: Vec<RequestId> = keys
+            .into_iter()
             .map(|(_, _, id)| *id)
             .filter(|id| self.waiting.get(id).is_some_and(|r| account.rings_for(r)))
             .collect();
@@ -2123,6 +2167,17 @@ impl Switchboard {
                 self.available,
                 self.count_available()
             ));
+        }
+        let by_target: usize = self.queue_for.values().map(BTreeSet::len).sum();
+        if by_target != self.queue.len()
+            || self.queue_for.iter().any(|(to, keys)| {
+                keys.iter().any(|k| {
+                    !self.queue.contains(k)
+                        || self.waiting.get(&k.2).map(|r| &r.direct_to) != Some(to)
+                })
+            })
+        {
+            return Err("the queue by target disagrees with the queue".into());
         }
         if self.queue.len() != self.waiting.len() {
             return Err(format!(
