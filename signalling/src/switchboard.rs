@@ -378,6 +378,10 @@ pub struct Switchboard {
     /// with a view of their own (a directed test call, a monitoring
     /// probe) and those just connected.
     queue_special: BTreeSet<UserId>,
+    /// Usernames whose directed test calls changed since the last flush.
+    queue_touched: BTreeSet<String>,
+    /// Some connected watcher was told another count than `shared_told`'s.
+    count_spread: bool,
     /// Accounts by username (a directed test call names its clinician;
     /// the server keeps usernames unique, the switchboard does not rely on
     /// it).
@@ -415,6 +419,8 @@ impl Switchboard {
             shared_told: None,
             queue_special: BTreeSet::new(),
             usernames: HashMap::new(),
+            queue_touched: BTreeSet::new(),
+            count_spread: false,
             available: 0,
             outputs: VecDeque::new(),
         }
@@ -826,6 +832,7 @@ impl Switchboard {
                     r.last_told = None;
                 }
                 // The queue shows the station as connected again.
+                self.touch_request(request_id);
                 self.queue_dirty = true;
             }
             Some(Open::InCall(call_id)) => {
@@ -917,7 +924,10 @@ impl Switchboard {
         let engaged = account.engaged;
         match role {
             Role::Station => match open {
-                Some(Open::Waiting(_)) => self.queue_dirty = true,
+                Some(Open::Waiting(request_id)) => {
+                    self.touch_request(request_id);
+                    self.queue_dirty = true;
+                }
                 Some(Open::InCall(call_id)) => {
                     if let Some(call) = self.calls.get(&call_id) {
                         let clinician = call.clinician;
@@ -1665,6 +1675,9 @@ impl Switchboard {
     }
 
     fn enqueue(&mut self, r: &Request) {
+        if let Some(name) = &r.direct_to {
+            self.queue_touched.insert(name.clone());
+        }
         self.queue.insert(r.queue_key());
         self.queue_for
             .entry(r.direct_to.clone())
@@ -1673,6 +1686,9 @@ impl Switchboard {
     }
 
     fn dequeue(&mut self, r: &Request) {
+        if let Some(name) = &r.direct_to {
+            self.queue_touched.insert(name.clone());
+        }
         self.queue.remove(&r.queue_key());
         if let Some(keys) = self.queue_for.get_mut(&r.direct_to) {
             keys.remove(&r.queue_key());
@@ -1743,6 +1759,44 @@ impl Switchboard {
         self.send(conn, message);
     }
 
+    /// The queue entries of requests for everyone (`None`) or directed at
+    /// one username, in queue order.
+    fn entries_for_target(&self, target: &Option<String>) -> Vec<QueueEntry> {
+        self.queue_for
+            .get(target)
+            .into_iter()
+            .flatten()
+            .filter_map(|(_, _, id)| self.waiting.get(id))
+            .map(|r| self.entry(r))
+            .collect()
+    }
+
+    /// What this watcher's queue shows when it is not the shared one: a
+    /// probe sees only its own test calls, a clinician with a directed
+    /// test call the shared queue with theirs in it.
+    fn own_view(&self, account: &Account, shared: &[QueueEntry]) -> Option<Vec<QueueEntry>> {
+        let name = Some(account.identity.username.clone());
+        let directed = self.queue_for.contains_key(&name);
+        if account.identity.monitoring {
+            return Some(self.entries_for_target(&name));
+        }
+        if !directed {
+            return None;
+        }
+        let mut requests = shared.to_vec();
+        requests.extend(self.entries_for_target(&name));
+        requests.sort_by_key(|e| (e.urgency, e.requested_at, e.request_id));
+        Some(requests)
+    }
+
+    /// A waiting request's entry changed: its directed clinician's view
+    /// with it (the shared view is compared whole at every flush).
+    fn touch_request(&mut self, id: RequestId) {
+        if let Some(name) = self.waiting.get(&id).and_then(|r| r.direct_to.clone()) {
+            self.queue_touched.insert(name);
+        }
+    }
+
     /// After any change: the queue to every clinician and manager, and each
     /// waiting station its position if that changed.
     fn flush_queue(&mut self) {
@@ -1751,116 +1805,87 @@ impl Switchboard {
         }
         self.queue_dirty = false;
         let available = self.clinicians_available();
-        // One pass over the queue: the shared entries, and each directed
-        // test call apart for its one clinician. Everyone else gets one
-        // shared message; a clinician with a directed test call (a probe
-        // testing a person's screen) gets its own, in queue order.
-        let mut shared = Vec::new();
-        let mut directed: HashMap<&str, Vec<QueueEntry>> = HashMap::new();
-        for r in self
-            .queue
-            .iter()
-            .filter_map(|(_, _, id)| self.waiting.get(id))
-        {
-            match r.direct_to.as_deref() {
-                None => shared.push(self.entry(r)),
-                Some(username) => directed.entry(username).or_default().push(self.entry(r)),
-            }
-        }
+        let shared = self.entries_for_target(&None);
+        let shared_key = view_key(&shared);
         // Each watcher gets the queue only if what it shows changed: at
         // once if its entries did, and a change in the count alone at most
-        // every `queue_count_every_ms`.
+        // every `queue_count_every_ms`. Watchers are visited only when
+        // something of theirs may have changed: everyone when the shared
+        // queue did (or a held-back count is due), else only those in
+        // `queue_special` and those whose directed test calls changed.
         let count_due = self.config.queue_count_every_ms <= 0
             || self.queue_count_due.is_some_and(|at| at <= self.now);
-        let shared_key = view_key(&shared);
-        // Everyone outside `queue_special` was told `shared_told`: decide
-        // for them all at once, and visit each only if they are sent it.
-        let group_send = match self.shared_told {
+        let everyone = match self.shared_told {
             None => true,
-            Some((k, n)) => k != shared_key || (n != available && count_due),
+            Some((k, n)) => k != shared_key || (count_due && (n != available || self.count_spread)),
         };
-        let mut count_held = !group_send && self.shared_told.is_some_and(|(_, n)| n != available);
-        let reference = if group_send {
-            Some((shared_key, available))
-        } else {
-            self.shared_told
-        };
-        let candidates: Vec<UserId> = if group_send {
+        let touched = std::mem::take(&mut self.queue_touched);
+        let candidates: Vec<UserId> = if everyone {
             self.observers.iter().copied().collect()
         } else {
             let mut some = self.queue_special.clone();
             some.extend(
-                directed
-                    .keys()
-                    .filter_map(|name| self.usernames.get(*name))
+                touched
+                    .iter()
+                    .filter_map(|name| self.usernames.get(name))
                     .flatten()
                     .copied()
                     .filter(|u| self.observers.contains(u)),
             );
             some.into_iter().collect()
         };
+        let group_count = if everyone {
+            available
+        } else {
+            self.shared_told.map_or(available, |(_, n)| n)
+        };
+        let mut spread = !everyone && self.count_spread;
         let mut told = Vec::new();
-        let mut special = Vec::new();
         let mut to = Vec::new();
         let mut own: Vec<(ConnId, Vec<QueueEntry>)> = Vec::new();
-        for (user_id, account) in candidates
-            .iter()
-            .filter_map(|u| self.accounts.get(u).map(|a| (*u, a)))
-        {
-            let Some(conn) = account.conn else { continue };
-            let mine = directed.get(account.identity.username.as_str());
-            let view = if account.identity.monitoring {
-                // A probe sees only its own test calls (in queue order).
-                Some(mine.cloned().unwrap_or_default())
-            } else if let Some(mine) = mine {
-                let mut requests = shared.clone();
-                requests.extend(mine.iter().cloned());
-                requests.sort_by_key(|e| (e.urgency, e.requested_at, e.request_id));
-                Some(requests)
-            } else {
-                None
+        for user_id in candidates {
+            let Some(account) = self.accounts.get(&user_id) else {
+                continue;
             };
+            let Some(conn) = account.conn else { continue };
+            let view = self.own_view(account, &shared);
             let key = view.as_deref().map_or(shared_key, view_key);
             let send = match account.queue_told {
                 None => true,
                 Some((k, _)) if k != key => true,
-                Some((_, n)) if n != available => {
-                    count_held |= !count_due;
-                    count_due
-                }
-                Some(_) => false,
+                Some((_, n)) => n != available && count_due,
             };
-            let after = if send {
-                Some((key, available))
+            let after_count = if send {
+                available
             } else {
-                account.queue_told
+                account.queue_told.map_or(available, |(_, n)| n)
             };
-            special.push((user_id, view.is_some() || after != reference));
-            if !send {
-                continue;
-            }
-            told.push((user_id, key));
-            match view {
-                Some(requests) => own.push((conn, requests)),
-                None => to.push(conn),
-            }
-        }
-        for (user_id, key) in told {
-            if let Some(account) = self.accounts.get_mut(&user_id) {
-                account.queue_told = Some((key, available));
+            spread |= after_count != group_count;
+            told.push((user_id, key, send));
+            if send {
+                match view {
+                    Some(requests) => own.push((conn, requests)),
+                    None => to.push(conn),
+                }
             }
         }
-        if group_send {
-            self.shared_told = reference;
+        for (user_id, key, send) in told {
+            self.queue_special.remove(&user_id);
+            if send {
+                if let Some(account) = self.accounts.get_mut(&user_id) {
+                    account.queue_told = Some((key, available));
+                }
+            }
+        }
+        if everyone {
+            self.shared_told = Some((shared_key, available));
+            // Whoever was not visited is not connected: a connection
+            // joins `queue_special` when it opens.
             self.queue_special.clear();
         }
-        for (user_id, is_special) in special {
-            if is_special {
-                self.queue_special.insert(user_id);
-            } else {
-                self.queue_special.remove(&user_id);
-            }
-        }
+        self.count_spread = spread;
+        // Someone's count is behind: send it when it is due.
+        let count_held = group_count != available || spread;
         self.queue_count_due = match self.queue_count_due {
             Some(at) if count_held && at > self.now => Some(at),
             _ if count_held => Some(self.now + self.config.queue_count_every_ms),
@@ -2008,6 +2033,7 @@ impl Switchboard {
             }
             self.record(request_id, ConsultEvent::Escalated { level, notified });
             // The queue shows the level; the station is told by flush_queue.
+            self.touch_request(request_id);
             self.queue_dirty = true;
         }
     }
@@ -2142,16 +2168,27 @@ impl Switchboard {
     /// Checks the rules that must hold after every input. Used by the tests,
     /// the property tests and the fuzz target; returns what is broken.
     pub fn check_invariants(&self) -> Result<(), String> {
+        let shared = self.entries_for_target(&None);
         for (id, a) in &self.accounts {
-            if a.conn.is_some()
-                && self.observers.contains(id)
-                && !self.queue_special.contains(id)
-                && a.queue_told != self.shared_told
-            {
-                return Err(format!(
-                    "account {id} was told {:?} of the queue but is counted as told {:?}",
-                    a.queue_told, self.shared_told
-                ));
+            if a.conn.is_some() && self.observers.contains(id) && !self.queue_special.contains(id) {
+                // Everyone not due a visit was told their queue as it is
+                // now, and the count too unless a count is held back.
+                let key = self
+                    .own_view(a, &shared)
+                    .as_deref()
+                    .map_or_else(|| view_key(&shared), view_key);
+                let fresh = match a.queue_told {
+                    Some((k, n)) => {
+                        k == key && (n == self.available || self.queue_count_due.is_some())
+                    }
+                    None => false,
+                };
+                if !fresh && !self.queue_dirty {
+                    return Err(format!(
+                        "account {id} was told {:?} of the queue, not its queue as it is now",
+                        a.queue_told
+                    ));
+                }
             }
             if !self
                 .usernames

@@ -1604,3 +1604,35 @@ fn with_no_coalescing_every_count_change_goes_at_once() {
     set_availability(&mut h, a, Availability::Away);
     assert_eq!(last_queue(&h.take(b)).map(|(_, n)| n), Some(1));
 }
+
+#[test]
+fn a_directed_call_shows_its_station_going_and_coming_back_to_its_clinician_only() {
+    let mut h = Harness::new();
+    h.monitoring = vec![1];
+    let probe_station = h.connect(1, STATION, "Probe station");
+    let probe_doc = h.connect(10, CLINICIAN, "Probe clinician");
+    let real_doc = h.connect(11, CLINICIAN, "Dr Real");
+    h.send(
+        probe_station,
+        ClientMessage::RequestConsult {
+            urgency: Urgency::Routine,
+            reason: "Monitoring probe".into(),
+            patient_ref: None,
+            test: true,
+            direct_to: Some("probe-clinician".into()),
+        },
+    );
+    h.take(probe_doc);
+    h.take(real_doc);
+    let shown = |h: &mut Harness, conn| last_queue(&h.take(conn)).map(|(q, _)| q);
+
+    h.disconnect(probe_station);
+    let q = shown(&mut h, probe_doc).expect("the clinician sees the station go");
+    assert!(!q[0].station_connected);
+    assert_eq!(shown(&mut h, real_doc), None, "not in anyone else's queue");
+
+    let _back = h.connect(1, STATION, "Probe station");
+    let q = shown(&mut h, probe_doc).expect("and come back");
+    assert!(q[0].station_connected);
+    assert_eq!(shown(&mut h, real_doc), None);
+}
