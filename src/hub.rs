@@ -88,6 +88,10 @@ pub struct HubStats {
     pub dropped_slow: AtomicU64,
     /// Log transactions committed (each holds one or more turns' events).
     pub log_commits: AtomicU64,
+    /// True once the hub task has died (panicked, or lost its log
+    /// writer): nobody can be rung. `/healthz` says so and the server exits
+    /// non-zero so that its service manager restarts it.
+    pub dead: watch::Sender<bool>,
 }
 
 impl HubStats {
@@ -100,6 +104,7 @@ impl HubStats {
             log_failures: AtomicU64::new(0),
             dropped_slow: AtomicU64::new(0),
             log_commits: AtomicU64::new(0),
+            dead: watch::Sender::new(false),
         }
     }
 }
@@ -215,7 +220,23 @@ pub fn spawn<L: SessionLog>(
         log_tx,
         done_rx,
     };
-    tokio::spawn(hub.run());
+    // Supervised: a hub that dies must not leave the server half alive.
+    let task = tokio::spawn(hub.run());
+    let watch = stats.clone();
+    tokio::spawn(async move {
+        let why = match task.await {
+            Ok(Ended::AsAsked) => return,
+            Ok(Ended::WriterLost) => "its session-log writer stopped",
+            Err(e) if e.is_panic() => "it panicked",
+            Err(_) => "it was cancelled",
+        };
+        tracing::error!(
+            why,
+            "the switchboard task has died and nobody can be rung; the server exits so that \
+             its service manager restarts it (the log has everything anyone was told)"
+        );
+        watch.dead.send_replace(true);
+    });
     HubHandle {
         tx,
         fast,
@@ -223,6 +244,15 @@ pub fn spawn<L: SessionLog>(
         stats,
         stop: Arc::new(stop),
     }
+}
+
+/// How the hub task ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ended {
+    /// Shut down, or halted on purpose (deposed, standing down).
+    AsAsked,
+    /// Its log writer is gone without a word: it panicked.
+    WriterLost,
 }
 
 /// Why the hub stops delivering.
@@ -252,7 +282,7 @@ struct Hub {
 }
 
 impl Hub {
-    async fn run(mut self) {
+    async fn run(mut self) -> Ended {
         // Anything the switchboard produced before the first input (a
         // restore ends some items) is the first batch; every message waits
         // for it.
@@ -269,7 +299,7 @@ impl Hub {
                 if let Some(done) = shutdown.take() {
                     let _ = done.send(());
                 }
-                return;
+                return Ended::AsAsked;
             }
             let taking = shutdown.is_none() && self.dispatch.in_flight() < MAX_IN_FLIGHT;
             let wake = self.sb.poll_timeout().map(|t| self.clock.instant_at(t));
@@ -283,18 +313,18 @@ impl Hub {
                 biased;
                 _ = stopped.wait_for(|stop| *stop) => {
                     self.halt(Halt::Abandoned);
-                    return;
+                    return Ended::AsAsked;
                 }
                 done = self.done_rx.recv() => {
                     match done {
                         Some(Ok(seq)) => self.dispatch.committed(seq),
                         Some(Err(halt)) => {
                             self.halt(halt);
-                            return;
+                            return Ended::AsAsked;
                         }
                         None => {
                             self.halt(Halt::Abandoned);
-                            return;
+                            return Ended::WriterLost;
                         }
                     }
                 }

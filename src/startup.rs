@@ -145,13 +145,37 @@ impl Application {
             max_connections: settings.max_connections,
             header_timeout: Duration::from_millis(settings.header_timeout_ms.max(100)),
         };
-        http::serve::serve(self.listener, app, limits, shutdown, async move {
+        // A dead switchboard ends the server too, with an error: systemd
+        // (`Restart=always` in deploy/miulink.service) starts it again and
+        // it resumes from the log.
+        let mut dead = leader.stats.dead.subscribe();
+        let died = async move {
+            // (The guard `wait_for` returns is dropped here, not held.)
+            let _ = dead.wait_for(|d| *d).await.map(|_| ());
+        };
+        let stop = async move {
+            tokio::select! {
+                () = shutdown => {}
+                () = died => {
+                    // Long enough for a load balancer or monitor to see the
+                    // 503 that names it.
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                }
+            }
+        };
+        let stats = leader.stats.clone();
+        http::serve::serve(self.listener, app, limits, stop, async move {
             tracing::info!("shutting down: closing connections");
             leader.shutdown().await;
         })
         .await;
         watcher.abort();
         state.store.close().await;
+        if *stats.dead.borrow() {
+            anyhow::bail!(
+                "the switchboard task died (see the error above); exiting so that the service manager restarts MIU Link"
+            );
+        }
         Ok(())
     }
 }

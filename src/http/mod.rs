@@ -111,10 +111,13 @@ async fn healthz(axum::extract::State(state): axum::extract::State<AppState>) ->
     let log_ok = stats.log_ok.load(Ordering::Relaxed);
     let db_ok = state.store.ping().await.is_ok();
     let leading = role.is_leader();
-    let healthy = leading && log_ok && db_ok;
+    // A dead switchboard is never healthy, whatever else answers.
+    let hub_ok = !*stats.dead.borrow();
+    let healthy = leading && log_ok && db_ok && hub_ok;
     let mut body = json!({
-        "status": if healthy { "ok" } else if leading { "degraded" } else { "standby" },
+        "status": if healthy { "ok" } else if leading || !hub_ok { "degraded" } else { "standby" },
         "role": role.as_str(),
+        "switchboard": if hub_ok { "running" } else { "stopped" },
         "database": db_ok,
         "session_log_writable": log_ok,
         "connections": if leading { stats.connections.load(Ordering::Relaxed) } else { 0 },

@@ -367,6 +367,62 @@ async fn shutdown_waits_for_the_log_and_delivers_first() {
     assert!(rig.log.kinds().contains(&"call_ended".to_owned()));
 }
 
+/// A session log whose writes panic: a bug in the writer's path.
+struct PanickingLog;
+
+impl SessionLog for PanickingLog {
+    async fn record(&self, _events: &[Event]) -> Result<(), StoreError> {
+        panic!("a bug in the session log");
+    }
+}
+
+#[tokio::test]
+async fn a_hub_that_dies_says_so_instead_of_sitting_there() {
+    let stats = Arc::new(HubStats::new());
+    let sb = Switchboard::new(Config::default(), Clock::new().now_ms());
+    let hub = spawn(sb, PanickingLog, Clock::new(), stats.clone());
+    let (outbox, mut rx) = mpsc::channel(OUTBOX_CAPACITY);
+    let conn = hub.next_conn_id();
+    // The first connection's welcome waits for the log: the writer panics.
+    hub.send(HubCommand::Connect {
+        conn,
+        identity: Identity {
+            user_id: UserId(10),
+            username: "dr".into(),
+            display_name: "Dr".into(),
+            role: Role::Clinician,
+            site: None,
+            escalation_duty: false,
+            monitoring: false,
+        },
+        ice_servers: vec![],
+        outbox,
+    })
+    .await
+    .expect("hub running");
+    let mut dead = stats.dead.subscribe();
+    tokio::time::timeout(Duration::from_secs(5), dead.wait_for(|d| *d))
+        .await
+        .expect("the death is reported within 5 s")
+        .expect("stats kept");
+    assert!(hub.is_stopped(), "the hub takes no more commands");
+    // The client was not told anything that is not in the log; it was
+    // closed so that it reconnects (to the restarted server).
+    match rx.recv().await {
+        Some(Outbound::Close { code, .. }) => assert_eq!(code, 1012),
+        other => panic!("expected a close, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_hub_shut_down_on_purpose_is_not_reported_dead() {
+    let rig = Rig::new();
+    rig.connect(10, Role::Clinician).await;
+    rig.hub.shutdown().await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!*rig.hub.stats.dead.borrow());
+}
+
 // ------------------------------------------------- the property test
 
 use proptest::prelude::*;

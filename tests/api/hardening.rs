@@ -713,3 +713,28 @@ async fn managers_get_no_turn_credentials_and_weak_turn_secrets_refuse_to_start(
         assert!(err.contains("at least 32 characters"), "{err}");
     }
 }
+
+/// When the switchboard task dies (`src/hub/tests.rs` makes it panic and
+/// sees the flag raised), `/healthz` says so at once and the server ends
+/// with an error two seconds later, so that systemd restarts it rather than
+/// leave it half alive.
+#[tokio::test]
+async fn a_dead_switchboard_is_reported_and_ends_the_server() {
+    let mut app = TestApp::spawn().await;
+    let client = reqwest::Client::new();
+    let health = client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    let body: Value = health.json().await.unwrap();
+    assert_eq!(body["switchboard"], "running");
+
+    app.hub_stats.dead.send_replace(true);
+    let health = client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 503);
+    let body: Value = health.json().await.unwrap();
+    assert_eq!(body["switchboard"], "stopped", "{body}");
+    assert_eq!(body["status"], "degraded", "{body}");
+
+    let ended = app.ended().await;
+    let why = ended.expect_err("the server must not carry on without its switchboard");
+    assert!(why.to_string().contains("switchboard task died"), "{why}");
+}

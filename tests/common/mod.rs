@@ -38,6 +38,8 @@ pub struct TestApp {
     /// Its data directory (first-start files such as the one-time admin
     /// password).
     pub data_dir: std::path::PathBuf,
+    /// The switchboard's figures and its "dead" flag.
+    pub hub_stats: std::sync::Arc<miulink::hub::HubStats>,
     _dir: tempfile::TempDir,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
@@ -57,6 +59,7 @@ impl TestApp {
         let app = Application::build(settings).await.expect("app builds");
         let port = app.port();
         let store = app.state().store.clone();
+        let hub_stats = app.state().leader.stats.clone();
         let (stop, stopped) = tokio::sync::oneshot::channel();
         let task = tokio::spawn(app.run_until_stopped(async {
             let _ = stopped.await;
@@ -67,10 +70,20 @@ impl TestApp {
             store,
             database_url,
             data_dir: dir.path().to_path_buf(),
+            hub_stats,
             _dir: dir,
             stop: Some(stop),
             task: Some(task),
         }
+    }
+
+    /// Waits for the server to end on its own; its result.
+    pub async fn ended(&mut self) -> anyhow::Result<()> {
+        let task = self.task.take().expect("still running");
+        tokio::time::timeout(std::time::Duration::from_secs(10), task)
+            .await
+            .expect("the server ends within 10 s")
+            .expect("server task")
     }
 
     /// Stops the server gracefully and waits for it.
