@@ -30,11 +30,6 @@ impl SignalData {
     pub fn get(&self) -> &str {
         self.0.get()
     }
-
-    /// Parsed, for a client that reads it.
-    pub fn to_value(&self) -> Value {
-        serde_json::from_str(self.0.get()).unwrap_or(Value::Null)
-    }
 }
 
 impl From<Value> for SignalData {

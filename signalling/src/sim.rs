@@ -29,6 +29,21 @@ pub const USERS: [(i64, Role); 7] = [
     (20, Role::Manager),
 ];
 
+/// The identity of cast member `u` (an index into [`USERS`]).
+pub fn identity(u: usize) -> Identity {
+    let (user, role) = USERS[u % USERS.len()];
+    Identity {
+        user_id: UserId(user),
+        username: format!("u{user}"),
+        display_name: format!("U{user}"),
+        role,
+        site: None,
+        escalation_duty: user == 11,
+        // Probe accounts: clinician 12 and station 3.
+        monitoring: user == 12 || user == 3,
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Op {
     Connect(usize),
@@ -243,21 +258,12 @@ pub fn run(ops: &[Op]) -> Result<(), String> {
     for op in ops {
         match op {
             Op::Connect(u) => {
-                let (user, role) = USERS[*u % USERS.len()];
+                let identity = identity(*u);
+                let user = identity.user_id.0;
                 let conn = ConnId(w.next_conn);
                 w.next_conn += 1;
                 w.conn_of.insert(*u, conn);
                 w.user_of_conn.insert(conn, user);
-                let identity = Identity {
-                    user_id: UserId(user),
-                    username: format!("u{user}"),
-                    display_name: format!("U{user}"),
-                    role,
-                    site: None,
-                    escalation_duty: user == 11,
-                    // Probe accounts: clinician 12 and station 3.
-                    monitoring: user == 12 || user == 3,
-                };
                 w.run(
                     Input::Connect {
                         conn,

@@ -8,7 +8,7 @@
 
 use super::dispatch::{Dispatch, LogBatch};
 use super::*;
-use signalling::sim::{ops_from_bytes, Op, USERS};
+use signalling::sim::{self, ops_from_bytes, Op};
 use signalling::{CallId, Config, RequestId, Role, Urgency, UserId};
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -651,19 +651,10 @@ fn run_session(bytes: &[u8], writes: &[u8]) -> Result<(), TestCaseError> {
     for op in &ops {
         match op {
             Op::Connect(u) => {
-                let (user, role) = USERS[*u % USERS.len()];
+                let identity = sim::identity(*u);
                 let conn = ConnId(next_conn);
                 next_conn += 1;
                 conn_of.insert(*u, conn);
-                let identity = Identity {
-                    user_id: UserId(user),
-                    username: format!("u{user}"),
-                    display_name: format!("U{user}"),
-                    role,
-                    site: None,
-                    escalation_duty: user == 11,
-                    monitoring: user == 12 || user == 3,
-                };
                 sb.handle(
                     now,
                     Input::Connect {
