@@ -86,8 +86,6 @@ pub struct HubStats {
     pub log_ok: AtomicBool,
     pub log_failures: AtomicU64,
     pub dropped_slow: AtomicU64,
-    /// Log transactions committed (each holds one or more turns' events).
-    pub log_commits: AtomicU64,
     /// True once the hub task has died (panicked, or lost its log
     /// writer): nobody can be rung. `/healthz` says so and the server exits
     /// non-zero so that its service manager restarts it.
@@ -103,7 +101,6 @@ impl HubStats {
             log_ok: AtomicBool::new(true),
             log_failures: AtomicU64::new(0),
             dropped_slow: AtomicU64::new(0),
-            log_commits: AtomicU64::new(0),
             dead: watch::Sender::new(false),
         }
     }
@@ -563,7 +560,6 @@ impl<L: SessionLog> Writer<L> {
             };
             match written {
                 Ok(()) => {
-                    self.stats.log_commits.fetch_add(1, Ordering::Relaxed);
                     if !self.stats.log_ok.swap(true, Ordering::Relaxed) {
                         tracing::info!("session log writable again");
                     }

@@ -201,6 +201,16 @@ impl Rig {
     }
 }
 
+/// Both kinds arrived, `first` before `then`.
+fn assert_arrive_in_order(kinds: &[String], first: &str, then: &str) {
+    let a = kinds.iter().position(|k| k == first);
+    let b = kinds.iter().position(|k| k == then);
+    assert!(
+        a.is_some() && b.is_some() && a < b,
+        "expected {first} then {then}, got {kinds:?}"
+    );
+}
+
 fn signal(call_id: CallId, n: u32) -> ClientMessage {
     ClientMessage::Signal {
         call_id,
@@ -270,13 +280,7 @@ async fn a_signal_never_overtakes_its_call_start() {
     rig.say(&clinician, signal(CallId(1), 1)).await;
     assert_eq!(station.arrivals().await, Vec::<String>::new());
     rig.log.hold(false);
-    let kinds = station.arrivals().await;
-    let start = kinds.iter().position(|k| k == "call_start");
-    let sig = kinds.iter().position(|k| k == "signal");
-    assert!(
-        start.is_some() && sig.is_some() && start < sig,
-        "station got {kinds:?}"
-    );
+    assert_arrive_in_order(&station.arrivals().await, "call_start", "signal");
 }
 
 #[tokio::test]
@@ -293,13 +297,7 @@ async fn nothing_overtakes_a_call_end() {
         .await;
     assert_eq!(station.arrivals().await, Vec::<String>::new());
     rig.log.hold(false);
-    let kinds = station.arrivals().await;
-    let end = kinds.iter().position(|k| k == "call_end");
-    let pong = kinds.iter().position(|k| k == "pong");
-    assert!(
-        end.is_some() && pong.is_some() && end < pong,
-        "station got {kinds:?}"
-    );
+    assert_arrive_in_order(&station.arrivals().await, "call_end", "pong");
     // With nothing held, a pong goes at once.
     rig.say(&station, ClientMessage::Ping { nonce: Some(8) })
         .await;
