@@ -223,6 +223,29 @@ pub struct ServeArgs {
     /// idle keep-alive connection is kept.
     #[arg(long, env = "MIULINK_HEADER_TIMEOUT_SECONDS", default_value_t = 10)]
     pub header_timeout_seconds: u32,
+    /// Serve HTTPS (and WSS) on --listen with this certificate chain (PEM,
+    /// the server's certificate first). Reloaded on SIGHUP and when the
+    /// file changes; a bad new one is refused and the old one kept.
+    #[arg(long, env = "MIULINK_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM: PKCS#8, PKCS#1 or SEC1). Keep it
+    /// readable only by the service's user.
+    #[arg(long, env = "MIULINK_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// With --tls-cert: also listen on this address (e.g. 0.0.0.0:80) for
+    /// plain HTTP and redirect every request to HTTPS.
+    #[arg(long, env = "MIULINK_REDIRECT_HTTP", requires = "tls_cert")]
+    pub redirect_http: Option<String>,
+    /// Serve Prometheus metrics at http://ADDR/metrics (and /healthz with
+    /// every detail) on a listener of its own, e.g. 127.0.0.1:9464. Keep it
+    /// off the public network. Default: off.
+    #[arg(long, env = "MIULINK_METRICS_LISTEN")]
+    pub metrics_listen: Option<String>,
+    /// Delete consults (with their events) and presence records older than
+    /// this many days, once a day. Default: keep everything. The session
+    /// log is not the clinical record; see the README on retention.
+    #[arg(long, env = "MIULINK_RETENTION_DAYS", value_parser = clap::value_parser!(u32).range(1..=36_500))]
+    pub retention_days: Option<u32>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -353,7 +376,8 @@ impl ServeArgs {
                 .map(|s| s.trim().to_owned())
                 .filter(|s| !s.is_empty()),
             web_dir: self.web_dir.clone(),
-            secure_cookies: self.secure_cookies,
+            // Served over HTTPS: the cookie is Secure without being told.
+            secure_cookies: self.secure_cookies || self.tls_cert.is_some(),
             escalation: self.escalation,
             turn_urls: self
                 .turn_urls
@@ -385,6 +409,16 @@ impl ServeArgs {
             trusted_proxies: self.trusted_proxies.clone(),
             max_connections: self.max_connections.max(1),
             header_timeout_ms: u64::from(self.header_timeout_seconds.max(1)) * 1000,
+            tls: match (&self.tls_cert, &self.tls_key) {
+                (Some(cert), Some(key)) => Some(crate::tls::TlsFiles {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                }),
+                _ => None,
+            },
+            redirect_http: self.redirect_http.clone().filter(|s| !s.is_empty()),
+            metrics_listen: self.metrics_listen.clone().filter(|s| !s.is_empty()),
+            retention_days: self.retention_days,
         }
     }
 }
@@ -513,7 +547,8 @@ async fn seed(database_url: &str, args: SeedArgs) -> anyhow::Result<()> {
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
     let app = Application::build(settings).await?;
-    println!("MIU Link is running at http://{}/", app.local_addr());
+    let scheme = if app.is_tls() { "https" } else { "http" };
+    println!("MIU Link is running at {scheme}://{}/", app.local_addr());
     app.run_until_stopped(startup::shutdown_signal()).await
 }
 

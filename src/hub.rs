@@ -19,6 +19,7 @@ mod dispatch;
 mod tests;
 
 use crate::clock::Clock;
+use crate::metrics::{ConsultMeter, Metrics};
 use crate::store::{Store, StoreError};
 use axum::extract::ws::Utf8Bytes;
 use dispatch::{Dispatch, LogBatch};
@@ -28,7 +29,7 @@ use signalling::{
 };
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -76,12 +77,17 @@ pub enum HubCommand {
     Shutdown(oneshot::Sender<()>),
 }
 
-/// Figures for `/healthz` and the benchmarks.
+/// Figures for `/healthz`, the metrics and the benchmarks, as of the hub's
+/// latest turn.
 #[derive(Debug)]
 pub struct HubStats {
     pub connections: AtomicUsize,
     pub calls: AtomicUsize,
     pub waiting: AtomicUsize,
+    /// Waiting requests per urgency, in the order of `Urgency::ALL`.
+    pub waiting_by_urgency: [AtomicUsize; 3],
+    /// Clinicians who would be rung now.
+    pub clinicians_available: AtomicU32,
     /// False while the session log cannot be written.
     pub log_ok: AtomicBool,
     pub log_failures: AtomicU64,
@@ -90,18 +96,27 @@ pub struct HubStats {
     /// writer): nobody can be rung. `/healthz` says so and the server exits
     /// non-zero so that its service manager restarts it.
     pub dead: watch::Sender<bool>,
+    /// The process's metrics: the log writer counts into them.
+    pub metrics: Arc<Metrics>,
 }
 
 impl HubStats {
     pub fn new() -> HubStats {
+        HubStats::with_metrics(Arc::default())
+    }
+
+    pub fn with_metrics(metrics: Arc<Metrics>) -> HubStats {
         HubStats {
             connections: AtomicUsize::new(0),
             calls: AtomicUsize::new(0),
             waiting: AtomicUsize::new(0),
+            waiting_by_urgency: Default::default(),
+            clinicians_available: AtomicU32::new(0),
             log_ok: AtomicBool::new(true),
             log_failures: AtomicU64::new(0),
             dropped_slow: AtomicU64::new(0),
             dead: watch::Sender::new(false),
+            metrics,
         }
     }
 }
@@ -198,10 +213,17 @@ pub fn spawn<L: SessionLog>(
     let (stop, stopped) = watch::channel(false);
     let (log_tx, log_rx) = mpsc::unbounded_channel();
     let (done_tx, done_rx) = mpsc::unbounded_channel();
+    // Requests already open (restored from the log) are timed from when
+    // they were made.
+    let mut meter = ConsultMeter::default();
+    for (id, urgency, requested_at, test) in sb.open_requests() {
+        meter.seed(id, urgency, requested_at, test);
+    }
     let writer = Writer {
         log,
         stats: stats.clone(),
         stopped: stopped.clone(),
+        meter,
     };
     tokio::spawn(writer.run(log_rx, done_tx));
     let hub = Hub {
@@ -497,6 +519,17 @@ impl Hub {
         self.stats
             .waiting
             .store(self.sb.waiting_count(), Ordering::Relaxed);
+        for (slot, n) in self
+            .stats
+            .waiting_by_urgency
+            .iter()
+            .zip(self.sb.waiting_by_urgency())
+        {
+            slot.store(n, Ordering::Relaxed);
+        }
+        self.stats
+            .clinicians_available
+            .store(self.sb.clinicians_available(), Ordering::Relaxed);
     }
 }
 
@@ -511,6 +544,9 @@ struct Writer<L> {
     log: L,
     stats: Arc<HubStats>,
     stopped: watch::Receiver<bool>,
+    /// Requests, escalations and answer times for the metrics, counted
+    /// once durable.
+    meter: ConsultMeter,
 }
 
 impl<L: SessionLog> Writer<L> {
@@ -534,6 +570,9 @@ impl<L: SessionLog> Writer<L> {
                 }
             }
             let result = self.write(&events).await.map(|()| seq);
+            if result.is_ok() {
+                self.meter.observe(&self.stats.metrics, &events);
+            }
             let halted = result.is_err();
             if done.send(result).is_err() || halted {
                 return;
@@ -550,6 +589,7 @@ impl<L: SessionLog> Writer<L> {
         let mut attempts = 0u32;
         let mut stopped = self.stopped.clone();
         loop {
+            let started = std::time::Instant::now();
             let written = tokio::select! {
                 written = self.log.record(events) => written,
                 // Standing down while a write hangs (the database cut
@@ -560,6 +600,10 @@ impl<L: SessionLog> Writer<L> {
             };
             match written {
                 Ok(()) => {
+                    self.stats
+                        .metrics
+                        .log_write_seconds
+                        .observe(started.elapsed().as_secs_f64());
                     if !self.stats.log_ok.swap(true, Ordering::Relaxed) {
                         tracing::info!("session log writable again");
                     }
@@ -587,12 +631,14 @@ impl<L: SessionLog> Writer<L> {
                     let json = serde_json::to_string(&events[0]).unwrap_or_default();
                     tracing::error!(%why, event = %json, "session log refused an event; it is kept here");
                     self.stats.log_failures.fetch_add(1, Ordering::Relaxed);
+                    self.stats.metrics.log_write_failures_total.inc();
                     return Ok(());
                 }
                 Err(e) => {
                     attempts += 1;
                     self.stats.log_ok.store(false, Ordering::Relaxed);
                     self.stats.log_failures.fetch_add(1, Ordering::Relaxed);
+                    self.stats.metrics.log_write_failures_total.inc();
                     tracing::error!(error = %e, attempts, "cannot write the session log; retrying (check the disk and the database)");
                     tokio::select! {
                         () = tokio::time::sleep(delay) => {}

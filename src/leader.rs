@@ -152,9 +152,13 @@ pub async fn start_hub(
 }
 
 /// The only instance (SQLite): it leads from the start.
-pub async fn sole(store: Store, settings: &Settings, clock: Clock) -> anyhow::Result<Leadership> {
+pub async fn sole(
+    store: Store,
+    settings: &Settings,
+    clock: Clock,
+    stats: Arc<hub::HubStats>,
+) -> anyhow::Result<Leadership> {
     let (tx, rx) = watch::channel(Role::Leader { epoch: 0 });
-    let stats = Arc::new(hub::HubStats::new());
     let hub = start_hub(store, settings, clock, stats.clone()).await?;
     Ok(Leadership {
         role: rx,
@@ -168,10 +172,14 @@ pub async fn sole(store: Store, settings: &Settings, clock: Clock) -> anyhow::Re
 
 /// One of several instances (PostgreSQL): stands by, and leads when it
 /// holds the lease. Returns at once; the election runs in its own task.
-pub fn elect(store: Store, settings: Arc<Settings>, clock: Clock) -> Leadership {
+pub fn elect(
+    store: Store,
+    settings: Arc<Settings>,
+    clock: Clock,
+    stats: Arc<hub::HubStats>,
+) -> Leadership {
     let (tx, rx) = watch::channel(Role::Standby);
     let slot = Arc::new(RwLock::new(None));
-    let stats = Arc::new(hub::HubStats::new());
     let lease = Arc::new(RwLock::new(None));
     let stopping = Arc::new(AtomicBool::new(false));
     let leadership = Leadership {

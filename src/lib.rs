@@ -16,6 +16,8 @@
 //! * [`auth`]: passwords (Argon2id), session tokens, login throttling.
 //! * [`bootstrap`]: first start (one-time admin password, or `--demo`).
 //! * [`turn`]: ICE servers for clients, with expiring TURN credentials.
+//! * [`tls`]: HTTPS of its own (rustls), reloaded on SIGHUP or a new file.
+//! * [`metrics`]: Prometheus metrics on a listener of their own.
 //! * [`cli`]: the `miulink` command line; `main.rs` only calls it.
 //! * `probe` (feature `probe`, on by default): `miulink probe`, a real
 //!   WebRTC test call through a running server, for monitoring.
@@ -31,6 +33,7 @@ pub mod clock;
 pub mod http;
 pub mod hub;
 pub mod leader;
+pub mod metrics;
 #[cfg(feature = "probe")]
 pub mod probe;
 pub mod reports;
@@ -39,6 +42,7 @@ pub mod settings;
 pub mod startup;
 pub mod store;
 pub mod timefmt;
+pub mod tls;
 pub mod turn;
 
 pub use settings::Settings;

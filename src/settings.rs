@@ -77,6 +77,18 @@ pub struct Settings {
     /// connection becoming ready for one (which is also how long an idle
     /// keep-alive connection is kept).
     pub header_timeout_ms: u64,
+    /// Serve HTTPS (and WSS) with this certificate and key (PEM), reloaded
+    /// on SIGHUP and when the files change. Cookies are then Secure.
+    pub tls: Option<crate::tls::TlsFiles>,
+    /// With TLS: also listen here for plain HTTP and answer every request
+    /// with a redirect to HTTPS.
+    pub redirect_http: Option<String>,
+    /// Serve Prometheus metrics (and `/healthz` with every detail) on this
+    /// address, a listener of its own; off when `None`.
+    pub metrics_listen: Option<String>,
+    /// Delete consults, their events and presence rows older than this many
+    /// days, once a day; keep everything when `None`.
+    pub retention_days: Option<u32>,
 }
 
 /// The default local reference: 1 to 4 letters, an optional `-`, then 4 to
@@ -123,6 +135,10 @@ impl Settings {
             trusted_proxies: Vec::new(),
             max_connections: 20_000,
             header_timeout_ms: 10_000,
+            tls: None,
+            redirect_http: None,
+            metrics_listen: None,
+            retention_days: None,
         }
     }
 }

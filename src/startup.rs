@@ -4,8 +4,11 @@
 use crate::auth::{self, LoginThrottle, ThrottleConfig, Verifier};
 use crate::clock::Clock;
 use crate::http::{self, AppState};
+use crate::hub::HubStats;
+use crate::metrics::Metrics;
 use crate::settings::Settings;
 use crate::store::{Backend, Store};
+use crate::tls::Tls;
 use crate::{bootstrap, leader};
 use anyhow::Context;
 use std::future::Future;
@@ -13,11 +16,18 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 
 pub struct Application {
     listener: TcpListener,
     addr: SocketAddr,
     state: AppState,
+    /// The certificate served, when HTTPS is on.
+    tls: Option<Arc<Tls>>,
+    /// The metrics listener (`--metrics-listen`), bound.
+    metrics: Option<(TcpListener, SocketAddr)>,
+    /// The plain-HTTP redirect listener (`--redirect-http`), bound.
+    redirect: Option<(TcpListener, SocketAddr)>,
 }
 
 impl Application {
@@ -41,6 +51,18 @@ impl Application {
         }
         let patient_ref = crate::settings::PatientRefRule::new(&settings.patient_ref_pattern)
             .map_err(anyhow::Error::msg)?;
+        if settings.redirect_http.is_some() && settings.tls.is_none() {
+            anyhow::bail!("--redirect-http needs --tls-cert and --tls-key: it redirects to HTTPS");
+        }
+        // Before anything else is opened: a certificate that cannot be
+        // served is a mistake to fix now, not at the first connection.
+        let tls = match &settings.tls {
+            Some(files) => Some(Arc::new(
+                Tls::new(files.clone()).map_err(anyhow::Error::msg)?,
+            )),
+            None => None,
+        };
+        let metrics = Arc::new(Metrics::new(tls.as_ref().map(|t| t.not_after.clone())));
         let store = Store::open(&settings.database_url).await.with_context(|| {
             format!(
                 "opening the database {}",
@@ -62,12 +84,13 @@ impl Application {
             .delete_expired_sessions(now, now - settings.session_idle_ms)
             .await?;
         let settings = Arc::new(settings);
+        let stats = Arc::new(HubStats::with_metrics(metrics));
         let leader = match store.backend() {
             // One instance on one file: it leads from the start.
-            Backend::Sqlite => leader::sole(store.clone(), &settings, clock).await?,
+            Backend::Sqlite => leader::sole(store.clone(), &settings, clock, stats).await?,
             // Any number against one database: the election decides.
             Backend::Postgres => {
-                let leadership = leader::elect(store.clone(), settings.clone(), clock);
+                let leadership = leader::elect(store.clone(), settings.clone(), clock, stats);
                 // If no one else leads, this instance does within a moment:
                 // wait for that, so a lone server serves as soon as it is up.
                 let mut role = leadership.watch();
@@ -89,6 +112,14 @@ impl Application {
             )
         })?;
         let addr = listener.local_addr()?;
+        let metrics = match &settings.metrics_listen {
+            Some(at) => Some(bind_extra(at, "--metrics-listen").await?),
+            None => None,
+        };
+        let redirect = match &settings.redirect_http {
+            Some(at) => Some(bind_extra(at, "--redirect-http").await?),
+            None => None,
+        };
         let dummy_hash = tokio::task::spawn_blocking(|| auth::hash_password(&auth::new_token()))
             .await?
             .map_err(anyhow::Error::msg)?;
@@ -108,7 +139,25 @@ impl Application {
             listener,
             addr,
             state,
+            tls,
+            metrics,
+            redirect,
         })
+    }
+
+    /// Whether it serves HTTPS.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// Where the metrics are served, if they are.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(|(_, a)| *a)
+    }
+
+    /// Where plain HTTP is redirected to HTTPS, if it is.
+    pub fn redirect_addr(&self) -> Option<SocketAddr> {
+        self.redirect.as_ref().map(|(_, a)| *a)
     }
 
     pub fn port(&self) -> u16 {
@@ -139,8 +188,32 @@ impl Application {
             Duration::from_millis(settings.session_check_ms.max(100)),
             settings.session_idle_ms,
         ));
+        if let Some(tls) = &self.tls {
+            crate::tls::watch(tls.clone());
+        } else {
+            ignore_hangup();
+        }
+        // The operations listeners stop with the server.
+        let (ops_stop, ops_stopped) = watch::channel(false);
+        let mut ops = Vec::new();
+        if let Some((listener, addr)) = self.metrics {
+            tracing::info!(address = %addr, "metrics at http://{addr}/metrics");
+            ops.push(tokio::spawn(http::ops::serve_metrics(
+                listener,
+                state.clone(),
+                ops_stopped.clone(),
+            )));
+        }
+        if let Some((listener, addr)) = self.redirect {
+            tracing::info!(address = %addr, "redirecting plain HTTP to HTTPS");
+            ops.push(tokio::spawn(http::ops::serve_redirect(
+                listener,
+                self.addr.port(),
+                ops_stopped.clone(),
+            )));
+        }
         let app = http::router(self.state);
-        tracing::info!(address = %self.addr, "MIU Link listening");
+        tracing::info!(address = %self.addr, tls = self.tls.is_some(), "MIU Link listening");
         let limits = http::serve::ServeLimits {
             max_connections: settings.max_connections,
             header_timeout: Duration::from_millis(settings.header_timeout_ms.max(100)),
@@ -164,12 +237,16 @@ impl Application {
             }
         };
         let stats = leader.stats.clone();
-        http::serve::serve(self.listener, app, limits, stop, async move {
+        http::serve::serve(self.listener, app, limits, self.tls, stop, async move {
             tracing::info!("shutting down: closing connections");
             leader.shutdown().await;
         })
         .await;
         watcher.abort();
+        let _ = ops_stop.send(true);
+        for task in ops {
+            let _ = task.await;
+        }
         state.store.close().await;
         if *stats.dead.borrow() {
             anyhow::bail!(
@@ -177,6 +254,28 @@ impl Application {
             );
         }
         Ok(())
+    }
+}
+
+/// Binds one of the extra listeners (metrics, redirect).
+async fn bind_extra(at: &str, flag: &str) -> anyhow::Result<(TcpListener, SocketAddr)> {
+    let listener = TcpListener::bind(at).await.with_context(|| {
+        format!("{flag} {at}: cannot listen there (in use, or not an address of this machine?)")
+    })?;
+    let addr = listener.local_addr()?;
+    Ok((listener, addr))
+}
+
+/// Without TLS there is nothing to reload: a `SIGHUP` (`systemctl reload`)
+/// is logged rather than ending the process, its default.
+fn ignore_hangup() {
+    #[cfg(unix)]
+    if let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                tracing::info!("SIGHUP: nothing to reload (no --tls-cert)");
+            }
+        });
     }
 }
 

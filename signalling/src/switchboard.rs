@@ -97,6 +97,15 @@ impl Config {
     }
 }
 
+/// The position of an urgency in [`Urgency::ALL`].
+fn urgency_index(u: Urgency) -> usize {
+    match u {
+        Urgency::Immediate => 0,
+        Urgency::Urgent => 1,
+        Urgency::Routine => 2,
+    }
+}
+
 /// Something that happened, with the time it happened.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Input {
@@ -352,6 +361,9 @@ pub struct Switchboard {
     /// [`Switchboard::dequeue`], so ringing a clinician who has just become
     /// available looks only at what they could answer.
     queue_for: HashMap<Option<String>, BTreeSet<(Urgency, Millis, RequestId)>>,
+    /// How many of `queue` have each urgency (in the order of
+    /// [`Urgency::ALL`]), kept by `enqueue` and `dequeue` for the metrics.
+    queued_by_urgency: [usize; 3],
     calls: HashMap<CallId, Call>,
     /// Which call each answered request became, while that call is live or
     /// owes an outcome; lets a late `accept` hear "already taken".
@@ -407,6 +419,7 @@ impl Switchboard {
             waiting: HashMap::new(),
             queue: BTreeSet::new(),
             queue_for: HashMap::new(),
+            queued_by_urgency: [0; 3],
             calls: HashMap::new(),
             answered: HashMap::new(),
             ended: HashMap::new(),
@@ -718,6 +731,20 @@ impl Switchboard {
     /// Requests waiting in the queue.
     pub fn waiting_count(&self) -> usize {
         self.waiting.len()
+    }
+
+    /// Requests waiting in the queue per urgency, in the order of
+    /// [`Urgency::ALL`] (for the metrics; kept as the queue changes).
+    pub fn waiting_by_urgency(&self) -> [usize; 3] {
+        self.queued_by_urgency
+    }
+
+    /// Every request not yet answered, cancelled or abandoned: id, urgency,
+    /// when it was made, and whether it is a test call.
+    pub fn open_requests(&self) -> impl Iterator<Item = (RequestId, Urgency, Millis, bool)> + '_ {
+        self.waiting
+            .values()
+            .map(|r| (r.id, r.urgency, r.requested_at, r.test))
     }
 
     // -----------------------------------------------------------------------
@@ -1678,7 +1705,9 @@ impl Switchboard {
         if let Some(name) = &r.direct_to {
             self.queue_touched.insert(name.clone());
         }
-        self.queue.insert(r.queue_key());
+        if self.queue.insert(r.queue_key()) {
+            self.queued_by_urgency[urgency_index(r.urgency)] += 1;
+        }
         self.queue_for
             .entry(r.direct_to.clone())
             .or_default()
@@ -1689,7 +1718,9 @@ impl Switchboard {
         if let Some(name) = &r.direct_to {
             self.queue_touched.insert(name.clone());
         }
-        self.queue.remove(&r.queue_key());
+        if self.queue.remove(&r.queue_key()) {
+            self.queued_by_urgency[urgency_index(r.urgency)] -= 1;
+        }
         if let Some(keys) = self.queue_for.get_mut(&r.direct_to) {
             keys.remove(&r.queue_key());
             if keys.is_empty() {
@@ -2168,6 +2199,16 @@ impl Switchboard {
     /// Checks the rules that must hold after every input. Used by the tests,
     /// the property tests and the fuzz target; returns what is broken.
     pub fn check_invariants(&self) -> Result<(), String> {
+        let mut by_urgency = [0usize; 3];
+        for (urgency, _, _) in &self.queue {
+            by_urgency[urgency_index(*urgency)] += 1;
+        }
+        if by_urgency != self.queued_by_urgency {
+            return Err(format!(
+                "the queue holds {by_urgency:?} requests by urgency, but {:?} are counted",
+                self.queued_by_urgency
+            ));
+        }
         let shared = self.entries_for_target(&None);
         for (id, a) in &self.accounts {
             if a.conn.is_some() && self.observers.contains(id) && !self.queue_special.contains(id) {

@@ -6,11 +6,13 @@
 //! * [`ws`]: the signalling WebSocket.
 //! * [`live`]: which sockets belong to which session, so that ending a
 //!   session closes them.
-//! * [`serve`]: the HTTP server itself (timeouts, connection cap).
+//! * [`serve`]: the HTTP server itself (timeouts, connection cap, TLS).
+//! * [`ops`]: the metrics listener and the plain-HTTP redirect.
 //! * [`web`]: the browser client's files.
 
 pub mod consults;
 pub mod live;
+pub mod ops;
 pub mod reports;
 pub mod serve;
 pub mod session;
@@ -22,11 +24,14 @@ use crate::clock::Clock;
 use crate::settings::Settings;
 use crate::store::{Store, StoreError};
 use axum::extract::DefaultBodyLimit;
+use axum::extract::State;
 use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde_json::json;
+use serde_json::{json, Value};
+use session::AuthUser;
+use signalling::Role;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tower_http::set_header::SetResponseHeaderLayer;
@@ -105,7 +110,18 @@ pub fn router(state: AppState) -> Router {
 pub const PERMISSIONS_POLICY: &str = "camera=(self), microphone=(self), display-capture=(), \
     geolocation=(), payment=(), usb=(), serial=(), bluetooth=()";
 
-async fn healthz(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
+/// `/healthz`: the status for anyone (a load balancer, a monitor); the
+/// figures (connections, queue, calls, version, epoch) only for a signed-in
+/// admin, or on the metrics listener.
+async fn healthz(State(state): State<AppState>, who: Result<AuthUser, ApiError>) -> Response {
+    let details = matches!(&who, Ok(w) if w.user.role == Role::Admin);
+    let (status, body) = health(&state, details).await;
+    (status, Json(body)).into_response()
+}
+
+/// The health of this instance: 200 only on the leader, when its database
+/// answers, its log can be written and its switchboard runs.
+pub async fn health(state: &AppState, details: bool) -> (StatusCode, Value) {
     let stats = &state.leader.stats;
     let role = state.leader.role();
     let log_ok = stats.log_ok.load(Ordering::Relaxed);
@@ -120,14 +136,28 @@ async fn healthz(axum::extract::State(state): axum::extract::State<AppState>) ->
         "switchboard": if hub_ok { "running" } else { "stopped" },
         "database": db_ok,
         "session_log_writable": log_ok,
-        "connections": if leading { stats.connections.load(Ordering::Relaxed) } else { 0 },
-        "waiting_requests": if leading { stats.waiting.load(Ordering::Relaxed) } else { 0 },
-        "calls": if leading { stats.calls.load(Ordering::Relaxed) } else { 0 },
-        "version": env!("CARGO_PKG_VERSION"),
     });
-    if let crate::leader::Role::Leader { epoch } = role {
-        if state.store.backend() == crate::store::Backend::Postgres {
-            body["epoch"] = json!(epoch);
+    if details {
+        body["connections"] = json!(if leading {
+            stats.connections.load(Ordering::Relaxed)
+        } else {
+            0
+        });
+        body["waiting_requests"] = json!(if leading {
+            stats.waiting.load(Ordering::Relaxed)
+        } else {
+            0
+        });
+        body["calls"] = json!(if leading {
+            stats.calls.load(Ordering::Relaxed)
+        } else {
+            0
+        });
+        body["version"] = json!(env!("CARGO_PKG_VERSION"));
+        if let crate::leader::Role::Leader { epoch } = role {
+            if state.store.backend() == crate::store::Backend::Postgres {
+                body["epoch"] = json!(epoch);
+            }
         }
     }
     // A load balancer sends traffic only where this is 200: the leader,
@@ -137,7 +167,7 @@ async fn healthz(axum::extract::State(state): axum::extract::State<AppState>) ->
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (status, Json(body)).into_response()
+    (status, body)
 }
 
 async fn not_found() -> ApiError {

@@ -11,8 +11,12 @@
 //!   and is closed, and the others are unaffected.
 //! * Every request carries the peer's address (`ConnectInfo<SocketAddr>`).
 //!
+//! * With `--tls-cert`/`--tls-key` every connection is TLS (rustls), its
+//!   handshake held to the same `header_timeout`; the certificate in use
+//!   is taken per connection, so a reload (`src/tls.rs`) never drops one.
+//!
 //! HTTP/1.1 only: browsers use it for WebSockets, and a TLS-terminating
-//! proxy in front speaks it to us.
+//! proxy in front (the other way to run it) speaks it to us.
 
 use axum::extract::ConnectInfo;
 use axum::Router;
@@ -21,6 +25,7 @@ use hyper::Request;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -36,6 +41,8 @@ pub struct ServeLimits {
     pub header_timeout: Duration,
 }
 
+type Http1 = hyper::server::conn::http1::Builder;
+
 /// Serves `router` until `shutdown` completes, then runs `before_drain`
 /// (which closes the WebSockets) and waits up to 10 s for requests in
 /// flight.
@@ -43,6 +50,7 @@ pub async fn serve<S, D>(
     listener: TcpListener,
     router: Router,
     limits: ServeLimits,
+    tls: Option<Arc<crate::tls::Tls>>,
     shutdown: S,
     before_drain: D,
 ) where
@@ -80,33 +88,32 @@ pub async fn serve<S, D>(
             tokio::spawn(refuse(tcp, limits.max_connections));
             continue;
         };
-        let io = TokioIo::new(Counted {
-            io: tcp,
-            _slot: permit,
-        });
         let router = router.clone();
-        let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
-            req.extensions_mut().insert(ConnectInfo(peer));
-            let mut router = router.clone();
-            async move { router.call(req).await }
-        });
-        let conn = builder.serve_connection(io, service).with_upgrades();
-        let mut stop = stop_rx.clone();
-        tokio::spawn(async move {
-            tokio::pin!(conn);
-            let result = tokio::select! {
-                r = conn.as_mut() => r,
-                _ = async { stop.wait_for(|stopping| *stopping).await.map(|_| ()) } => {
-                    // Finish the request in flight, take no more.
-                    conn.as_mut().graceful_shutdown();
-                    conn.await
-                }
-            };
-            if let Err(e) = result {
-                tracing::debug!(%peer, error = %e, "HTTP connection ended with an error");
+        let builder = builder.clone();
+        let stop = stop_rx.clone();
+        match &tls {
+            None => {
+                tokio::spawn(connection(tcp, permit, peer, router, builder, stop));
             }
-            drop(stop);
-        });
+            Some(tls) => {
+                let acceptor = tls.acceptor();
+                let timeout = limits.header_timeout;
+                tokio::spawn(async move {
+                    // A client that opens a connection and never finishes
+                    // its handshake holds a slot no longer than one that
+                    // never sends its headers.
+                    match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
+                        Ok(Ok(stream)) => {
+                            connection(stream, permit, peer, router, builder, stop).await;
+                        }
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                        }
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                });
+            }
+        }
     }
     drop(listener);
     drop(stop_rx);
@@ -118,6 +125,39 @@ pub async fn serve<S, D>(
     {
         tracing::warn!("requests still running 10 s after shutdown; stopping anyway");
     }
+}
+
+/// Serves one connection (plain TCP or TLS) until it closes or the server
+/// stops: then it finishes the request in flight and takes no more.
+async fn connection<IO>(
+    io: IO,
+    slot: OwnedSemaphorePermit,
+    peer: SocketAddr,
+    router: Router,
+    builder: Http1,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let io = TokioIo::new(Counted { io, _slot: slot });
+    let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+        req.extensions_mut().insert(ConnectInfo(peer));
+        let mut router = router.clone();
+        async move { router.call(req).await }
+    });
+    let conn = builder.serve_connection(io, service).with_upgrades();
+    tokio::pin!(conn);
+    let result = tokio::select! {
+        r = conn.as_mut() => r,
+        _ = async { stop.wait_for(|stopping| *stopping).await.map(|_| ()) } => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(%peer, error = %e, "HTTP connection ended with an error");
+    }
+    drop(stop);
 }
 
 /// Tells a connection over the cap why it is closed.
@@ -142,14 +182,14 @@ async fn refuse(mut tcp: TcpStream, cap: usize) {
     .await;
 }
 
-/// A TCP stream that holds one connection slot for as long as it lives
+/// A stream that holds one connection slot for as long as it lives
 /// (through a WebSocket upgrade too).
-struct Counted {
-    io: TcpStream,
+struct Counted<IO> {
+    io: IO,
     _slot: OwnedSemaphorePermit,
 }
 
-impl AsyncRead for Counted {
+impl<IO: AsyncRead + Unpin> AsyncRead for Counted<IO> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -159,7 +199,7 @@ impl AsyncRead for Counted {
     }
 }
 
-impl AsyncWrite for Counted {
+impl<IO: AsyncWrite + Unpin> AsyncWrite for Counted<IO> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,

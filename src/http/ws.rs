@@ -239,6 +239,7 @@ async fn connection(
     if hub.send(connect).await.is_err() {
         return;
     }
+    let _counted = state.leader.stats.metrics.connection(role);
     tracing::debug!(%conn, %user, "connected");
     let (mut sink, mut stream) = socket.split();
     let mut ping = tokio::time::interval(PING_EVERY);
