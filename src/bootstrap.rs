@@ -190,12 +190,8 @@ pub async fn first_start(
 /// Where the database lives (a SQLite file's directory), else the current
 /// directory.
 pub fn data_dir(database_url: &str) -> PathBuf {
-    let path = database_url
-        .strip_prefix("sqlite://")
-        .or_else(|| database_url.strip_prefix("sqlite:"))
-        .map(|p| p.split('?').next().unwrap_or(p))
-        .filter(|p| !p.is_empty() && !p.starts_with(':'));
-    match path.map(Path::new).and_then(Path::parent) {
+    let path = crate::store::sqlite_path(database_url);
+    match path.as_deref().and_then(Path::parent) {
         Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
         _ => PathBuf::from("."),
     }

@@ -63,6 +63,29 @@ pub enum Command {
     /// row counts are checked on both sides afterwards, and the report
     /// cache is rebuilt on the target.
     MigrateDb(MigrateDbArgs),
+    /// Copy a running server's SQLite database to a file, consistently
+    /// (every consult committed before the backup began, each whole). Safe
+    /// while the server writes. For PostgreSQL use pg_dump.
+    Backup(BackupArgs),
+    /// Put a backup made by `miulink backup` back as the database given by
+    /// --database. Stop the server first; the database it replaces is kept
+    /// beside it (renamed, not deleted).
+    Restore(RestoreArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct BackupArgs {
+    /// The file to write, e.g. /var/backups/miulink/miulink-2026-12-08.db
+    /// (never overwritten; owner-only).
+    #[arg(long)]
+    pub to: PathBuf,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RestoreArgs {
+    /// The backup to put back.
+    #[arg(long)]
+    pub from: PathBuf,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -478,6 +501,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::User(cmd)) => user(&cli.database_url, cmd).await,
         Some(Command::Seed(args)) => seed(&cli.database_url, args).await,
         Some(Command::MigrateDb(args)) => migrate_db(args).await,
+        Some(Command::Backup(args)) => backup(&cli.database_url, args).await,
+        Some(Command::Restore(args)) => restore(&cli.database_url, args).await,
         #[cfg(feature = "probe")]
         Some(Command::Probe(_)) => anyhow::bail!("the probe runs from main()"),
     }
@@ -514,6 +539,110 @@ async fn migrate_db(args: MigrateDbArgs) -> anyhow::Result<()> {
     }
     println!("report cache rebuilt: {days} days. Start the server with --database {to_shown}");
     Ok(())
+}
+
+fn print_rows(rows: &[(&'static str, i64)]) {
+    for (table, n) in rows {
+        println!("  {table:<15} {n}");
+    }
+}
+
+async fn backup(database_url: &str, args: BackupArgs) -> anyhow::Result<()> {
+    let store = Store::open(database_url).await.with_context(|| {
+        format!(
+            "opening the database {}",
+            crate::store::redact_url(database_url)
+        )
+    })?;
+    let started = std::time::Instant::now();
+    let summary = store.backup_to(&args.to).await;
+    store.close().await;
+    let summary = summary.with_context(|| format!("backing up to {}", args.to.display()))?;
+    println!(
+        "backed up {} to {} ({:.1} MB, {:.1} s; checked: integrity ok):",
+        crate::store::redact_url(database_url),
+        summary.path.display(),
+        summary.bytes as f64 / 1e6,
+        started.elapsed().as_secs_f64()
+    );
+    print_rows(&summary.rows);
+    println!(
+        "restore it with: miulink --database URL restore --from {}",
+        summary.path.display()
+    );
+    Ok(())
+}
+
+async fn restore(database_url: &str, args: RestoreArgs) -> anyhow::Result<()> {
+    use crate::store::{check_copy, ensure_unused, sqlite_companions, sqlite_path};
+    let Some(target) = sqlite_path(database_url) else {
+        anyhow::bail!(
+            "miulink restore puts back an SQLite backup; for PostgreSQL use pg_restore or \
+             point-in-time recovery (deploy/README.md, \"Backups\")"
+        );
+    };
+    let rows = check_copy(&args.from)
+        .await
+        .with_context(|| format!("checking the backup {}", args.from.display()))?;
+    ensure_unused(&target).await?;
+    if target.exists() {
+        // Kept, not deleted: a restore must never lose the only copy of
+        // something.
+        let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
+        let mut aside = target.as_os_str().to_owned();
+        aside.push(format!(".replaced-{stamp}"));
+        let aside = PathBuf::from(aside);
+        for (from, to) in std::iter::once((target.clone(), aside.clone())).chain(
+            sqlite_companions(&target)
+                .into_iter()
+                .zip(sqlite_companions(&aside)),
+        ) {
+            if from.exists() {
+                std::fs::rename(&from, &to).with_context(|| {
+                    format!("moving {} aside to {}", from.display(), to.display())
+                })?;
+            }
+        }
+        println!("the database it replaces is kept as {}", aside.display());
+    }
+    let mut partial = target.as_os_str().to_owned();
+    partial.push(".restoring");
+    let partial = PathBuf::from(partial);
+    copy_private(&args.from, &partial)
+        .with_context(|| format!("copying {} to {}", args.from.display(), partial.display()))?;
+    std::fs::rename(&partial, &target)
+        .with_context(|| format!("renaming {} to {}", partial.display(), target.display()))?;
+    // Brings an older backup's schema up to date, as a start would.
+    let store = Store::open(database_url).await?;
+    let now = store.row_counts().await?;
+    store.close().await;
+    println!(
+        "restored {} as {} (rows as in the backup):",
+        args.from.display(),
+        target.display()
+    );
+    print_rows(&now);
+    if now != rows {
+        tracing::warn!(?rows, ?now, "row counts differ from the backup's");
+    }
+    println!("start the server again (systemctl start miulink)");
+    Ok(())
+}
+
+/// Copies a file to a new one only its owner may read, synced to disk.
+fn copy_private(from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
+    let _ = std::fs::remove_file(to);
+    let mut source = std::fs::File::open(from)?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut dest = options.open(to)?;
+    std::io::copy(&mut source, &mut dest)?;
+    dest.sync_all()
 }
 
 async fn seed(database_url: &str, args: SeedArgs) -> anyhow::Result<()> {

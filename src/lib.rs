@@ -18,6 +18,7 @@
 //! * [`turn`]: ICE servers for clients, with expiring TURN credentials.
 //! * [`tls`]: HTTPS of its own (rustls), reloaded on SIGHUP or a new file.
 //! * [`metrics`]: Prometheus metrics on a listener of their own.
+//! * [`retention`]: the daily deletion of what is older than `--retention-days`.
 //! * [`cli`]: the `miulink` command line; `main.rs` only calls it.
 //! * `probe` (feature `probe`, on by default): `miulink probe`, a real
 //!   WebRTC test call through a running server, for monitoring.
@@ -37,6 +38,7 @@ pub mod metrics;
 #[cfg(feature = "probe")]
 pub mod probe;
 pub mod reports;
+pub mod retention;
 pub mod seed;
 pub mod settings;
 pub mod startup;

@@ -212,6 +212,9 @@ impl Application {
                 ops_stopped.clone(),
             )));
         }
+        let retention = settings.retention_days.map(|days| {
+            crate::retention::spawn(state.store.clone(), leader.clone(), state.clock, days)
+        });
         let app = http::router(self.state);
         tracing::info!(address = %self.addr, tls = self.tls.is_some(), "MIU Link listening");
         let limits = http::serve::ServeLimits {
@@ -243,6 +246,9 @@ impl Application {
         })
         .await;
         watcher.abort();
+        if let Some(job) = retention {
+            job.abort();
+        }
         let _ = ops_stop.send(true);
         for task in ops {
             let _ = task.await;

@@ -22,10 +22,14 @@
 mod copy;
 mod history;
 mod lease;
+mod maintenance;
 mod reports;
 
 pub use history::HistoricConsult;
 pub use lease::Fence;
+pub use maintenance::{
+    check_copy, ensure_unused, sqlite_companions, sqlite_path, BackupSummary, Deleted,
+};
 pub use reports::{CachedChunk, ConsultFact, ReportSnapshot};
 
 use crate::timefmt;
@@ -264,6 +268,11 @@ impl Store {
             |e: sqlx::Error| StoreError::Invalid(format!("cannot open the database {shown}: {e}"));
         let pool = match backend {
             Backend::Sqlite => {
+                // Owner-only from the first byte: it holds password hashes
+                // and the session log.
+                maintenance::private_sqlite_file(url).map_err(|e| {
+                    StoreError::Invalid(format!("cannot create the database {shown}: {e}"))
+                })?;
                 let url = sqlite_url_creating(url);
                 AnyPoolOptions::new()
                     .max_connections(8)
