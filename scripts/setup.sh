@@ -9,6 +9,7 @@ NEEDED=(
   chromedriver:chromium-driver     # WebDriver for it
   turnserver:coturn                # a real TURN relay for tests/e2e/turn.rs
   haproxy:haproxy                  # in front of two instances, tests/api/failover.rs
+  promtool:prometheus              # checks deploy/prometheus/ and a scrape, tests/api/deploy.rs
 )
 
 missing=()
@@ -47,4 +48,13 @@ if [ ! -f tests/e2e/node_modules/axe-core/axe.min.js ]; then
   fi
   echo "setup: npm ci in tests/e2e (axe-core)"
   (cd tests/e2e && npm ci --no-audit --no-fund --silent)
+fi
+
+# cargo-deb builds the Debian package (`cargo deb`; tests/api/package.rs).
+# dpkg-deb, which it and the test use, comes with dpkg on every Debian
+# machine; fakeroot is not needed. (dpkg-dev's dpkg-shlibdeps, when
+# present, adds the libc6 version the binary needs to Depends.)
+if ! cargo deb --version >/dev/null 2>&1; then
+  echo "setup: cargo install cargo-deb"
+  cargo install cargo-deb --locked --version 3.8.0
 fi

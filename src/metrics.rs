@@ -545,3 +545,124 @@ impl Collector for ProcessCollector {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use signalling::{CallId, Party, UserId};
+
+    fn consult(id: u64, at: Millis, event: ConsultEvent) -> Event {
+        Event::Consult {
+            request_id: RequestId(id),
+            at,
+            event,
+        }
+    }
+
+    fn requested(urgency: Urgency, test_call: bool) -> ConsultEvent {
+        ConsultEvent::Requested {
+            station: Party {
+                user_id: UserId(1),
+                display_name: "Room".into(),
+                site: None,
+            },
+            urgency,
+            reason: "x".into(),
+            patient_ref: None,
+            test_call,
+        }
+    }
+
+    fn accepted() -> ConsultEvent {
+        ConsultEvent::Accepted {
+            call_id: CallId(1),
+            clinician: Party {
+                user_id: UserId(2),
+                display_name: "Dr".into(),
+                site: None,
+            },
+        }
+    }
+
+    fn line(m: &Metrics, name: &str) -> String {
+        let text = m.encode();
+        text.lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("{name} missing:\n{text}"))
+            .to_owned()
+    }
+
+    #[test]
+    fn durable_events_become_requests_escalations_and_answer_times() {
+        let m = Metrics::default();
+        let mut meter = ConsultMeter::default();
+        // Open before a restart: timed from its original request.
+        meter.seed(RequestId(1), Urgency::Immediate, 0, false);
+        meter.observe(
+            &m,
+            &[
+                consult(2, 1_000, requested(Urgency::Urgent, false)),
+                consult(3, 1_000, requested(Urgency::Urgent, true)),
+                consult(
+                    2,
+                    151_000,
+                    ConsultEvent::Escalated {
+                        level: EscalationLevel::Realerted,
+                        notified: vec![],
+                    },
+                ),
+                consult(1, 90_000, accepted()),
+                consult(2, 200_000, accepted()),
+                consult(3, 2_000, accepted()),
+            ],
+        );
+        assert_eq!(
+            line(&m, "miulink_requests_total{urgency=\"urgent\"}"),
+            "miulink_requests_total{urgency=\"urgent\"} 1",
+            "the test call is counted apart"
+        );
+        assert_eq!(
+            line(&m, "miulink_test_calls_total"),
+            "miulink_test_calls_total 1"
+        );
+        assert_eq!(
+            line(
+                &m,
+                "miulink_escalations_total{urgency=\"urgent\",level=\"realerted\"}"
+            ),
+            "miulink_escalations_total{urgency=\"urgent\",level=\"realerted\"} 1"
+        );
+        assert_eq!(
+            line(&m, "miulink_answer_seconds_sum{urgency=\"immediate\"}"),
+            "miulink_answer_seconds_sum{urgency=\"immediate\"} 90.0",
+            "a restored request is timed from when it was made"
+        );
+        assert_eq!(
+            line(&m, "miulink_answer_seconds_sum{urgency=\"urgent\"}"),
+            "miulink_answer_seconds_sum{urgency=\"urgent\"} 199.0"
+        );
+        assert_eq!(
+            line(&m, "miulink_answer_seconds_count{urgency=\"urgent\"}"),
+            "miulink_answer_seconds_count{urgency=\"urgent\"} 1",
+            "test calls are not timed"
+        );
+        assert!(meter.open.is_empty(), "answered requests are forgotten");
+    }
+
+    #[test]
+    fn each_connection_counts_until_it_ends() {
+        let m = Metrics::default();
+        let a = m.connection(Role::Clinician);
+        let b = m.connection(Role::Clinician);
+        assert_eq!(
+            line(&m, "miulink_connections{role=\"clinician\"}"),
+            "miulink_connections{role=\"clinician\"} 2"
+        );
+        drop(a);
+        drop(b);
+        assert_eq!(
+            line(&m, "miulink_connections{role=\"clinician\"}"),
+            "miulink_connections{role=\"clinician\"} 0"
+        );
+    }
+}

@@ -97,6 +97,13 @@ pub struct ProbeArgs {
     /// this machine, otherwise 0.0.0.0:0).
     #[arg(long)]
     pub udp_bind: Option<String>,
+    /// Also write the result as Prometheus metrics to this file (written
+    /// whole, then renamed), for node_exporter's textfile collector:
+    /// miulink_probe_success, miulink_probe_exit_code,
+    /// miulink_probe_last_run_timestamp_seconds and
+    /// miulink_probe_step_seconds. See deploy/prometheus/.
+    #[arg(long, env = "MIULINK_PROBE_PROMETHEUS_FILE")]
+    pub prometheus_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -231,9 +238,26 @@ pub fn config_from_args(args: &ProbeArgs) -> Result<ProbeConfig, String> {
 
 /// `miulink probe`: runs once, prints the report, returns 0, 1 or 2.
 pub async fn main(args: ProbeArgs) -> ExitCode {
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64())
+    };
+    let write_metrics = |text: String| {
+        if let Some(path) = &args.prometheus_file {
+            if let Err(e) = report::write_whole(path, &text) {
+                eprintln!(
+                    "error: cannot write --prometheus-file {}: {e}",
+                    path.display()
+                );
+            }
+        }
+    };
     let cfg = match config_from_args(&args) {
         Ok(cfg) => cfg,
         Err(e) => {
+            let server = args.server.clone().unwrap_or_default();
+            write_metrics(report::prometheus_text(&server, 2, now(), &[]));
             if args.json {
                 println!(
                     "{}",
@@ -246,6 +270,7 @@ pub async fn main(args: ProbeArgs) -> ExitCode {
         }
     };
     let report = call::run(&cfg).await;
+    write_metrics(report.to_prometheus(now()));
     if args.json {
         match serde_json::to_string_pretty(&report) {
             Ok(text) => println!("{text}"),

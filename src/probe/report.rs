@@ -263,6 +263,14 @@ impl Report {
         };
     }
 
+    /// The report in Prometheus text format, for node_exporter's textfile
+    /// collector (`--prometheus-file`): whether it worked, its exit code,
+    /// when it ran, and each measured step in seconds. `at` is the time of
+    /// the run (seconds since 1970).
+    pub fn to_prometheus(&self, at: f64) -> String {
+        prometheus_text(&self.server, self.exit_code, at, &self.steps)
+    }
+
     pub fn to_text(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(
@@ -392,4 +400,63 @@ mod tests {
         assert_eq!((report.result, report.exit_code), (Status::Failed, 2));
         assert!(report.to_text().contains("FAILED (exit code 2)"));
     }
+}
+
+/// Prometheus text for a probe run (also for a run that could not start:
+/// no steps, exit code 2).
+pub fn prometheus_text(server: &str, exit_code: u8, at: f64, steps: &[StepResult]) -> String {
+    let server = server
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', " ");
+    let mut out = String::new();
+    let mut gauge = |name: &str, help: &str, values: &[(String, String)]| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+        for (labels, value) in values {
+            let _ = writeln!(out, "{name}{{server=\"{server}\"{labels}}} {value}");
+        }
+    };
+    gauge(
+        "miulink_probe_success",
+        "1 if the last probe's test call worked (exit code 0 or 1), 0 if it failed.",
+        &[(String::new(), u8::from(exit_code < 2).to_string())],
+    );
+    gauge(
+        "miulink_probe_exit_code",
+        "The last probe's exit code: 0 ok, 1 slow, 2 failed.",
+        &[(String::new(), exit_code.to_string())],
+    );
+    gauge(
+        "miulink_probe_last_run_timestamp_seconds",
+        "When the last probe ran.",
+        &[(String::new(), format!("{at:.3}"))],
+    );
+    let measured: Vec<(String, String)> = steps
+        .iter()
+        .filter_map(|s| {
+            let ms = s.ms?;
+            Some((
+                format!(",step=\"{}\"", s.step.name()),
+                (ms / 1000.0).to_string(),
+            ))
+        })
+        .collect();
+    if !measured.is_empty() {
+        gauge(
+            "miulink_probe_step_seconds",
+            "How long each step of the last probe took.",
+            &measured,
+        );
+    }
+    out
+}
+
+/// Writes `text` to `path` whole (a new file renamed into place, as the
+/// textfile collector expects, so it never reads half a file).
+pub fn write_whole(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = std::path::PathBuf::from(tmp);
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path)
 }

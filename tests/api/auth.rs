@@ -171,7 +171,7 @@ async fn disabling_an_account_ends_its_sessions() {
 }
 
 #[tokio::test]
-async fn healthz_reports_ok() {
+async fn healthz_reports_ok_and_keeps_its_figures_for_admins() {
     let app = TestApp::spawn().await;
     let v: Value = reqwest::get(format!("{}/healthz", app.base))
         .await
@@ -181,6 +181,22 @@ async fn healthz_reports_ok() {
         .unwrap();
     assert_eq!(v["status"], "ok");
     assert_eq!(v["session_log_writable"], true);
+    assert_eq!(v["switchboard"], "running");
+    for detail in ["connections", "waiting_requests", "calls", "version"] {
+        assert!(v.get(detail).is_none(), "{detail} shown to anyone: {v}");
+    }
+    // A signed-in clinician sees no more than anyone; an admin sees it all.
+    app.add_user("dr-h", "Dr H", Role::Clinician, None).await;
+    let token = app.login("dr-h").await;
+    let v = app.get_json("/healthz", &token).await;
+    assert!(v.get("version").is_none(), "{v}");
+    app.add_user("it-admin", "IT", Role::Admin, None).await;
+    let token = app.login("it-admin").await;
+    let v = app.get_json("/healthz", &token).await;
+    assert_eq!(v["status"], "ok");
+    assert_eq!(v["connections"], 0);
+    assert_eq!(v["waiting_requests"], 0);
+    assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
 }
 
 #[tokio::test]

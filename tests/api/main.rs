@@ -4,12 +4,15 @@
 mod auth;
 mod cli;
 mod consult;
+mod deploy;
 mod escalation;
 mod failover;
 mod frames;
 mod hardening;
 #[path = "../common/mod.rs"]
 mod helpers;
+mod ops;
+mod package;
 #[cfg(feature = "probe")]
 mod probe;
 mod reports;

@@ -53,6 +53,8 @@ async fn the_probe_makes_a_real_call_and_it_is_logged_as_a_test_call() {
     // must not ring them.
     let mut real = app.user("dr-jones", "Dr Jones", Role::Clinician).await;
     real.expect("queue").await;
+    let textfile = tempfile::tempdir().unwrap();
+    let prom = textfile.path().join("miulink_probe.prom");
 
     let (output, report) = probe(
         &app,
@@ -63,10 +65,27 @@ async fn the_probe_makes_a_real_call_and_it_is_logged_as_a_test_call() {
             "probe-clinician",
             "--manager-user",
             "probe-manager",
+            "--prometheus-file",
+            prom.to_str().unwrap(),
         ],
         PASSWORD,
     )
     .await;
+    // For node_exporter's textfile collector: the alert rules in
+    // deploy/prometheus/ read these.
+    let text = std::fs::read_to_string(&prom).expect("the probe wrote its metrics");
+    let server = format!("server=\"{}\"", app.base);
+    assert!(
+        text.contains(&format!("miulink_probe_success{{{server}}} 1\n")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "miulink_probe_step_seconds{{{server},step=\"accept_to_first_video\"}}"
+        )),
+        "{text}"
+    );
+    assert!(text.contains("# TYPE miulink_probe_last_run_timestamp_seconds gauge"));
     let code = output.status.code();
     assert!(
         code == Some(0) || code == Some(1),

@@ -6,6 +6,7 @@
 
 pub mod haproxy;
 pub mod postgres;
+pub mod tls;
 
 use futures_util::{SinkExt, StreamExt};
 use miulink::store::{AccountFlags, NewUser, Store};
@@ -40,6 +41,8 @@ pub struct TestApp {
     pub data_dir: std::path::PathBuf,
     /// The switchboard's figures and its "dead" flag.
     pub hub_stats: std::sync::Arc<miulink::hub::HubStats>,
+    /// The metrics listener, when `metrics_listen` was set.
+    pub metrics: Option<std::net::SocketAddr>,
     _dir: tempfile::TempDir,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
@@ -58,6 +61,8 @@ impl TestApp {
         adjust(&mut settings);
         let app = Application::build(settings).await.expect("app builds");
         let port = app.port();
+        let metrics = app.metrics_addr();
+        let scheme = if app.is_tls() { "https" } else { "http" };
         let store = app.state().store.clone();
         let hub_stats = app.state().leader.stats.clone();
         let (stop, stopped) = tokio::sync::oneshot::channel();
@@ -65,12 +70,16 @@ impl TestApp {
             let _ = stopped.await;
         }));
         TestApp {
-            base: format!("http://127.0.0.1:{port}"),
-            ws_url: format!("ws://127.0.0.1:{port}/ws"),
+            base: format!("{scheme}://127.0.0.1:{port}"),
+            ws_url: format!(
+                "{}://127.0.0.1:{port}/ws",
+                if scheme == "https" { "wss" } else { "ws" }
+            ),
             store,
             database_url,
             data_dir: dir.path().to_path_buf(),
             hub_stats,
+            metrics,
             _dir: dir,
             stop: Some(stop),
             task: Some(task),

@@ -98,6 +98,27 @@ impl Browser {
 
     /// As [`Browser::launch`], with this many fake cameras (0: none).
     pub async fn launch_with_cameras(name: &str, width: u32, height: u32, cameras: u32) -> Browser {
+        Self::launch_with(name, width, height, cameras, &[]).await
+    }
+
+    /// As [`Browser::launch`], with these Chromium flags added (e.g. a host
+    /// name mapped to this machine and a certificate it should trust).
+    pub async fn launch_with_flags(
+        name: &str,
+        width: u32,
+        height: u32,
+        flags: &[String],
+    ) -> Browser {
+        Self::launch_with(name, width, height, 1, flags).await
+    }
+
+    async fn launch_with(
+        name: &str,
+        width: u32,
+        height: u32,
+        cameras: u32,
+        flags: &[String],
+    ) -> Browser {
         let chromedriver = find_on_path("chromedriver").unwrap_or_else(|| {
             panic!("chromedriver is not installed: run scripts/setup.sh (installs chromium and chromium-driver)")
         });
@@ -142,6 +163,7 @@ impl Browser {
             browser._profile.path().display()
         ));
         args.push(format!("--window-size={width},{height}"));
+        args.extend(flags.iter().cloned());
         let caps = json!({
             "capabilities": {
                 "alwaysMatch": {

@@ -16,6 +16,7 @@ mod devices;
 mod escalation;
 mod failover;
 mod flows;
+mod https;
 mod login;
 mod notifications;
 mod outcome_queue;
