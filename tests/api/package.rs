@@ -215,6 +215,18 @@ fn the_debian_package_installs_the_service_without_starting_it() {
             "./usr/share/doc/miulink/examples/miulink-postgres.env",
             "-rw-r--r--",
         ),
+        (
+            "./usr/share/doc/miulink/examples/miulink-backup.timer",
+            "-rw-r--r--",
+        ),
+        (
+            "./usr/share/doc/miulink/examples/miulink-probe.timer",
+            "-rw-r--r--",
+        ),
+        (
+            "./usr/share/doc/miulink/examples/prometheus/miulink-alerts.yml",
+            "-rw-r--r--",
+        ),
     ];
     for (path, mode) in expect {
         let got = files.get(path);
