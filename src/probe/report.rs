@@ -355,53 +355,6 @@ impl Report {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn thresholds_parse_and_refuse_bad_input() {
-        assert_eq!(
-            parse_threshold("data_channel_rtt=200"),
-            Ok((Step::DataChannelRtt, 200))
-        );
-        assert!(parse_threshold("rtt=200")
-            .unwrap_err()
-            .contains("steps are"));
-        assert!(parse_threshold("login").is_err());
-        assert!(parse_threshold("login=fast").is_err());
-    }
-
-    #[test]
-    fn verdicts() {
-        let mut rec = Recorder::new(Thresholds::default());
-        rec.measured(Step::Login, 10.0, "");
-        let mut report = Report {
-            server: "x".into(),
-            role: "both",
-            result: Status::Ok,
-            exit_code: 0,
-            consult_id: None,
-            call_id: None,
-            steps: rec.into_steps(),
-            video_at_station: None,
-            video_at_clinician: None,
-            logged_as_test_call: None,
-            notes: vec![],
-            error: None,
-        };
-        report.judge();
-        assert_eq!(report.exit_code, 0);
-        report.steps[0].status = Status::Slow;
-        report.judge();
-        assert_eq!((report.result, report.exit_code), (Status::Slow, 1));
-        report.error = Some("boom".into());
-        report.judge();
-        assert_eq!((report.result, report.exit_code), (Status::Failed, 2));
-        assert!(report.to_text().contains("FAILED (exit code 2)"));
-    }
-}
-
 /// Prometheus text for a probe run (also for a run that could not start:
 /// no steps, exit code 2).
 pub fn prometheus_text(server: &str, exit_code: u8, at: f64, steps: &[StepResult]) -> String {
@@ -459,4 +412,51 @@ pub fn write_whole(path: &std::path::Path, text: &str) -> std::io::Result<()> {
     let tmp = std::path::PathBuf::from(tmp);
     std::fs::write(&tmp, text)?;
     std::fs::rename(&tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thresholds_parse_and_refuse_bad_input() {
+        assert_eq!(
+            parse_threshold("data_channel_rtt=200"),
+            Ok((Step::DataChannelRtt, 200))
+        );
+        assert!(parse_threshold("rtt=200")
+            .unwrap_err()
+            .contains("steps are"));
+        assert!(parse_threshold("login").is_err());
+        assert!(parse_threshold("login=fast").is_err());
+    }
+
+    #[test]
+    fn verdicts() {
+        let mut rec = Recorder::new(Thresholds::default());
+        rec.measured(Step::Login, 10.0, "");
+        let mut report = Report {
+            server: "x".into(),
+            role: "both",
+            result: Status::Ok,
+            exit_code: 0,
+            consult_id: None,
+            call_id: None,
+            steps: rec.into_steps(),
+            video_at_station: None,
+            video_at_clinician: None,
+            logged_as_test_call: None,
+            notes: vec![],
+            error: None,
+        };
+        report.judge();
+        assert_eq!(report.exit_code, 0);
+        report.steps[0].status = Status::Slow;
+        report.judge();
+        assert_eq!((report.result, report.exit_code), (Status::Slow, 1));
+        report.error = Some("boom".into());
+        report.judge();
+        assert_eq!((report.result, report.exit_code), (Status::Failed, 2));
+        assert!(report.to_text().contains("FAILED (exit code 2)"));
+    }
 }
