@@ -39,6 +39,7 @@ async fn main() {
             site: None,
             password_hash: common::password_hash(),
             flags: AccountFlags::default(),
+            must_change_password: false,
             now: 0,
         })
         .await

@@ -369,6 +369,7 @@ async fn add_accounts(url: &str, pairs: usize) -> Accounts {
                         monitoring: role == Role::Station,
                         ..AccountFlags::default()
                     },
+                    must_change_password: false,
                     now: 0,
                 })
                 .await

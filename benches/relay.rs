@@ -142,6 +142,7 @@ async fn miulink_relay(n: usize, payload: &Value) -> Vec<f64> {
                 site: Some("Millom"),
                 password_hash: &hash,
                 flags: AccountFlags::default(),
+                must_change_password: false,
                 now: 0,
             })
             .await

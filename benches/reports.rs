@@ -204,6 +204,7 @@ async fn bench_backend(
                 site: None,
                 password_hash: &hash,
                 flags: AccountFlags::default(),
+                must_change_password: false,
                 now: 0,
             })
             .await?;

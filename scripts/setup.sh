@@ -50,6 +50,21 @@ if [ ! -f tests/e2e/node_modules/axe-core/axe.min.js ]; then
   (cd tests/e2e && npm ci --no-audit --no-fund --silent)
 fi
 
+# oidc-provider, the real OpenID Connect provider the sign-in tests start
+# (tests/oidc/provider.mjs, tests/common/oidc.rs; pinned by its lock file).
+if [ ! -f tests/oidc/node_modules/oidc-provider/package.json ]; then
+  if ! command -v npm >/dev/null 2>&1; then
+    echo "setup: installing nodejs npm"
+    SUDO=""
+    [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get update -qq
+    $SUDO apt-get install -y -qq --no-install-recommends nodejs npm
+  fi
+  echo "setup: npm ci in tests/oidc (oidc-provider)"
+  (cd tests/oidc && npm ci --no-audit --no-fund --silent)
+fi
+
 # cargo-deb builds the Debian package (`cargo deb`; tests/api/package.rs).
 # dpkg-deb, which it and the test use, comes with dpkg on every Debian
 # machine; fakeroot is not needed. (dpkg-dev's dpkg-shlibdeps, when

@@ -124,6 +124,7 @@ pub async fn first_start(
                         escalation_duty: a.escalation_duty,
                         ..AccountFlags::default()
                     },
+                    must_change_password: false,
                     now,
                 })
                 .await?;
@@ -167,6 +168,7 @@ pub async fn first_start(
                 site: None,
                 password_hash: &hash,
                 flags: AccountFlags::default(),
+                must_change_password: false,
                 now,
             })
             .await?;

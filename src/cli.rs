@@ -1,11 +1,10 @@
 //! The `miulink` command line. Every option of `serve` can also be given
 //! as an environment variable (shown in `miulink serve --help`).
 
-use crate::auth;
 use crate::reports::settings::{self, ReportSettings};
 use crate::settings::Settings;
 use crate::startup::{self, Application};
-use crate::store::{AccountFlags, NewUser, Store};
+use crate::store::Store;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use signalling::Role;
@@ -269,6 +268,150 @@ pub struct ServeArgs {
     /// log is not the clinical record; see the README on retention.
     #[arg(long, env = "MIULINK_RETENTION_DAYS", value_parser = clap::value_parser!(u32).range(1..=36_500))]
     pub retention_days: Option<u32>,
+    #[command(flatten)]
+    pub sso: SsoArgs,
+}
+
+/// Sign-in through the trust's identity provider (OpenID Connect: NHS Care
+/// Identity Service 2, Entra ID). See README, "Single sign-on".
+#[derive(Args, Debug, Clone, Default)]
+pub struct SsoArgs {
+    /// The address users reach MIU Link at, e.g. https://miulink.example.nhs.uk;
+    /// the provider sends them back to {public-url}/auth/oidc/callback.
+    #[arg(long, env = "MIULINK_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// The provider's issuer URL (its /.well-known/openid-configuration is
+    /// read from there).
+    #[arg(long, env = "MIULINK_OIDC_ISSUER")]
+    pub oidc_issuer: Option<String>,
+    /// MIU Link's client id at the provider.
+    #[arg(long, env = "MIULINK_OIDC_CLIENT_ID")]
+    pub oidc_client_id: Option<String>,
+    /// Client authentication by a shared secret (client_secret_post).
+    /// Prefer the environment variable.
+    #[arg(
+        long,
+        env = "MIULINK_OIDC_CLIENT_SECRET",
+        hide_env_values = true,
+        conflicts_with = "oidc_private_key"
+    )]
+    pub oidc_client_secret: Option<String>,
+    /// Client authentication by a signed assertion (private_key_jwt, as CIS2
+    /// requires): MIU Link's RSA private key (PEM, PKCS#1 or PKCS#8). Its
+    /// public key is published at {public-url}/auth/oidc/jwks.json.
+    #[arg(long, env = "MIULINK_OIDC_PRIVATE_KEY", requires = "oidc_key_id")]
+    pub oidc_private_key: Option<PathBuf>,
+    /// The key id (kid) of --oidc-private-key, as registered with the provider.
+    #[arg(long, env = "MIULINK_OIDC_KEY_ID")]
+    pub oidc_key_id: Option<String>,
+    /// Scopes asked for. CIS2: "openid profile nhsperson nationalrbacaccess selectedrole".
+    #[arg(long, env = "MIULINK_OIDC_SCOPES", default_value = "openid profile")]
+    pub oidc_scopes: String,
+    /// Authentication context asked for and required (space-separated; one
+    /// must be in the token's acr), e.g. AAL2_OR_AAL3_ANY.
+    #[arg(long, env = "MIULINK_OIDC_ACR_VALUES")]
+    pub oidc_acr_values: Option<String>,
+    /// The claim whose values give the role, e.g. nhsid_nrbac_roles (CIS2) or roles (Entra ID).
+    #[arg(long, env = "MIULINK_OIDC_ROLE_CLAIM")]
+    pub oidc_role_claim: Option<String>,
+    /// VALUE=ROLE (repeatable): a claim value (an NHS RBAC role code such as
+    /// R8000, an Entra app role) to clinician, manager or admin.
+    #[arg(long = "oidc-role-map", env = "MIULINK_OIDC_ROLE_MAP", value_delimiter = ',', value_parser = crate::oidc::RoleMap::parse_entry)]
+    pub oidc_role_map: Vec<(String, Role)>,
+    /// The claim with the person's name as others see it.
+    #[arg(long, env = "MIULINK_OIDC_DISPLAY_NAME_CLAIM", default_value = "name")]
+    pub oidc_display_name_claim: String,
+    /// The sign-in button's words.
+    #[arg(
+        long,
+        env = "MIULINK_OIDC_LABEL",
+        default_value = "Sign in with NHS Care Identity"
+    )]
+    pub oidc_label: String,
+    /// Whom someone without access should ask, on the page that refuses them.
+    #[arg(
+        long,
+        env = "MIULINK_OIDC_ACCESS_CONTACT",
+        default_value = "your trust's IT service desk"
+    )]
+    pub oidc_access_contact: String,
+    /// Who may still sign in with a password: all, stations (and break-glass
+    /// admins) or off (break-glass admins only). Default: all without a
+    /// provider, stations with one.
+    #[arg(long, env = "MIULINK_LOCAL_LOGIN", value_enum)]
+    pub local_login: Option<LocalLoginArg>,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LocalLoginArg {
+    All,
+    Stations,
+    Off,
+}
+
+impl SsoArgs {
+    /// The provider's settings, if one is configured; an error says what
+    /// is missing or wrong.
+    pub fn oidc(&self) -> anyhow::Result<Option<crate::oidc::OidcSettings>> {
+        use crate::oidc::{ClientAuth, OidcSettings, RoleMap};
+        let Some(issuer) = self.oidc_issuer.clone().filter(|s| !s.trim().is_empty()) else {
+            return Ok(None);
+        };
+        let public_url = self
+            .public_url
+            .clone()
+            .filter(|s| !s.trim().is_empty())
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "--oidc-issuer needs --public-url (the address users reach MIU Link at)"
+                )
+            })?;
+        let client_id = self
+            .oidc_client_id
+            .clone()
+            .filter(|s| !s.trim().is_empty())
+            .ok_or_else(|| anyhow::anyhow!("--oidc-issuer needs --oidc-client-id"))?;
+        let client_auth = match (&self.oidc_client_secret, &self.oidc_private_key) {
+            (Some(secret), None) if !secret.is_empty() => ClientAuth::Secret(secret.clone()),
+            (None, Some(path)) => ClientAuth::PrivateKey {
+                pem: std::fs::read_to_string(path)
+                    .with_context(|| format!("reading --oidc-private-key {}", path.display()))?,
+                key_id: self.oidc_key_id.clone().unwrap_or_default(),
+            },
+            _ => anyhow::bail!(
+                "--oidc-issuer needs one way to authenticate MIU Link: --oidc-client-secret, \
+                 or --oidc-private-key with --oidc-key-id (private_key_jwt, as CIS2 uses)"
+            ),
+        };
+        if self.oidc_role_map.is_empty() {
+            tracing::warn!("--oidc-issuer without --oidc-role-map: nobody signing in through the provider will be given access");
+        }
+        Ok(Some(OidcSettings {
+            public_url: public_url.trim_end_matches('/').to_owned(),
+            issuer: issuer.trim().to_owned(),
+            client_id,
+            client_auth,
+            scopes: self
+                .oidc_scopes
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect(),
+            acr_values: self
+                .oidc_acr_values
+                .as_deref()
+                .unwrap_or_default()
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect(),
+            roles: RoleMap {
+                claim: self.oidc_role_claim.clone().filter(|c| !c.is_empty()),
+                map: self.oidc_role_map.clone(),
+            },
+            display_name_claim: self.oidc_display_name_claim.clone(),
+            label: self.oidc_label.clone(),
+            access_contact: self.oidc_access_contact.clone(),
+        }))
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -297,6 +440,18 @@ pub enum UserCommand {
         /// and (as a station) only able to place test calls.
         #[arg(long)]
         monitoring: bool,
+        /// An admin who may sign in with a password even when
+        /// --local-login allows only stations: for when the identity
+        /// provider is down. Keep its password sealed; every use is audited.
+        #[arg(long)]
+        break_glass: bool,
+    },
+    /// Set (or, without --site, clear) an account's site.
+    Site {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        site: Option<String>,
     },
     /// Give or take away a clinician's escalation duty.
     Duty {
@@ -372,8 +527,8 @@ fn parse_lease_seconds(text: &str) -> Result<f64, String> {
 }
 
 impl ServeArgs {
-    pub fn settings(&self, database_url: &str) -> Settings {
-        Settings {
+    pub fn settings(&self, database_url: &str) -> anyhow::Result<Settings> {
+        Ok(Settings {
             listen: self.listen.clone(),
             database_url: database_url.to_owned(),
             data_dir: self.data_dir.clone(),
@@ -442,7 +597,13 @@ impl ServeArgs {
             redirect_http: self.redirect_http.clone().filter(|s| !s.is_empty()),
             metrics_listen: self.metrics_listen.clone().filter(|s| !s.is_empty()),
             retention_days: self.retention_days,
-        }
+            oidc: self.sso.oidc()?,
+            local_login: self.sso.local_login.map(|l| match l {
+                LocalLoginArg::All => crate::settings::LocalLogin::All,
+                LocalLoginArg::Stations => crate::settings::LocalLogin::Stations,
+                LocalLoginArg::Off => crate::settings::LocalLogin::Off,
+            }),
+        })
     }
 }
 
@@ -496,8 +657,8 @@ pub fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        None => serve(cli.serve.settings(&cli.database_url)).await,
-        Some(Command::Serve(args)) => serve(args.settings(&cli.database_url)).await,
+        None => serve(cli.serve.settings(&cli.database_url)?).await,
+        Some(Command::Serve(args)) => serve(args.settings(&cli.database_url)?).await,
         Some(Command::User(cmd)) => user(&cli.database_url, cmd).await,
         Some(Command::Seed(args)) => seed(&cli.database_url, args).await,
         Some(Command::MigrateDb(args)) => migrate_db(args).await,
@@ -681,20 +842,33 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     app.run_until_stopped(startup::shutdown_signal()).await
 }
 
-fn read_password(from_stdin: bool) -> anyhow::Result<(String, bool)> {
+/// A password from the first line of standard input (`--password-stdin`),
+/// or none (one is generated).
+fn read_password(from_stdin: bool) -> anyhow::Result<Option<String>> {
     if !from_stdin {
-        return Ok((auth::random_password(), true));
+        return Ok(None);
     }
     let mut line = String::new();
     std::io::stdin().lock().read_line(&mut line)?;
-    let password = line.trim_end_matches(['\r', '\n']).to_owned();
-    auth::check_password_policy(&password).map_err(anyhow::Error::msg)?;
-    Ok((password, false))
+    Ok(Some(line.trim_end_matches(['\r', '\n']).to_owned()))
 }
 
 async fn user(database_url: &str, cmd: UserCommand) -> anyhow::Result<()> {
+    use crate::accounts::{self, ChangedBy, NewAccount};
     let store = Store::open(database_url).await?;
-    let now = crate::clock::Clock::new().now_ms();
+    // The same rules and audit trail as the admin console; the author is
+    // the person at this command line.
+    let by = ChangedBy {
+        actor: crate::store::Actor::command_line(),
+        client: None,
+        now: crate::clock::Clock::new().now_ms(),
+    };
+    let no_such =
+        |username: &str| anyhow::anyhow!("no account named {username:?} (see `miulink user list`)");
+    let fail = |e: accounts::AccountError| match e {
+        accounts::AccountError::NoSuchAccount(name) => no_such(&name),
+        other => anyhow::Error::new(other),
+    };
     match cmd {
         UserCommand::Add {
             username,
@@ -704,37 +878,39 @@ async fn user(database_url: &str, cmd: UserCommand) -> anyhow::Result<()> {
             password_stdin,
             escalation_duty,
             monitoring,
+            break_glass,
         } => {
-            let username = username.trim().to_owned();
-            auth::check_username(&username).map_err(anyhow::Error::msg)?;
             let role = Role::from(role);
             if role == Role::Station && site.is_none() {
                 anyhow::bail!("a station needs --site (e.g. --site Millom)");
             }
-            let (password, generated) = read_password(password_stdin)?;
-            let hash = tokio::task::spawn_blocking(move || {
-                auth::hash_password(&password).map(|h| (h, password))
-            })
-            .await?
-            .map_err(anyhow::Error::msg)?;
-            let id = store
-                .create_user(NewUser {
-                    username: &username,
-                    display_name: display_name.trim(),
-                    role,
-                    site: site.as_deref().map(str::trim),
-                    password_hash: &hash.0,
-                    flags: AccountFlags {
-                        escalation_duty,
-                        monitoring,
-                        ..AccountFlags::default()
-                    },
-                    now,
-                })
-                .await?;
-            println!("created {} account {username:?} (id {id})", role.as_str());
-            if generated {
-                println!("password (shown once): {}", hash.1);
+            let (user, generated) = accounts::add(
+                &store,
+                &by,
+                NewAccount {
+                    username,
+                    display_name,
+                    role: role.as_str().to_owned(),
+                    site,
+                    escalation_duty,
+                    monitoring,
+                    break_glass,
+                    password: read_password(password_stdin)?,
+                },
+            )
+            .await
+            .map_err(fail)?;
+            println!(
+                "created {} account {:?} (id {})",
+                role.as_str(),
+                user.username,
+                user.id
+            );
+            if let Some(password) = generated {
+                println!("password (shown once): {password}");
+                if user.must_change_password {
+                    println!("(they choose their own at their first sign-in)");
+                }
             }
         }
         UserCommand::List { json } => {
@@ -751,6 +927,8 @@ async fn user(database_url: &str, cmd: UserCommand) -> anyhow::Result<()> {
                         "disabled"
                     } else if u.demo {
                         "demo"
+                    } else if u.oidc_subject.is_some() {
+                        "sso"
                     } else {
                         "active"
                     };
@@ -766,9 +944,9 @@ async fn user(database_url: &str, cmd: UserCommand) -> anyhow::Result<()> {
             }
         }
         UserCommand::Duty { username, off } => {
-            if !store.set_escalation_duty(&username, !off).await? {
-                anyhow::bail!("no account named {username:?} (see `miulink user list`)");
-            }
+            accounts::set_escalation_duty(&store, &by, &username, !off)
+                .await
+                .map_err(fail)?;
             println!(
                 "{username:?} {} alerted on escalation",
                 if off {
@@ -778,29 +956,37 @@ async fn user(database_url: &str, cmd: UserCommand) -> anyhow::Result<()> {
                 }
             );
         }
+        UserCommand::Site { username, site } => {
+            let user = accounts::set_site(&store, &by, &username, site.as_deref())
+                .await
+                .map_err(fail)?;
+            println!(
+                "{username:?} is now at {}",
+                user.site.as_deref().unwrap_or("no site")
+            );
+        }
         UserCommand::Disable { username } => {
-            if !store.set_disabled(&username, true).await? {
-                anyhow::bail!("no account named {username:?} (see `miulink user list`)");
-            }
+            accounts::set_disabled(&store, &by, &username, true)
+                .await
+                .map_err(fail)?;
             println!("disabled {username:?} and ended its sessions");
         }
         UserCommand::Enable { username } => {
-            if !store.set_disabled(&username, false).await? {
-                anyhow::bail!("no account named {username:?} (see `miulink user list`)");
-            }
+            accounts::set_disabled(&store, &by, &username, false)
+                .await
+                .map_err(fail)?;
             println!("enabled {username:?}");
         }
         UserCommand::Passwd {
             username,
             password_stdin,
         } => {
-            let (password, generated) = read_password(password_stdin)?;
-            let hash = auth::hash_password(&password).map_err(anyhow::Error::msg)?;
-            if !store.set_password_hash(&username, &hash).await? {
-                anyhow::bail!("no account named {username:?} (see `miulink user list`)");
-            }
+            let (_, generated) =
+                accounts::reset_password(&store, &by, &username, read_password(password_stdin)?)
+                    .await
+                    .map_err(fail)?;
             println!("password changed for {username:?}; its sessions were ended");
-            if generated {
+            if let Some(password) = generated {
                 println!("new password (shown once): {password}");
             }
         }

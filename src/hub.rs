@@ -73,6 +73,8 @@ pub enum HubCommand {
     SignOut {
         conn: ConnId,
     },
+    /// What every account is doing now (the admin console).
+    Snapshot(oneshot::Sender<Vec<signalling::AccountState>>),
     /// Close every connection and stop.
     Shutdown(oneshot::Sender<()>),
 }
@@ -171,6 +173,16 @@ impl HubHandle {
     /// For a leader standing down.
     pub fn abandon(&self) {
         self.stop.send_replace(true);
+    }
+
+    /// What every account is doing now.
+    pub async fn snapshot(&self) -> Result<Vec<signalling::AccountState>, HubGone> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(HubCommand::Snapshot(tx))
+            .await
+            .map_err(|_| HubGone)?;
+        rx.await.map_err(|_| HubGone)
     }
 
     /// Asks the hub to close every connection and stop; waits until it has.
@@ -402,6 +414,10 @@ impl Hub {
                     HubCommand::SignOut { conn } => {
                         self.gone(conn);
                         Input::SignOut { conn }
+                    }
+                    HubCommand::Snapshot(reply) => {
+                        let _ = reply.send(self.sb.account_states());
+                        continue;
                     }
                     HubCommand::Shutdown(done) => {
                         shutdown = Some(done);

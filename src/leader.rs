@@ -207,7 +207,7 @@ pub fn elect(
 
 /// This instance's name in the lease: host, process and a random part, so
 /// that a restarted instance is a new holder.
-fn instance_name() -> String {
+pub fn instance_name() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .map(|h| h.trim().to_owned())

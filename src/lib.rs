@@ -14,6 +14,9 @@
 //! * [`reports`]: the managers' response-time dashboard (`/api/reports`).
 //! * [`seed`]: generated synthetic history (`miulink seed`, the demo).
 //! * [`auth`]: passwords (Argon2id), session tokens, login throttling.
+//! * [`accounts`]: the rules of managing accounts, behind both the command
+//!   line and the admin console; each change audited.
+//! * [`oidc`]: sign-in through the trust's identity provider (OpenID Connect).
 //! * [`bootstrap`]: first start (one-time admin password, or `--demo`).
 //! * [`turn`]: ICE servers for clients, with expiring TURN credentials.
 //! * [`tls`]: HTTPS of its own (rustls), reloaded on SIGHUP or a new file.
@@ -27,6 +30,7 @@
 //! whom) live in the `signalling` crate, where they are tested with a fake
 //! clock. This crate is IO around it.
 
+pub mod accounts;
 pub mod auth;
 pub mod bootstrap;
 pub mod cli;
@@ -35,6 +39,7 @@ pub mod http;
 pub mod hub;
 pub mod leader;
 pub mod metrics;
+pub mod oidc;
 #[cfg(feature = "probe")]
 pub mod probe;
 pub mod reports;

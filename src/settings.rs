@@ -89,6 +89,41 @@ pub struct Settings {
     /// Delete consults, their events and presence rows older than this many
     /// days, once a day; keep everything when `None`.
     pub retention_days: Option<u32>,
+    /// Sign-in through the trust's identity provider (OpenID Connect).
+    pub oidc: Option<crate::oidc::OidcSettings>,
+    /// Who may still sign in with a password; `None`: everyone without a
+    /// provider, stations (and break-glass admins) with one.
+    pub local_login: Option<LocalLogin>,
+}
+
+/// Who may sign in with a password (`--local-login`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LocalLogin {
+    All,
+    /// Stations (devices in treatment rooms) and break-glass admins.
+    Stations,
+    /// Break-glass admins only.
+    Off,
+}
+
+impl LocalLogin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LocalLogin::All => "all",
+            LocalLogin::Stations => "stations",
+            LocalLogin::Off => "off",
+        }
+    }
+}
+
+impl Settings {
+    pub fn local_login(&self) -> LocalLogin {
+        self.local_login.unwrap_or(if self.oidc.is_some() {
+            LocalLogin::Stations
+        } else {
+            LocalLogin::All
+        })
+    }
 }
 
 /// The default local reference: 1 to 4 letters, an optional `-`, then 4 to
@@ -139,6 +174,8 @@ impl Settings {
             redirect_http: None,
             metrics_listen: None,
             retention_days: None,
+            oidc: None,
+            local_login: None,
         }
     }
 }

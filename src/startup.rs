@@ -7,6 +7,7 @@ use crate::http::{self, AppState};
 use crate::hub::HubStats;
 use crate::metrics::Metrics;
 use crate::settings::Settings;
+use crate::store::{Actor, NewAudit};
 use crate::store::{Backend, Store};
 use crate::tls::Tls;
 use crate::{bootstrap, leader};
@@ -63,6 +64,12 @@ impl Application {
             None => None,
         };
         let metrics = Arc::new(Metrics::new(tls.as_ref().map(|t| t.not_after.clone())));
+        let oidc = match &settings.oidc {
+            Some(o) => Some(Arc::new(
+                crate::oidc::Oidc::new(o.clone()).map_err(anyhow::Error::msg)?,
+            )),
+            None => None,
+        };
         let store = Store::open(&settings.database_url).await.with_context(|| {
             format!(
                 "opening the database {}",
@@ -134,7 +141,20 @@ impl Application {
             live: Arc::default(),
             patient_ref: Arc::new(patient_ref),
             dummy_hash: Arc::new(dummy_hash),
+            oidc,
         };
+        state
+            .store
+            .audit(
+                &NewAudit::new(state.clock.now_ms(), Actor::System, "server_started").detail(
+                    serde_json::json!({
+                        "version": env!("CARGO_PKG_VERSION"),
+                        "address": addr.to_string(),
+                        "host": crate::leader::instance_name(),
+                    }),
+                ),
+            )
+            .await?;
         Ok(Application {
             listener,
             addr,
@@ -246,6 +266,21 @@ impl Application {
         })
         .await;
         watcher.abort();
+        let why = if *stats.dead.borrow() {
+            "switchboard died"
+        } else {
+            "shut down"
+        };
+        if let Err(e) = state
+            .store
+            .audit(
+                &NewAudit::new(state.clock.now_ms(), Actor::System, "server_stopped")
+                    .detail(serde_json::json!({ "reason": why })),
+            )
+            .await
+        {
+            tracing::warn!(error = %e, "cannot write the server's stop to the audit trail");
+        }
         if let Some(job) = retention {
             job.abort();
         }

@@ -19,23 +19,29 @@
 //! with its `synchronous_commit` (on by default): a committed event
 //! survives a crash of the process or the machine.
 
+mod accounts;
+mod audit;
 mod copy;
 mod history;
 mod lease;
 mod maintenance;
+mod oidc;
 mod reports;
 
+pub use accounts::{AccountChange, AccountFlags, EndedSession, NewUser, OidcLink, UserRecord};
+pub use audit::{Actor, AuditFilter, AuditRecord, NewAudit};
 pub use history::HistoricConsult;
 pub use lease::Fence;
 pub use maintenance::{
     check_copy, ensure_unused, sqlite_companions, sqlite_path, BackupSummary, Deleted,
 };
+pub use oidc::PendingLogin;
 pub use reports::{CachedChunk, ConsultFact, ReportSnapshot};
 
 use crate::timefmt;
 use signalling::{
     CallId, ConsultEvent, EndReason, EscalationLevel, Event, Outcome, RequestId, Restore,
-    RestoredCall, RestoredOwed, RestoredRequest, Role, Urgency, UserId,
+    RestoredCall, RestoredOwed, RestoredRequest, Urgency, UserId,
 };
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::AnyPool;
@@ -61,61 +67,6 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// Rows in one multi-row INSERT of the session log (well inside both
 /// backends' limits on bound parameters).
 const ROWS_PER_STATEMENT: usize = 200;
-
-/// An account as stored.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct UserRecord {
-    pub id: UserId,
-    pub username: String,
-    pub display_name: String,
-    pub role: Role,
-    pub site: Option<String>,
-    #[serde(skip)]
-    pub password_hash: String,
-    pub disabled: bool,
-    pub demo: bool,
-    pub escalation_duty: bool,
-    pub monitoring: bool,
-    /// The password was generated for this account (the first admin's):
-    /// it must choose its own before it can do anything else.
-    pub must_change_password: bool,
-    pub created_at: i64,
-}
-
-impl UserRecord {
-    pub fn identity(&self) -> signalling::Identity {
-        signalling::Identity {
-            user_id: self.id,
-            username: self.username.clone(),
-            display_name: self.display_name.clone(),
-            role: self.role,
-            site: self.site.clone(),
-            escalation_duty: self.escalation_duty,
-            monitoring: self.monitoring,
-        }
-    }
-}
-
-pub struct NewUser<'a> {
-    pub username: &'a str,
-    pub display_name: &'a str,
-    pub role: Role,
-    pub site: Option<&'a str>,
-    pub password_hash: &'a str,
-    pub flags: AccountFlags,
-    pub now: i64,
-}
-
-/// What sets an account apart, beyond its role.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct AccountFlags {
-    /// A demo account (`--demo`), password "demo".
-    pub demo: bool,
-    /// Alerted when a request is escalated, even when busy.
-    pub escalation_duty: bool,
-    /// A monitoring probe's account, not a person.
-    pub monitoring: bool,
-}
 
 /// One consult as managers see it, with derived times.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -236,6 +187,7 @@ pub const LOG_TABLES: &[&str] = &[
     "consults",
     "consult_events",
     "presence_log",
+    "audit_log",
 ];
 
 /// A SQLite URL that creates the file if it is missing (`mode=rwc`),
@@ -249,9 +201,6 @@ fn sqlite_url_creating(url: &str) -> String {
         format!("{url}?mode=rwc")
     }
 }
-
-const USER_COLUMNS: &str = "id, username, display_name, role, site, password_hash, disabled, \
-    demo, escalation_duty, monitoring, must_change_password, created_at";
 
 const CONSULT_COLUMNS: &str = "id, station_name, site, urgency, reason, patient_ref, status, \
     requested_at, first_rung_at, rung_count, closed_at, call_id, clinician_name, accepted_at, \
@@ -348,332 +297,6 @@ impl Store {
             counts.push((*table, n));
         }
         Ok(counts)
-    }
-
-    // -- accounts ---------------------------------------------------------
-
-    pub async fn create_user(&self, new: NewUser<'_>) -> Result<UserId> {
-        let result = sqlx::query_scalar::<_, i64>(
-            "INSERT INTO users (username, display_name, role, site, password_hash, demo, escalation_duty, monitoring, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
-        )
-        .bind(new.username)
-        .bind(new.display_name)
-        .bind(new.role.as_str())
-        .bind(new.site)
-        .bind(new.password_hash)
-        .bind(i64::from(new.flags.demo))
-        .bind(i64::from(new.flags.escalation_duty))
-        .bind(i64::from(new.flags.monitoring))
-        .bind(new.now)
-        .fetch_one(&self.pool)
-        .await;
-        match result {
-            Ok(id) => Ok(UserId(id)),
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                Err(StoreError::Invalid(format!(
-                    "an account named {:?} already exists; pick another username",
-                    new.username
-                )))
-            }
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    /// Accounts and consults that are not demo material: a database with
-    /// any is a real one, which `--demo` must not touch.
-    pub async fn real_content(&self) -> Result<(i64, i64)> {
-        let accounts = sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE demo = 0")
-            .fetch_one(&self.pool)
-            .await?;
-        let consults = sqlx::query_scalar("SELECT COUNT(*) FROM consults WHERE synthetic = 0")
-            .fetch_one(&self.pool)
-            .await?;
-        Ok((accounts, consults))
-    }
-
-    /// Disables every enabled demo account (and ends its sessions); their
-    /// usernames.
-    pub async fn disable_demo_accounts(&self) -> Result<Vec<String>> {
-        let mut tx = self.pool.begin().await?;
-        let names: Vec<String> = sqlx::query_scalar(
-            "SELECT username FROM users WHERE demo = 1 AND disabled = 0 ORDER BY username",
-        )
-        .fetch_all(&mut *tx)
-        .await?;
-        sqlx::query("UPDATE users SET disabled = 1 WHERE demo = 1")
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM sessions WHERE user_id IN (SELECT id FROM users WHERE demo = 1)")
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(names)
-    }
-
-    /// Enables the demo accounts again (a demo database started with `--demo`).
-    pub async fn enable_demo_accounts(&self) -> Result<()> {
-        sqlx::query("UPDATE users SET disabled = 0 WHERE demo = 1")
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    pub async fn user_count(&self) -> Result<i64> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM users")
-            .fetch_one(&self.pool)
-            .await?)
-    }
-
-    pub async fn user_by_username(&self, username: &str) -> Result<Option<UserRecord>> {
-        let row = sqlx::query(&format!(
-            "SELECT {USER_COLUMNS} FROM users WHERE username = $1"
-        ))
-        .bind(username)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|r| user_from_row(&r)).transpose()
-    }
-
-    pub async fn user_by_id(&self, id: UserId) -> Result<Option<UserRecord>> {
-        let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
-            .bind(id.0)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|r| user_from_row(&r)).transpose()
-    }
-
-    pub async fn list_users(&self) -> Result<Vec<UserRecord>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {USER_COLUMNS} FROM users ORDER BY role, username"
-        ))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(user_from_row).collect()
-    }
-
-    /// Returns false if there is no such account.
-    pub async fn set_disabled(&self, username: &str, disabled: bool) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
-        let done = sqlx::query("UPDATE users SET disabled = $1 WHERE username = $2")
-            .bind(i64::from(disabled))
-            .bind(username)
-            .execute(&mut *tx)
-            .await?;
-        if disabled {
-            // A disabled account is logged out everywhere at once.
-            sqlx::query(
-                "DELETE FROM sessions WHERE user_id IN (SELECT id FROM users WHERE username = $1)",
-            )
-            .bind(username)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(done.rows_affected() > 0)
-    }
-
-    /// Returns false if there is no such account.
-    pub async fn set_escalation_duty(&self, username: &str, duty: bool) -> Result<bool> {
-        let done = sqlx::query("UPDATE users SET escalation_duty = $1 WHERE username = $2")
-            .bind(i64::from(duty))
-            .bind(username)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() > 0)
-    }
-
-    /// Marks an account as a monitoring probe's (or not). Returns false if
-    /// there is no such account.
-    pub async fn set_monitoring(&self, username: &str, monitoring: bool) -> Result<bool> {
-        let done = sqlx::query("UPDATE users SET monitoring = $1 WHERE username = $2")
-            .bind(i64::from(monitoring))
-            .bind(username)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() > 0)
-    }
-
-    pub async fn set_password_hash(&self, username: &str, hash: &str) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
-        let done = sqlx::query("UPDATE users SET password_hash = $1 WHERE username = $2")
-            .bind(hash)
-            .bind(username)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(
-            "DELETE FROM sessions WHERE user_id IN (SELECT id FROM users WHERE username = $1)",
-        )
-        .bind(username)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(done.rows_affected() > 0)
-    }
-
-    // -- sessions ---------------------------------------------------------
-
-    /// Starts a session; beyond `max_per_account` live sessions for this
-    /// account, the least recently used ones are ended.
-    pub async fn create_session(
-        &self,
-        token_hash: &str,
-        user: UserId,
-        now: i64,
-        expires_at: i64,
-        max_per_account: u32,
-    ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO sessions (token_hash, user_id, created_at, expires_at, last_seen_at) VALUES ($1, $2, $3, $4, $3)",
-        )
-        .bind(token_hash)
-        .bind(user.0)
-        .bind(now)
-        .bind(expires_at)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "DELETE FROM sessions WHERE user_id = $1 AND token_hash NOT IN \
-             (SELECT token_hash FROM sessions WHERE user_id = $1 \
-              ORDER BY last_seen_at DESC, created_at DESC LIMIT $2)",
-        )
-        .bind(user.0)
-        .bind(i64::from(max_per_account.max(1)))
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// The enabled account behind a live session (not expired, used since
-    /// `idle_cutoff`), and when the session expires.
-    pub async fn session_user(
-        &self,
-        token_hash: &str,
-        now: i64,
-        idle_cutoff: i64,
-    ) -> Result<Option<(UserRecord, i64)>> {
-        let columns = USER_COLUMNS
-            .split(", ")
-            .map(|c| format!("u.{}", c.trim()))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let row = sqlx::query(&format!(
-            "SELECT {columns}, s.expires_at AS session_expires_at \
-             FROM sessions s JOIN users u ON u.id = s.user_id \
-             WHERE s.token_hash = $1 AND s.expires_at > $2 AND s.last_seen_at > $3 AND u.disabled = 0"
-        ))
-        .bind(token_hash)
-        .bind(now)
-        .bind(idle_cutoff)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|r| Ok((user_from_row(&r)?, r.try_get("session_expires_at")?)))
-            .transpose()
-    }
-
-    /// Of these sessions, the ones still live (as [`Store::session_user`]
-    /// judges them); marks those as used now.
-    pub async fn live_sessions(
-        &self,
-        token_hashes: &[String],
-        now: i64,
-        idle_cutoff: i64,
-    ) -> Result<std::collections::HashSet<String>> {
-        let mut live = std::collections::HashSet::new();
-        // No transaction around the two: on SQLite a read that turns into
-        // a write fails at once ("database is locked") whenever the session
-        // log committed in between, which under load is always; a plain
-        // UPDATE waits its turn for the write lock instead.
-        for chunk in token_hashes.chunks(500) {
-            let select = format!(
-                "SELECT s.token_hash FROM sessions s JOIN users u ON u.id = s.user_id \
-                 WHERE s.expires_at > $1 AND s.last_seen_at > $2 AND u.disabled = 0 \
-                 AND s.token_hash IN ({})",
-                placeholders(3, chunk.len())
-            );
-            let mut query = sqlx::query_scalar::<_, String>(&select)
-                .bind(now)
-                .bind(idle_cutoff);
-            for h in chunk {
-                query = query.bind(h);
-            }
-            let found = query.fetch_all(&self.pool).await?;
-            if !found.is_empty() {
-                let update = format!(
-                    "UPDATE sessions SET last_seen_at = $1 WHERE token_hash IN ({})",
-                    placeholders(2, found.len())
-                );
-                let mut touch = sqlx::query(&update).bind(now);
-                for h in &found {
-                    touch = touch.bind(h);
-                }
-                touch.execute(&self.pool).await?;
-            }
-            live.extend(found);
-        }
-        Ok(live)
-    }
-
-    /// Marks a session as used now (at most this often: callers throttle).
-    pub async fn touch_session(&self, token_hash: &str, now: i64) -> Result<()> {
-        sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE token_hash = $2")
-            .bind(now)
-            .bind(token_hash)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    pub async fn delete_session(&self, token_hash: &str) -> Result<()> {
-        sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
-            .bind(token_hash)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    /// Clears an account's duty to change its password.
-    pub async fn set_password_changed(
-        &self,
-        user: UserId,
-        hash: &str,
-        keep_session: &str,
-    ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("UPDATE users SET password_hash = $1, must_change_password = 0 WHERE id = $2")
-            .bind(hash)
-            .bind(user.0)
-            .execute(&mut *tx)
-            .await?;
-        // Every other session of the account ends: whoever knew the old
-        // password is signed out.
-        sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND token_hash <> $2")
-            .bind(user.0)
-            .bind(keep_session)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    pub async fn set_must_change_password(&self, username: &str, must: bool) -> Result<bool> {
-        let done = sqlx::query("UPDATE users SET must_change_password = $1 WHERE username = $2")
-            .bind(i64::from(must))
-            .bind(username)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() > 0)
-    }
-
-    pub async fn delete_expired_sessions(&self, now: i64, idle_cutoff: i64) -> Result<u64> {
-        let done = sqlx::query("DELETE FROM sessions WHERE expires_at <= $1 OR last_seen_at <= $2")
-            .bind(now)
-            .bind(idle_cutoff)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected())
     }
 
     // -- the session log --------------------------------------------------
@@ -1059,26 +682,6 @@ fn consult_query(filter: &ConsultFilter, count: bool) -> (String, Vec<Bind>) {
         }
     }
     (sql, binds)
-}
-
-fn user_from_row(r: &AnyRow) -> Result<UserRecord> {
-    let role: String = r.try_get("role")?;
-    let role = Role::parse(&role)
-        .ok_or_else(|| StoreError::Invalid(format!("unknown role {role:?} in the users table")))?;
-    Ok(UserRecord {
-        id: UserId(r.try_get("id")?),
-        username: r.try_get("username")?,
-        display_name: r.try_get("display_name")?,
-        role,
-        site: r.try_get("site")?,
-        password_hash: r.try_get("password_hash")?,
-        disabled: r.try_get::<i64, _>("disabled")? != 0,
-        demo: r.try_get::<i64, _>("demo")? != 0,
-        escalation_duty: r.try_get::<i64, _>("escalation_duty")? != 0,
-        monitoring: r.try_get::<i64, _>("monitoring")? != 0,
-        must_change_password: r.try_get::<i64, _>("must_change_password")? != 0,
-        created_at: r.try_get("created_at")?,
-    })
 }
 
 fn json_column(r: &AnyRow, name: &str) -> Result<Option<serde_json::Value>> {

@@ -19,6 +19,6 @@ pub mod switchboard;
 pub use event::{ConsultEvent, Event, Party, PresenceStatus, RingTrigger, Side};
 pub use protocol::*;
 pub use switchboard::{
-    Config, EscalationPolicy, Input, Output, Restore, RestoredCall, RestoredOwed, RestoredRequest,
-    Switchboard,
+    AccountState, Activity, Config, EscalationPolicy, Input, Output, Restore, RestoredCall,
+    RestoredOwed, RestoredRequest, Switchboard,
 };

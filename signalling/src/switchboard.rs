@@ -97,6 +97,38 @@ impl Config {
     }
 }
 
+/// What an account is doing, for the admin console.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountState {
+    pub user_id: UserId,
+    /// False while its connection is lost (within the grace period).
+    pub connected: bool,
+    /// A clinician's availability.
+    pub availability: Option<Availability>,
+    pub activity: Activity,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activity {
+    Idle,
+    /// A station's request is waiting.
+    Waiting,
+    InCall,
+    /// A clinician's call ended and its outcome is not recorded yet.
+    OutcomeOwed,
+}
+
+impl Activity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Activity::Idle => "idle",
+            Activity::Waiting => "waiting",
+            Activity::InCall => "in_call",
+            Activity::OutcomeOwed => "outcome_owed",
+        }
+    }
+}
+
 /// The position of an urgency in [`Urgency::ALL`].
 fn urgency_index(u: Urgency) -> usize {
     match u {
@@ -731,6 +763,31 @@ impl Switchboard {
     /// Requests waiting in the queue.
     pub fn waiting_count(&self) -> usize {
         self.waiting.len()
+    }
+
+    /// Every account the switchboard knows, connected or within its grace
+    /// period: what it is doing now (for the admin console's "who is on
+    /// line").
+    pub fn account_states(&self) -> Vec<AccountState> {
+        let mut states: Vec<AccountState> = self
+            .accounts
+            .iter()
+            .map(|(id, a)| AccountState {
+                user_id: *id,
+                connected: a.conn.is_some(),
+                availability: (a.identity.role == Role::Clinician).then_some(a.availability),
+                activity: match (a.open, a.engaged) {
+                    (Some(Open::InCall(_)), _) | (_, Some(Engagement::InCall { .. })) => {
+                        Activity::InCall
+                    }
+                    (_, Some(Engagement::OutcomePending { .. })) => Activity::OutcomeOwed,
+                    (Some(Open::Waiting(_)), _) => Activity::Waiting,
+                    (None, None) => Activity::Idle,
+                },
+            })
+            .collect();
+        states.sort_by_key(|s| s.user_id);
+        states
     }
 
     /// Requests waiting in the queue per urgency, in the order of

@@ -1,18 +1,22 @@
 //! The session log for managers: `GET /api/consults` (JSON) and
 //! `GET /api/consults.csv`, filtered by `from`, `to`, `site` and `station`.
 
-use super::session::AuthUser;
+use super::session::{client_addr, AuthUser};
 use super::{ApiError, AppState};
+use crate::store::{Actor, NewAudit};
 use crate::store::{ConsultFilter, ConsultRecord};
 use crate::timefmt::{self, Bound};
 use axum::body::Body;
+use axum::extract::ConnectInfo;
 use axum::extract::{Path, Query, State};
 use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
 use signalling::Role;
+use std::net::SocketAddr;
 
 pub const READERS: &[Role] = &[Role::Manager, Role::Admin];
 const DEFAULT_LIMIT: i64 = 1_000;
@@ -62,9 +66,39 @@ impl LogQuery {
     }
 }
 
+/// Writes who read or exported the log, with which filter and how many rows.
+async fn audit_read(
+    state: &AppState,
+    who: &AuthUser,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    action: &'static str,
+    filter: &ConsultFilter,
+    rows: usize,
+) {
+    let entry = NewAudit::new(
+        state.clock.now_ms(),
+        Actor::account(who.user.id, &who.user.username),
+        action,
+    )
+    .detail(json!({
+        "from": filter.from.map(timefmt::iso_utc),
+        "to": filter.to.map(timefmt::iso_utc),
+        "site": filter.site,
+        "station": filter.station,
+        "include_test_calls": filter.include_test_calls,
+        "offset": filter.offset,
+        "rows": rows,
+    }))
+    .client(client_addr(state, peer, headers));
+    super::session::audit(state, entry).await;
+}
+
 pub async fn list(
     State(state): State<AppState>,
     who: AuthUser,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     Query(q): Query<LogQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     who.require(READERS)?;
@@ -80,6 +114,16 @@ pub async fn list(
     filter.limit = Some(limit);
     filter.offset = Some(offset);
     let consults = state.store.consults(&filter).await?;
+    audit_read(
+        &state,
+        &who,
+        peer,
+        &headers,
+        "log_read",
+        &filter,
+        consults.len(),
+    )
+    .await;
     Ok(Json(json!({
         "from": filter.from,
         "to": filter.to,
@@ -93,10 +137,23 @@ pub async fn list(
 pub async fn csv(
     State(state): State<AppState>,
     who: AuthUser,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     Query(q): Query<LogQuery>,
 ) -> Result<Response, ApiError> {
     who.require(READERS)?;
     let filter = q.filter()?;
+    let rows = state.store.consult_count(&filter).await?;
+    audit_read(
+        &state,
+        &who,
+        peer,
+        &headers,
+        "log_exported",
+        &filter,
+        rows as usize,
+    )
+    .await;
     // Read in pages so that a big export does not sit in memory at once,
     // and so that nothing is cut off.
     let store = state.store.clone();
@@ -155,6 +212,8 @@ fn async_stream(
 pub async fn events(
     State(state): State<AppState>,
     who: AuthUser,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     Path(id): Path<i64>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     who.require(READERS)?;
@@ -162,5 +221,14 @@ pub async fn events(
     if events.is_empty() {
         return Err(ApiError::NotFound(format!("no consult {id} in the log")));
     }
+    let entry = NewAudit::new(
+        state.clock.now_ms(),
+        Actor::account(who.user.id, &who.user.username),
+        "log_events_read",
+    )
+    .target(format!("consult {id}"))
+    .detail(json!({ "rows": events.len() }))
+    .client(client_addr(&state, peer, &headers));
+    super::session::audit(&state, entry).await;
     Ok(Json(json!({ "consult_id": id, "events": events })))
 }

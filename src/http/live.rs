@@ -16,6 +16,7 @@
 
 use crate::clock::Clock;
 use crate::store::Store;
+use signalling::{Role, UserId};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -50,10 +51,29 @@ impl Ended {
 
 #[derive(Default)]
 pub struct LiveSessions {
-    sockets: Mutex<HashMap<String, watch::Sender<Option<Ended>>>>,
+    sockets: Mutex<HashMap<String, Session>>,
     /// When each session was last marked as used by an HTTP request, so
     /// that requests do not each write to the database.
     touched: Mutex<HashMap<String, i64>>,
+    next_socket: std::sync::atomic::AtomicU64,
+}
+
+/// The open sockets of one session.
+struct Session {
+    user: UserId,
+    tx: watch::Sender<Option<Ended>>,
+    open: HashMap<u64, OpenSocket>,
+}
+
+/// One open socket, as the admin console's "who is on line" shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct OpenSocket {
+    pub user_id: UserId,
+    pub username: String,
+    pub display_name: String,
+    pub role: Role,
+    /// When it opened (UTC ms).
+    pub since: i64,
 }
 
 /// A socket's view of its session: [`SessionWatch::ended`] completes when
@@ -61,6 +81,7 @@ pub struct LiveSessions {
 pub struct SessionWatch {
     live: Arc<LiveSessions>,
     token_hash: String,
+    id: u64,
     rx: watch::Receiver<Option<Ended>>,
 }
 
@@ -83,41 +104,54 @@ impl SessionWatch {
 impl Drop for SessionWatch {
     fn drop(&mut self) {
         let mut map = self.live.sockets();
-        if let Some(tx) = map.get(&self.token_hash) {
-            // This receiver is still counted while it is being dropped.
-            if tx.receiver_count() <= 1 {
+        if let Some(session) = map.get_mut(&self.token_hash) {
+            session.open.remove(&self.id);
+            if session.open.is_empty() {
                 map.remove(&self.token_hash);
             }
         }
     }
 }
 
+/// A session's short id for the admin console: the first 16 hex digits of
+/// its token's hash (which itself never leaves the server).
+pub fn session_id(token_hash: &str) -> String {
+    token_hash.chars().take(16).collect()
+}
+
 impl LiveSessions {
-    fn sockets(&self) -> MutexGuard<'_, HashMap<String, watch::Sender<Option<Ended>>>> {
+    fn sockets(&self) -> MutexGuard<'_, HashMap<String, Session>> {
         // A poisoned lock only means a panic elsewhere mid-update; the map
         // is still usable.
         self.sockets.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Registers a socket under its session.
-    pub fn watch(self: &Arc<Self>, token_hash: &str) -> SessionWatch {
+    pub fn watch(self: &Arc<Self>, token_hash: &str, socket: OpenSocket) -> SessionWatch {
+        let id = self
+            .next_socket
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut map = self.sockets();
-        let tx = map
-            .entry(token_hash.to_owned())
-            .or_insert_with(|| watch::channel(None).0);
-        let rx = tx.subscribe();
+        let session = map.entry(token_hash.to_owned()).or_insert_with(|| Session {
+            user: socket.user_id,
+            tx: watch::channel(None).0,
+            open: HashMap::new(),
+        });
+        session.open.insert(id, socket);
+        let rx = session.tx.subscribe();
         drop(map);
         SessionWatch {
             live: self.clone(),
             token_hash: token_hash.to_owned(),
+            id,
             rx,
         }
     }
 
     /// Ends every socket of this session.
     pub fn end(&self, token_hash: &str, why: Ended) {
-        if let Some(tx) = self.sockets().remove(token_hash) {
-            let _ = tx.send(Some(why));
+        if let Some(session) = self.sockets().remove(token_hash) {
+            let _ = session.tx.send(Some(why));
         }
         self.touched
             .lock()
@@ -125,9 +159,46 @@ impl LiveSessions {
             .remove(token_hash);
     }
 
+    /// Ends every socket of every session of this account (disabled, a new
+    /// password): how many sessions had sockets.
+    pub fn end_user(&self, user: UserId, why: Ended) -> usize {
+        let hashes: Vec<String> = self
+            .sockets()
+            .iter()
+            .filter(|(_, s)| s.user == user)
+            .map(|(h, _)| h.clone())
+            .collect();
+        for h in &hashes {
+            self.end(h, why);
+        }
+        hashes.len()
+    }
+
+    /// Ends the session whose [`session_id`] this is; its token hash.
+    pub fn end_by_id(&self, id: &str, why: Ended) -> Option<String> {
+        let hash = self
+            .sockets()
+            .keys()
+            .find(|h| session_id(h) == id)
+            .cloned()?;
+        self.end(&hash, why);
+        Some(hash)
+    }
+
     /// The sessions that have a socket open.
     pub fn with_sockets(&self) -> Vec<String> {
         self.sockets().keys().cloned().collect()
+    }
+
+    /// Every open socket with its session's id, oldest first.
+    pub fn open_sockets(&self) -> Vec<(String, OpenSocket)> {
+        let mut all: Vec<(String, OpenSocket)> = self
+            .sockets()
+            .iter()
+            .flat_map(|(h, s)| s.open.values().map(move |o| (session_id(h), o.clone())))
+            .collect();
+        all.sort_by_key(|(_, o)| o.since);
+        all
     }
 
     /// Whether an HTTP request on this session should mark it as used (at
@@ -159,13 +230,26 @@ pub async fn watch_sessions(
 ) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_sweep = i64::MIN;
     loop {
         tick.tick().await;
+        let now = clock.now_ms();
+        // Every sixth check (a minute by default): sessions past their
+        // expiry or idle too long are deleted, each with a
+        // `session_expired` audit entry.
+        let sweep_every = i64::try_from(every.as_millis().saturating_mul(6)).unwrap_or(i64::MAX);
+        if now.saturating_sub(last_sweep) >= sweep_every {
+            last_sweep = now;
+            match store.expire_sessions(now, now - idle_ms).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(sessions = n, "sessions expired"),
+                Err(e) => tracing::warn!(error = %e, "cannot sweep expired sessions; will retry"),
+            }
+        }
         let hashes = live.with_sockets();
         if hashes.is_empty() {
             continue;
         }
-        let now = clock.now_ms();
         match store.live_sessions(&hashes, now, now - idle_ms).await {
             Ok(still) => {
                 for h in hashes.iter().filter(|h| !still.contains(*h)) {
@@ -186,17 +270,30 @@ mod tests {
     #[tokio::test]
     async fn ending_a_session_wakes_each_of_its_sockets_and_only_those() {
         let live = Arc::new(LiveSessions::default());
-        let mut a1 = live.watch("a");
-        let mut a2 = live.watch("a");
-        let b = live.watch("b");
+        let socket = |n| OpenSocket {
+            user_id: UserId(n),
+            username: format!("u{n}"),
+            display_name: format!("U {n}"),
+            role: Role::Clinician,
+            since: 0,
+        };
+        let mut a1 = live.watch("a", socket(1));
+        let mut a2 = live.watch("a", socket(1));
+        let b = live.watch("b", socket(2));
         live.end("a", Ended::SignedOut);
         assert_eq!(a1.ended().await, Ended::SignedOut);
         assert_eq!(a2.ended().await, Ended::SignedOut);
         assert_eq!(live.with_sockets(), vec!["b".to_owned()]);
+        assert_eq!(live.open_sockets().len(), 1);
         drop(b);
         assert!(
             live.with_sockets().is_empty(),
             "a closed socket is forgotten"
         );
+        let mut c = live.watch("c", socket(3));
+        let _d = live.watch("d", socket(4));
+        assert_eq!(live.end_user(UserId(3), Ended::Revoked), 1);
+        assert_eq!(c.ended().await, Ended::Revoked);
+        assert_eq!(live.with_sockets(), vec!["d".to_owned()]);
     }
 }

@@ -2,6 +2,8 @@
 //!
 //! * [`session`]: login, logout, who am I, and the [`session::AuthUser`] extractor.
 //! * [`consults`]: the session log for managers, as JSON and CSV.
+//! * [`admin`]: the admin console's API and the audit trail.
+//! * [`oidc`]: sign-in through the trust's identity provider.
 //! * [`reports`]: the response-time dashboard's figures.
 //! * [`ws`]: the signalling WebSocket.
 //! * [`live`]: which sockets belong to which session, so that ending a
@@ -10,8 +12,10 @@
 //! * [`ops`]: the metrics listener and the plain-HTTP redirect.
 //! * [`web`]: the browser client's files.
 
+pub mod admin;
 pub mod consults;
 pub mod live;
+pub mod oidc;
 pub mod ops;
 pub mod reports;
 pub mod serve;
@@ -50,6 +54,8 @@ pub struct AppState {
     /// A hash to check against for unknown usernames, so that a login for
     /// an unknown user takes as long as one with a wrong password.
     pub dummy_hash: Arc<String>,
+    /// The trust's identity provider, when one is configured.
+    pub oidc: Option<Arc<crate::oidc::Oidc>>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -71,6 +77,30 @@ pub fn router(state: AppState) -> Router {
         .route("/api/consults.csv", get(consults::csv))
         .route("/api/consults/{id}/events", get(consults::events))
         .route("/api/reports", get(reports::report))
+        .route(
+            "/api/admin/accounts",
+            get(admin::list_accounts)
+                .post(admin::add_account)
+                .layer(DefaultBodyLimit::max(admin::MAX_BODY)),
+        )
+        .route(
+            "/api/admin/accounts/{username}",
+            axum::routing::patch(admin::edit).layer(DefaultBodyLimit::max(admin::MAX_BODY)),
+        )
+        .route(
+            "/api/admin/accounts/{username}/disable",
+            post(admin::disable),
+        )
+        .route("/api/admin/accounts/{username}/enable", post(admin::enable))
+        .route(
+            "/api/admin/accounts/{username}/password",
+            post(admin::reset_password),
+        )
+        .route("/api/admin/online", get(admin::online))
+        .route("/api/admin/sessions/{id}/end", post(admin::end_session))
+        .route("/api/audit", get(admin::audit))
+        .route("/api/auth/options", get(oidc::options))
+        .route("/api/audit.csv", get(admin::audit_csv))
         .route("/api/{*rest}", axum::routing::any(not_found))
         .layer(SetResponseHeaderLayer::overriding(
             header::CACHE_CONTROL,
@@ -79,6 +109,9 @@ pub fn router(state: AppState) -> Router {
     let router = Router::new()
         .route("/healthz", get(healthz))
         .route("/ws", get(ws::upgrade))
+        .route("/auth/oidc/login", get(oidc::login))
+        .route("/auth/oidc/callback", get(oidc::callback))
+        .route("/auth/oidc/jwks.json", get(oidc::jwks))
         .merge(api)
         .fallback(web::serve)
         .layer(SetResponseHeaderLayer::overriding(

@@ -3,7 +3,7 @@
 use super::live::Ended;
 use super::{ApiError, AppState};
 use crate::auth;
-use crate::store::UserRecord;
+use crate::store::{Actor, NewAudit, UserRecord};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::header::{AUTHORIZATION, COOKIE, SET_COOKIE};
@@ -194,38 +194,65 @@ pub async fn login(
         Some(u) if ok && !u.disabled => u,
         Some(u) => {
             tracing::info!(username = %u.username, %client, "failed login");
+            let why = if u.disabled {
+                "disabled"
+            } else {
+                "wrong password"
+            };
+            audit(
+                &state,
+                NewAudit::new(now, Actor::Anonymous, "login_failed")
+                    .target(u.username.clone())
+                    .detail(json!({ "reason": why }))
+                    .client(client),
+            )
+            .await;
             return Err(ApiError::BadCredentials);
         }
         None => {
             // What was typed is not logged: it may be a password typed
             // into the wrong box.
             tracing::info!(%client, "failed login for an unknown username");
+            audit(
+                &state,
+                NewAudit::new(now, Actor::Anonymous, "login_failed")
+                    .detail(json!({ "reason": "unknown username" }))
+                    .client(client),
+            )
+            .await;
             return Err(ApiError::BadCredentials);
         }
     };
-    state.throttle.succeeded(attempt);
-    let token = auth::new_token();
-    let ttl = state.settings.session_ttl_ms;
-    state
-        .store
-        .create_session(
-            &auth::token_hash(&token),
-            user.id,
-            now,
-            now + ttl,
-            state.settings.max_sessions_per_account,
+    if let Err(why) = local_login_allowed(&state, &user) {
+        audit(
+            &state,
+            NewAudit::new(now, Actor::account(user.id, &user.username), "login_failed")
+                .target(user.username.clone())
+                .detail(json!({ "reason": "password sign-in not allowed for this account" }))
+                .client(client),
         )
-        .await?;
+        .await;
+        return Err(ApiError::Forbidden(why));
+    }
+    state.throttle.succeeded(attempt);
+    let (token, cookie) = open_session(&state, &user, now).await?;
+    let ttl = state.settings.session_ttl_ms;
     tracing::info!(username = %user.username, role = user.role.as_str(), %client, "login");
-    let cookie = format!(
-        "{COOKIE_NAME}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
-        ttl / 1000,
-        if state.settings.secure_cookies {
-            "; Secure"
-        } else {
-            ""
-        }
-    );
+    audit(
+        &state,
+        NewAudit::new(
+            now,
+            Actor::account(user.id, &user.username),
+            "login_succeeded",
+        )
+        .target(user.username.clone())
+        .detail(json!({
+            "via": "password",
+            "break_glass": user.break_glass && state.settings.oidc.is_some(),
+        }))
+        .client(client),
+    )
+    .await;
     let mut answer = json!({
         "role": user.role,
         "display_name": user.display_name,
@@ -242,16 +269,103 @@ pub async fn login(
 
 pub async fn logout(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    let mut answer = json!({ "ok": true });
     if let Some((token, _)) = token_from_headers(&headers) {
         let hash = auth::token_hash(&token);
-        state.store.delete_session(&hash).await?;
+        let now = state.clock.now_ms();
+        let ended = state.store.take_session(&hash).await?;
         // Every socket of this session closes now, in every window.
         state.live.end(&hash, Ended::SignedOut);
+        if let Some(ended) = ended {
+            audit(
+                &state,
+                NewAudit::new(
+                    now,
+                    Actor::account(ended.user_id, &ended.username),
+                    "logout",
+                )
+                .target(ended.username.clone())
+                .detail(json!({ "via": ended.via }))
+                .client(client_addr(&state, peer, &headers)),
+            )
+            .await;
+            // Signed in through the identity provider: end that session
+            // too, where the provider offers it (RP-initiated logout).
+            if let Some(id_token) = ended.id_token {
+                if let Some(url) = super::oidc::end_session_url(&state, &id_token).await {
+                    answer["redirect"] = json!(url);
+                }
+            }
+        }
     }
     let cookie = format!("{COOKIE_NAME}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
-    Ok(([(SET_COOKIE, cookie)], Json(json!({ "ok": true }))).into_response())
+    Ok(([(SET_COOKIE, cookie)], Json(answer)).into_response())
+}
+
+/// A new session for this account: its token, and the cookie that holds
+/// it (HttpOnly, SameSite=Strict, Secure over HTTPS).
+pub async fn open_session(
+    state: &AppState,
+    user: &UserRecord,
+    now: i64,
+) -> Result<(String, String), ApiError> {
+    let token = auth::new_token();
+    let ttl = state.settings.session_ttl_ms;
+    state
+        .store
+        .create_session(
+            &auth::token_hash(&token),
+            user.id,
+            now,
+            now + ttl,
+            state.settings.max_sessions_per_account,
+        )
+        .await?;
+    let cookie = format!(
+        "{COOKIE_NAME}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
+        ttl / 1000,
+        if state.settings.secure_cookies {
+            "; Secure"
+        } else {
+            ""
+        }
+    );
+    Ok((token, cookie))
+}
+
+/// Appends to the audit trail; a failure is logged, never shown to the
+/// user (the action itself has happened).
+pub async fn audit(state: &AppState, entry: NewAudit) {
+    if let Err(e) = state.store.audit(&entry).await {
+        tracing::error!(error = %e, action = entry.action, "cannot write the audit trail");
+    }
+}
+
+/// Whether this account may sign in with a password, given
+/// `--local-login`: an error saying what to do instead.
+pub fn local_login_allowed(state: &AppState, user: &UserRecord) -> Result<(), String> {
+    use crate::settings::LocalLogin;
+    let allowed = match state.settings.local_login() {
+        LocalLogin::All => true,
+        LocalLogin::Stations => user.role == Role::Station || user.break_glass,
+        LocalLogin::Off => user.break_glass,
+    };
+    if allowed {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} accounts sign in with {}; use that button on the sign-in page",
+            user.role.as_str(),
+            state
+                .settings
+                .oidc
+                .as_ref()
+                .map_or("the trust's identity provider", |o| o.label.as_str())
+        ))
+    }
 }
 
 #[derive(Deserialize)]

@@ -121,7 +121,16 @@ pub async fn upgrade(
     };
     // Registered before the upgrade: a sign-out racing it still ends it.
     let session = Session {
-        watch: state.live.watch(&who.token_hash),
+        watch: state.live.watch(
+            &who.token_hash,
+            super::live::OpenSocket {
+                user_id: who.user.id,
+                username: who.user.username.clone(),
+                display_name: who.user.display_name.clone(),
+                role: who.user.role,
+                since: state.clock.now_ms(),
+            },
+        ),
         expires_at: who.expires_at,
     };
     Ok(ws

@@ -1,6 +1,6 @@
 //! Moving an installation from one database to another (`miulink
 //! migrate-db`): accounts, sessions, the whole log and its events, and the
-//! presence log, row for row with their ids. The report cache is not
+//! presence log and the audit trail, row for row with their ids. The report cache is not
 //! copied: the target's triggers mark every day stale and the next report
 //! rebuilds it. Works in either direction between the backends.
 
@@ -32,6 +32,9 @@ const COLUMNS: &[(&str, &[(&str, Kind)])] = &[
             ("escalation_duty", Int),
             ("monitoring", Int),
             ("must_change_password", Int),
+            ("break_glass", Int),
+            ("oidc_issuer", Text),
+            ("oidc_subject", Text),
         ],
     ),
     (
@@ -42,6 +45,8 @@ const COLUMNS: &[(&str, &[(&str, Kind)])] = &[
             ("created_at", Int),
             ("expires_at", Int),
             ("last_seen_at", Int),
+            ("via", Text),
+            ("id_token", Text),
         ],
     ),
     (
@@ -92,6 +97,19 @@ const COLUMNS: &[(&str, &[(&str, Kind)])] = &[
     (
         "presence_log",
         &[("id", Int), ("user_id", Int), ("at", Int), ("status", Text)],
+    ),
+    (
+        "audit_log",
+        &[
+            ("id", Int),
+            ("at", Int),
+            ("actor_id", Int),
+            ("actor", Text),
+            ("action", Text),
+            ("target", Text),
+            ("detail", Text),
+            ("client", Text),
+        ],
     ),
 ];
 
@@ -156,7 +174,7 @@ impl Store {
         if target.backend == Backend::Postgres {
             // Ids given explicitly do not move PostgreSQL's identity
             // counters: set them past the largest id copied.
-            for table in ["users", "consult_events", "presence_log"] {
+            for table in ["users", "consult_events", "presence_log", "audit_log"] {
                 sqlx::query(&format!(
                     "SELECT setval(pg_get_serial_sequence('{table}', 'id'), \
                      COALESCE((SELECT MAX(id) FROM {table}), 0) + 1, false)"

@@ -312,6 +312,7 @@ async fn an_installation_moves_from_sqlite_to_postgres_whole() {
             site: None,
             password_hash: "x",
             flags: Default::default(),
+            must_change_password: false,
             now: 0,
         })
         .await

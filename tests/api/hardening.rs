@@ -594,6 +594,7 @@ async fn login_lines_carry_the_client_address_and_no_typed_unknown_usernames() {
             site: None,
             password_hash: password_hash(),
             flags: miulink::store::AccountFlags::default(),
+            must_change_password: false,
             now: 0,
         })
         .await

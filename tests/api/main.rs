@@ -1,6 +1,7 @@
 //! Integration tests: the app spawned on port 0 with a fresh database,
 //! driven over real HTTP and WebSocket connections.
 
+mod admin;
 mod auth;
 mod cli;
 mod consult;
@@ -11,6 +12,7 @@ mod frames;
 mod hardening;
 #[path = "../common/mod.rs"]
 mod helpers;
+mod oidc_harness;
 mod ops;
 mod package;
 #[cfg(feature = "probe")]
@@ -18,5 +20,6 @@ mod probe;
 mod reports;
 mod restart;
 mod rules;
+mod sso;
 mod store;
 mod walkthrough;

@@ -34,6 +34,7 @@ async fn add(store: &Store, username: &str, role: Role) -> UserId {
             site: Some("Millom"),
             password_hash: password_hash(),
             flags: AccountFlags::default(),
+            must_change_password: false,
             now: 1_000,
         })
         .await
@@ -81,6 +82,7 @@ async fn accounts_behave_the_same_on_both_backends() {
                 site: None,
                 password_hash: password_hash(),
                 flags: AccountFlags::default(),
+                must_change_password: false,
                 now: 2_000,
             })
             .await

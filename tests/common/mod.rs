@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod haproxy;
+pub mod oidc;
 pub mod postgres;
 pub mod tls;
 
@@ -120,6 +121,7 @@ impl TestApp {
                 site,
                 password_hash: password_hash(),
                 flags: AccountFlags::default(),
+                must_change_password: false,
                 now: 0,
             })
             .await
@@ -419,6 +421,7 @@ pub async fn add_accounts(database_url: &str, users: &[(&str, &str, Role, Option
                 site,
                 password_hash: password_hash(),
                 flags: AccountFlags::default(),
+                must_change_password: false,
                 now: 0,
             })
             .await

@@ -5,7 +5,7 @@ export const HOME = {
   station: '/station',
   clinician: '/clinician',
   manager: '/reports',
-  admin: '/reports',
+  admin: '/admin',
 };
 
 /** Where an account that still owes a password change is sent. */
@@ -117,10 +117,20 @@ export async function requireRole(role) {
   return account;
 }
 
+/**
+ * Signs out; after a sign-in through the identity provider, on to the
+ * provider to end that session too (it sends the browser back here).
+ */
 export async function signOut() {
+  let next = '/';
   try {
-    await logout();
+    const answer = await logout();
+    if (answer && typeof answer.redirect === 'string' && /^https?:\/\//.test(answer.redirect)) {
+      next = answer.redirect;
+    }
   } finally {
-    window.location.assign('/');
+    window.location.assign(next);
   }
 }
+
+export const authOptions = () => call('GET', '/api/auth/options');

@@ -3,7 +3,7 @@
 // password) chooses a new one here before anything else.
 
 import { $, el, icon, announce } from './ui.js';
-import { login, logout, me, changePassword, usernameProblem, HOME } from './api.js';
+import { login, logout, me, changePassword, usernameProblem, authOptions, HOME } from './api.js';
 import { SIGNED_OUT_KEY } from './socket.js';
 
 const params = new URLSearchParams(window.location.search);
@@ -122,6 +122,19 @@ function showSignedOut() {
 }
 
 if (params.get('signed_out') || params.get('expired')) showSignedOut();
+
+// With the trust's identity provider, staff sign in there; the password
+// form stays for station devices (and a break-glass admin).
+authOptions().then((options) => {
+  if (!options || !options.sso) return;
+  $('#sso-button .label').textContent = options.sso.label;
+  $('#sso-button').href = options.sso.url;
+  if (options.local_login === 'off') {
+    $('#sso-or').textContent = 'The username and password form below is for IT\u2019s break-glass account only.';
+  }
+  $('#sso').hidden = false;
+  $('#username-hint').textContent = 'A station\u2019s account, e.g. millom-room1.';
+}).catch(() => {});
 
 // Already signed in (e.g. the station's tablet was restarted): go straight
 // on, unless the account must first choose a new password.
