@@ -70,8 +70,11 @@ fn page(status: StatusCode, title: &str, paragraphs: &[String]) -> Response {
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <title>{t}: MIU Link</title><link rel=\"icon\" href=\"/favicon.svg\" type=\"image/svg+xml\">\
          <link rel=\"stylesheet\" href=\"/theme.css\"><link rel=\"stylesheet\" href=\"/app.css\"></head>\
-         <body class=\"login-page\"><main id=\"main\" class=\"login-layout\"><section class=\"login-panel\">\
-         <div class=\"card login-card\" role=\"alert\"><h1 id=\"sso-title\">{t}</h1>{body}\
+         <body class=\"login-page\"><main id=\"main\" class=\"login-layout\">\
+         <section class=\"login-brand\" aria-labelledby=\"product-name\"><div class=\"login-brand-inner\">\
+         <svg class=\"brand-mark big\" aria-hidden=\"true\" focusable=\"false\"><use href=\"/icons.svg#logo\"></use></svg>\
+         <h1 id=\"product-name\">MIU Link</h1></div></section><section class=\"login-panel\">\
+         <div class=\"card login-card\" role=\"alert\"><h2 id=\"sso-title\">{t}</h2>{body}\
          <p><a class=\"btn btn-primary\" href=\"/\">Back to the sign-in page</a></p></div>\
          </section></main></body></html>",
         t = escape(title)
