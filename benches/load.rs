@@ -783,7 +783,7 @@ impl Pair {
                         .send(sig(payload("candidate", CANDIDATE_BYTES)))
                         .await?;
                     clinician.expect("held-call signal", lat, is_signal).await?;
-                    if tick % 5 == 0 {
+                    if tick.is_multiple_of(5) {
                         let quality = json!({"type": "call_quality", "call_id": call_id,
                             "sample": {"rtt_ms": 35.0, "packet_loss_pct": 0.2, "fps": 30.0}});
                         station.send(quality.clone()).await?;

@@ -115,7 +115,7 @@ pub fn check_password_policy(password: &str) -> Result<(), String> {
     // One character, or a short piece, over and over ("aaaaaaaaaaaa", "abcabcabcabc").
     for unit in 1..=4 {
         let head: String = chars.iter().take(unit).collect();
-        if chars.len() % unit == 0 && head.repeat(chars.len() / unit) == password {
+        if chars.len().is_multiple_of(unit) && head.repeat(chars.len() / unit) == password {
             return Err("a password cannot be one character or a few characters repeated; choose three or four unrelated words".into());
         }
     }
@@ -139,7 +139,7 @@ pub fn check_password_policy(password: &str) -> Result<(), String> {
             return common();
         } else {
             for parts in 2..=4 {
-                if stem.len() % parts == 0
+                if stem.len().is_multiple_of(parts)
                     && is_common(&stem[..stem.len() / parts])
                     && stem[..stem.len() / parts].repeat(parts) == stem
                 {

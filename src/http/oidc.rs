@@ -35,7 +35,6 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use signalling::Role;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 
 /// The cookie that ties a sign-in under way to the browser that began it.
 const BINDING_COOKIE: &str = "miulink_oidc";
@@ -89,15 +88,13 @@ fn page(status: StatusCode, title: &str, paragraphs: &[String]) -> Response {
     response
 }
 
-/// The provider, or a page saying sign-in through it is not set up.
-fn provider(state: &AppState) -> Result<Arc<Oidc>, Response> {
-    state.oidc.clone().ok_or_else(|| {
-        page(
-            StatusCode::NOT_FOUND,
-            "Single sign-on is not set up",
-            &["This MIU Link has no identity provider configured. Sign in with your username and password.".into()],
-        )
-    })
+/// The page for a sign-in route when no provider is configured.
+fn not_set_up() -> Response {
+    page(
+        StatusCode::NOT_FOUND,
+        "Single sign-on is not set up",
+        &["This MIU Link has no identity provider configured. Sign in with your username and password.".into()],
+    )
 }
 
 fn hash(text: &str) -> String {
@@ -129,9 +126,8 @@ fn unavailable(why: &str) -> Response {
 
 /// `GET /auth/oidc/login`
 pub async fn login(State(state): State<AppState>) -> Response {
-    let oidc = match provider(&state) {
-        Ok(o) => o,
-        Err(page) => return page,
+    let Some(oidc) = state.oidc.clone() else {
+        return not_set_up();
     };
     let metadata = match oidc.metadata(false).await {
         Ok(m) => m,
@@ -236,9 +232,8 @@ pub async fn callback(
     query: Result<Query<Callback>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     let client = client_addr(&state, peer, &headers);
-    let oidc = match provider(&state) {
-        Ok(o) => o,
-        Err(page) => return page,
+    let Some(oidc) = state.oidc.clone() else {
+        return not_set_up();
     };
     let again = || vec!["Go back to the sign-in page and try again.".to_owned()];
     let Ok(Query(q)) = query else {

@@ -173,7 +173,9 @@ async fn read_video(track: Arc<dyn TrackRemote>, events: mpsc::UnboundedSender<P
                     let size = video::keyframe_size(&packet.payload);
                     let _ = events.send(PeerEvent::FirstVideoPacket(Instant::now(), size));
                 }
-                if packets % 15 == 0 && events.send(PeerEvent::VideoPackets(packets)).is_err() {
+                if packets.is_multiple_of(15)
+                    && events.send(PeerEvent::VideoPackets(packets)).is_err()
+                {
                     break;
                 }
             }
