@@ -210,6 +210,13 @@ pub async fn reset_password(
     Path(username): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let by = admin(&state, &who, peer, &headers)?;
+    if username == who.user.username {
+        return Err(ApiError::BadRequest(
+            "change your own password on the sign-in page (you must know the current one), \
+             or ask another admin to reset it"
+                .into(),
+        ));
+    }
     let (user, password) = accounts::reset_password(&state.store, &by, &username, None).await?;
     let closed = sign_out_everywhere(&state, &user);
     Ok(Json(json!({

@@ -378,6 +378,8 @@ pub struct PasswordChange {
 /// first sign-in with a generated one). Other sessions of the account end.
 pub async fn change_password(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     AnyAuthUser(who): AnyAuthUser,
     body: Result<Json<PasswordChange>, JsonRejection>,
 ) -> Result<Response, ApiError> {
@@ -414,6 +416,17 @@ pub async fn change_password(
         .await?;
     // Sockets of the other sessions close at the next check; this one stays.
     tracing::info!(username = %who.user.username, "password changed");
+    audit(
+        &state,
+        NewAudit::new(
+            state.clock.now_ms(),
+            Actor::account(who.user.id, &who.user.username),
+            "password_changed",
+        )
+        .target(who.user.username.clone())
+        .client(client_addr(&state, peer, &headers)),
+    )
+    .await;
     Ok(Json(json!({ "ok": true })).into_response())
 }
 

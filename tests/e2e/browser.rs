@@ -620,9 +620,37 @@ fn delete_session_blocking(port: u16, session: &str) {
         "DELETE /session/{session} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
     );
     if stream.write_all(request.as_bytes()).is_ok() {
+        // Read the answer to its end by its Content-Length: chromedriver
+        // keeps the connection open whatever `Connection: close` says, so
+        // reading until it closes would sit out the whole read timeout
+        // (15 s for every browser of every test).
         let mut reply = Vec::new();
-        let _ = stream.read_to_end(&mut reply);
+        let mut chunk = [0u8; 4096];
+        loop {
+            match stream.read(&mut chunk) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => reply.extend_from_slice(&chunk[..n]),
+            }
+            if http_reply_complete(&reply) {
+                break;
+            }
+        }
     }
+}
+
+/// Whether `reply` holds a whole HTTP response (headers, and as many body
+/// bytes as its Content-Length says).
+fn http_reply_complete(reply: &[u8]) -> bool {
+    let Some(end) = reply.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return false;
+    };
+    let head = String::from_utf8_lossy(&reply[..end]).to_ascii_lowercase();
+    let length = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or(0);
+    reply.len() >= end + 4 + length
 }
 
 impl Drop for Browser {

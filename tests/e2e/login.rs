@@ -198,7 +198,7 @@ async fn a_generated_password_is_changed_before_anything_else() {
     b.assert_accessible("choose a new password, refused").await;
 
     // Any other page sends the account back to the form.
-    for page in ["/reports", "/station"] {
+    for page in ["/admin", "/reports", "/station"] {
         b.goto(&server.url(page)).await;
         b.wait_for(
             &format!("{page} sends back to the form"),
@@ -222,7 +222,8 @@ async fn a_generated_password_is_changed_before_anything_else() {
     clear(&b, "#current-password").await;
     b.type_text("#current-password", generated).await;
     b.click("#password-button").await;
-    b.wait_for("the reports", "return location.pathname === '/reports'")
+    // An admin lands on the admin console.
+    b.wait_for("the admin console", "return location.pathname === '/admin'")
         .await;
     // The old password no longer works; the new one does.
     for (password, status) in [(generated, 401), ("violet kettle harbour moss", 200)] {

@@ -7,6 +7,7 @@
 //! to `artifacts/screenshots/`.
 
 mod accessibility;
+mod admin;
 mod browser;
 mod callscreen;
 #[path = "../common/mod.rs"]
@@ -27,6 +28,7 @@ mod restart;
 mod resume;
 mod server;
 mod signout;
+mod sso;
 mod station;
 mod turn;
 

@@ -43,7 +43,8 @@ export function toPasswordChange() {
   window.location.replace(CHANGE_PASSWORD_PAGE);
 }
 
-async function call(method, path, body) {
+/** One request to the server's API; refusals become an `ApiError` with the server's words. */
+export async function call(method, path, body) {
   let response;
   try {
     response = await fetch(path, {
