@@ -1636,3 +1636,79 @@ fn a_directed_call_shows_its_station_going_and_coming_back_to_its_clinician_only
     assert!(q[0].station_connected);
     assert_eq!(shown(&mut h, real_doc), None);
 }
+
+/// The station's acknowledgement is an output of the request itself,
+/// before the turn's queue flush (the clinicians' `queue`), not a side
+/// effect of that flush.
+#[test]
+fn the_station_is_acknowledged_by_its_request_before_the_queue_is_flushed() {
+    let mut sb = Switchboard::new(Config::default(), 0);
+    let identity = |id: i64, role: Role, name: &str| Identity {
+        user_id: UserId(id),
+        username: name.to_lowercase().replace(' ', "-"),
+        display_name: name.into(),
+        role,
+        site: Some("Millom".into()),
+        escalation_duty: false,
+        monitoring: false,
+    };
+    for (conn, id, role, name) in [(1, 1, STATION, "Room 1"), (2, 10, CLINICIAN, "Dr A")] {
+        sb.handle(
+            0,
+            Input::Connect {
+                conn: ConnId(conn),
+                identity: identity(id, role, name),
+                ice_servers: Vec::new(),
+            },
+        );
+    }
+    while sb.poll_output().is_some() {}
+    sb.handle(
+        10,
+        Input::Message {
+            conn: ConnId(1),
+            message: ClientMessage::RequestConsult {
+                urgency: Urgency::Urgent,
+                reason: "Wrist injury".into(),
+                patient_ref: None,
+                test: false,
+                direct_to: None,
+            },
+        },
+    );
+    let mut order = Vec::new();
+    while let Some(out) = sb.poll_output() {
+        if let Output::Send { to, message } = out {
+            order.push((to, message));
+        }
+    }
+    let ack = order
+        .iter()
+        .position(|(to, m)| {
+            to == &vec![ConnId(1)]
+                && matches!(
+                    m,
+                    ServerMessage::RequestUpdate {
+                        state: RequestState::Waiting,
+                        position: Some(1),
+                        clinicians_available: 1,
+                        ..
+                    }
+                )
+        })
+        .expect("the station is acknowledged");
+    let queue = order
+        .iter()
+        .position(|(_, m)| matches!(m, ServerMessage::Queue { .. }))
+        .expect("the clinician is told the queue");
+    assert!(ack < queue, "{order:?}");
+    assert_eq!(
+        order
+            .iter()
+            .filter(|(to, m)| to == &vec![ConnId(1)]
+                && matches!(m, ServerMessage::RequestUpdate { .. }))
+            .count(),
+        1,
+        "told once: {order:?}"
+    );
+}
