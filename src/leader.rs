@@ -129,6 +129,15 @@ pub async fn start_hub(
         first_request_id,
         first_call_id,
         test_line: settings.test_call_clinician.clone(),
+        // What pages check before they send: the same rules the server
+        // applies (`decode`, `settings::PatientRefRule`).
+        limits: signalling::Limits {
+            patient_ref_pattern: settings.patient_ref_pattern.clone(),
+            patient_ref_hint: crate::settings::PatientRefRule::new(&settings.patient_ref_pattern)
+                .map(|r| r.hint())
+                .unwrap_or_default(),
+            ..signalling::Limits::default()
+        },
         ..Config::default()
     };
     let mut switchboard = Switchboard::new(config, clock.now_ms());

@@ -53,6 +53,49 @@ pub const MAX_PATIENT_REF_CHARS: usize = 24;
 /// The clinician's optional note with an outcome.
 pub const MAX_NOTE_CHARS: usize = 500;
 
+/// A call's link is poor over this round trip (ms)...
+pub const POOR_LINK_RTT_MS: u32 = 400;
+/// ...or over this packet loss (%), or when it dropped to audio only: the
+/// call screen's badge and the managers' reports judge by the same rule.
+pub const POOR_LINK_LOSS_PCT: f64 = 5.0;
+
+/// The limits a client must respect, sent in `welcome`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Limits {
+    pub reason_max_chars: usize,
+    pub note_max_chars: usize,
+    pub patient_ref_max_chars: usize,
+    /// The trust's pattern for a local reference: a regular expression
+    /// the whole reference must match (the server always sends one).
+    pub patient_ref_pattern: String,
+    /// The words the station shows under the reference field.
+    pub patient_ref_hint: String,
+    pub poor_link: PoorLink,
+}
+
+/// When a link counts as poor ([`POOR_LINK_RTT_MS`], [`POOR_LINK_LOSS_PCT`]).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PoorLink {
+    pub rtt_ms: u32,
+    pub loss_pct: f64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            reason_max_chars: MAX_REASON_CHARS,
+            note_max_chars: MAX_NOTE_CHARS,
+            patient_ref_max_chars: MAX_PATIENT_REF_CHARS,
+            patient_ref_pattern: String::new(),
+            patient_ref_hint: String::new(),
+            poor_link: PoorLink {
+                rtt_ms: POOR_LINK_RTT_MS,
+                loss_pct: POOR_LINK_LOSS_PCT,
+            },
+        }
+    }
+}
+
 /// Milliseconds since the Unix epoch, UTC. The switchboard never reads a
 /// clock: its caller passes the time in with every input.
 pub type Millis = i64;
@@ -813,6 +856,10 @@ pub enum ServerMessage {
         protocol_version: u32,
         server_time: Millis,
         max_frame_bytes: usize,
+        /// What the server will accept and how it judges a link, so that a
+        /// page's own checks cannot drift from the server's.
+        #[serde(default)]
+        limits: Limits,
     },
     /// To clinicians (and managers) on every change of the queue.
     Queue {

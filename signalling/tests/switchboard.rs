@@ -1712,3 +1712,62 @@ fn the_station_is_acknowledged_by_its_request_before_the_queue_is_flushed() {
         "told once: {order:?}"
     );
 }
+
+/// `welcome` carries the limits the server applies, so pages check with
+/// the same numbers (and the trust's reference pattern).
+#[test]
+fn welcome_tells_the_client_the_servers_limits() {
+    let config = Config {
+        limits: Limits {
+            patient_ref_pattern: "^[0-9]{6,8}$".into(),
+            patient_ref_hint: "6 to 8 digits".into(),
+            ..Limits::default()
+        },
+        ..Config::default()
+    };
+    let mut sb = Switchboard::new(config, 0);
+    sb.handle(
+        0,
+        Input::Connect {
+            conn: ConnId(1),
+            identity: Identity {
+                user_id: UserId(1),
+                username: "room1".into(),
+                display_name: "Room 1".into(),
+                role: Role::Station,
+                site: Some("Millom".into()),
+                escalation_duty: false,
+                monitoring: false,
+            },
+            ice_servers: Vec::new(),
+        },
+    );
+    let Some(Output::Send {
+        message: ServerMessage::Welcome { limits, .. },
+        ..
+    }) = sb.poll_output()
+    else {
+        panic!("welcome first");
+    };
+    assert_eq!(limits.reason_max_chars, MAX_REASON_CHARS);
+    assert_eq!(limits.note_max_chars, MAX_NOTE_CHARS);
+    assert_eq!(limits.patient_ref_pattern, "^[0-9]{6,8}$");
+    assert_eq!(limits.poor_link.rtt_ms, POOR_LINK_RTT_MS);
+    let wire = serde_json::to_value(ServerMessage::Welcome {
+        user: UserInfo {
+            id: UserId(1),
+            username: "room1".into(),
+            display_name: "Room 1".into(),
+            site: None,
+        },
+        role: Role::Station,
+        ice_servers: Vec::new(),
+        protocol_version: PROTOCOL_VERSION,
+        server_time: 0,
+        max_frame_bytes: MAX_FRAME_BYTES,
+        limits,
+    })
+    .unwrap();
+    assert_eq!(wire["limits"]["poor_link"]["loss_pct"], 5.0, "{wire}");
+    assert_eq!(wire["limits"]["patient_ref_hint"], "6 to 8 digits");
+}

@@ -95,6 +95,7 @@ impl Switchboard {
                 protocol_version: PROTOCOL_VERSION,
                 server_time: self.now,
                 max_frame_bytes: MAX_FRAME_BYTES,
+                limits: self.config.limits.clone(),
             },
         );
 

@@ -38,9 +38,9 @@
 use crate::event::{ConsultEvent, Event, Party, PresenceStatus, RingTrigger, Side};
 use crate::protocol::{
     Availability, CallId, ClientMessage, ConnId, ConsultSummary, EndReason, Engagement, ErrorCode,
-    EscalationLevel, IceServer, Identity, Millis, Outcome, Peer, ProtocolError, QualitySample,
-    QueueEntry, RequestId, RequestState, Role, ServerMessage, Urgency, UserId, UserInfo,
-    MAX_FRAME_BYTES, PROTOCOL_VERSION,
+    EscalationLevel, IceServer, Identity, Limits, Millis, Outcome, Peer, ProtocolError,
+    QualitySample, QueueEntry, RequestId, RequestState, Role, ServerMessage, Urgency, UserId,
+    UserInfo, MAX_FRAME_BYTES, PROTOCOL_VERSION,
 };
 use std::collections::{BTreeSet, HashMap, VecDeque};
 
@@ -86,6 +86,8 @@ pub struct Config {
     /// those watching the queue at most this often (a change of what the
     /// queue holds goes at once). 0 sends every change at once.
     pub queue_count_every_ms: i64,
+    /// What clients are told they may send (in `welcome`).
+    pub limits: Limits,
 }
 
 impl Default for Config {
@@ -112,6 +114,7 @@ impl Default for Config {
             first_call_id: 1,
             test_line: None,
             queue_count_every_ms: 1_000,
+            limits: Limits::default(),
         }
     }
 }
