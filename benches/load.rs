@@ -768,7 +768,7 @@ impl Pair {
                 let connected = json!({"type": "call_connected", "call_id": call_id});
                 station.send(connected.clone()).await?;
                 clinician.send(connected).await?;
-                // The hub handles one input at a time: once the clinician's
+                // The operator handles one input at a time: once the clinician's
                 // ping is answered, its call_connected has been handled.
                 clinician.send(json!({"type": "ping", "nonce": 1})).await?;
                 clinician

@@ -14,7 +14,7 @@
 //!   new epoch, and only then says it leads;
 //! * leading, renews every `lease / 3`. It steps down (closes every
 //!   WebSocket, answers 503) when a renewal says the lease is gone, when the
-//!   hub stops because a write found it deposed, or when it has gone
+//!   operator stops because a write found it deposed, or when it has gone
 //!   `lease - lease / 4` without a successful renewal, counted from before
 //!   the last successful renewal was sent: that is before the lease can
 //!   expire by the database's clock, so a standby can never lead while
@@ -25,7 +25,7 @@
 //! database, so a sign-in on one instance is good on the other.
 
 use crate::clock::Clock;
-use crate::hub::{self, HubHandle};
+use crate::operator::{self, OperatorHandle};
 use crate::settings::Settings;
 use crate::store::{Fence, Store};
 use anyhow::Context;
@@ -59,15 +59,15 @@ impl Role {
     }
 }
 
-/// The instance's role and, while it leads, its hub. Cheap to clone.
+/// The instance's role and, while it leads, its operator. Cheap to clone.
 #[derive(Clone)]
 pub struct Leadership {
     role: watch::Receiver<Role>,
     /// The sole leader's role never changes; its sender is kept here.
     _role_tx: Option<Arc<watch::Sender<Role>>>,
-    hub: Arc<RwLock<Option<HubHandle>>>,
-    /// The hub's figures survive a change of leader, for `/healthz`.
-    pub stats: Arc<hub::HubStats>,
+    operator: Arc<RwLock<Option<OperatorHandle>>>,
+    /// The operator's figures survive a change of leader, for `/healthz`.
+    pub stats: Arc<operator::OperatorStats>,
     /// While leading on PostgreSQL: the lease, to hand back on shutdown.
     lease: Arc<RwLock<Option<(Store, Fence)>>>,
     /// Set on shutdown: the election takes no lease any more.
@@ -85,21 +85,21 @@ impl Leadership {
         self.role.clone()
     }
 
-    /// The hub, while this instance leads.
-    pub fn hub(&self) -> Option<HubHandle> {
+    /// The operator, while this instance leads.
+    pub fn operator(&self) -> Option<OperatorHandle> {
         if !self.role().is_leader() {
             return None;
         }
-        self.hub.read().ok().and_then(|h| h.clone())
+        self.operator.read().ok().and_then(|h| h.clone())
     }
 
-    /// Closes every connection and stops the hub (a server shutting down),
+    /// Closes every connection and stops the operator (a server shutting down),
     /// then hands the lease back so that a standby leads at once.
     pub async fn shutdown(&self) {
         self.stopping.store(true, Ordering::SeqCst);
-        let hub = self.hub.write().ok().and_then(|mut h| h.take());
-        if let Some(hub) = hub {
-            hub.shutdown().await;
+        let operator = self.operator.write().ok().and_then(|mut h| h.take());
+        if let Some(operator) = operator {
+            operator.shutdown().await;
         }
         let lease = self.lease.write().ok().and_then(|mut l| l.take());
         if let Some((store, fence)) = lease {
@@ -116,12 +116,12 @@ impl Leadership {
 /// Starts the switchboard from the log, as after a restart: the next free
 /// ids, and whatever was open (waiting requests keep their ids and times,
 /// calls resume, owed outcomes stay owed).
-pub async fn start_hub(
+pub async fn start_operator(
     store: Store,
     settings: &Settings,
     clock: Clock,
-    stats: Arc<hub::HubStats>,
-) -> anyhow::Result<HubHandle> {
+    stats: Arc<operator::OperatorStats>,
+) -> anyhow::Result<OperatorHandle> {
     let (first_request_id, first_call_id) = store.next_ids().await?;
     let config = Config {
         disconnect_grace_ms: settings.disconnect_grace_ms,
@@ -157,7 +157,7 @@ pub async fn start_hub(
             "restored open consults from the session log"
         );
     }
-    Ok(hub::spawn(switchboard, store, clock, stats))
+    Ok(operator::spawn(switchboard, store, clock, stats))
 }
 
 /// The only instance (SQLite): it leads from the start.
@@ -165,14 +165,14 @@ pub async fn sole(
     store: Store,
     settings: &Settings,
     clock: Clock,
-    stats: Arc<hub::HubStats>,
+    stats: Arc<operator::OperatorStats>,
 ) -> anyhow::Result<Leadership> {
     let (tx, rx) = watch::channel(Role::Leader { epoch: 0 });
-    let hub = start_hub(store, settings, clock, stats.clone()).await?;
+    let operator = start_operator(store, settings, clock, stats.clone()).await?;
     Ok(Leadership {
         role: rx,
         _role_tx: Some(Arc::new(tx)),
-        hub: Arc::new(RwLock::new(Some(hub))),
+        operator: Arc::new(RwLock::new(Some(operator))),
         stats,
         lease: Arc::new(RwLock::new(None)),
         stopping: Arc::new(AtomicBool::new(false)),
@@ -185,7 +185,7 @@ pub fn elect(
     store: Store,
     settings: Arc<Settings>,
     clock: Clock,
-    stats: Arc<hub::HubStats>,
+    stats: Arc<operator::OperatorStats>,
 ) -> Leadership {
     let (tx, rx) = watch::channel(Role::Standby);
     let slot = Arc::new(RwLock::new(None));
@@ -194,7 +194,7 @@ pub fn elect(
     let leadership = Leadership {
         role: rx,
         _role_tx: None,
-        hub: slot.clone(),
+        operator: slot.clone(),
         stats: stats.clone(),
         lease: lease.clone(),
         stopping: stopping.clone(),
@@ -233,14 +233,14 @@ struct Election {
     clock: Clock,
     holder: String,
     tx: watch::Sender<Role>,
-    slot: Arc<RwLock<Option<HubHandle>>>,
-    stats: Arc<hub::HubStats>,
+    slot: Arc<RwLock<Option<OperatorHandle>>>,
+    stats: Arc<operator::OperatorStats>,
     lease: Arc<RwLock<Option<(Store, Fence)>>>,
     stopping: Arc<AtomicBool>,
 }
 
 impl Election {
-    /// The server is shutting down (it took the hub and the lease back).
+    /// The server is shutting down (it took the operator and the lease back).
     fn stopping(&self) -> bool {
         self.stopping.load(Ordering::SeqCst)
     }
@@ -296,8 +296,10 @@ impl Election {
         let margin = lease / 4;
         let mut valid_until = asked + lease - margin;
         let store = self.store.fenced(fence.clone());
-        let hub = match start_hub(store, &self.settings, self.clock, self.stats.clone()).await {
-            Ok(hub) => hub,
+        let operator = match start_operator(store, &self.settings, self.clock, self.stats.clone())
+            .await
+        {
+            Ok(operator) => operator,
             Err(e) => {
                 tracing::error!(error = %e, "took the lease but cannot start the switchboard; handing it back");
                 let _ = self.store.release_lease(&fence).await;
@@ -306,12 +308,12 @@ impl Election {
         };
         if Instant::now() >= valid_until {
             tracing::warn!("starting the switchboard took longer than the lease; handing it back");
-            hub.abandon();
+            operator.abandon();
             let _ = self.store.release_lease(&fence).await;
             return;
         }
         if let Ok(mut slot) = self.slot.write() {
-            *slot = Some(hub.clone());
+            *slot = Some(operator.clone());
         }
         if let Ok(mut held) = self.lease.write() {
             *held = Some((self.store.clone(), fence.clone()));
@@ -321,11 +323,11 @@ impl Election {
         let why = loop {
             let next = (Instant::now() + lease / 3).min(valid_until);
             tokio::time::sleep_until(next).await;
-            if hub.is_stopped() {
+            if operator.is_stopped() {
                 break "the switchboard stopped (a write found this instance deposed)";
             }
             if self.stopping() {
-                // Leadership::shutdown closes the hub and hands the lease back.
+                // Leadership::shutdown closes the operator and hands the lease back.
                 return;
             }
             let sent = Instant::now();
@@ -346,7 +348,7 @@ impl Election {
             "standing down: closing every connection"
         );
         // First the role, which every connection watches: they close at
-        // once, even if the hub is stuck on a write.
+        // once, even if the operator is stuck on a write.
         self.tx.send_replace(Role::Standby);
         if let Ok(mut slot) = self.slot.write() {
             slot.take();
@@ -354,6 +356,6 @@ impl Election {
         if let Ok(mut held) = self.lease.write() {
             held.take();
         }
-        hub.abandon();
+        operator.abandon();
     }
 }

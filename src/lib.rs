@@ -6,7 +6,7 @@
 //! ## Layout
 //! * [`startup`]: `Application::build(settings)` binds and wires everything;
 //!   `run_until_stopped(shutdown)` serves. Tests spawn it on port 0.
-//! * [`hub`]: the one task that owns the sans-IO `signalling::Switchboard`,
+//! * [`operator`]: the one task that owns the sans-IO `signalling::Switchboard`,
 //!   writes its log events to the store *before* delivering its messages.
 //! * [`http`]: the router: login/session, the session log API, the
 //!   signalling WebSocket (one task per connection).
@@ -36,10 +36,10 @@ pub mod bootstrap;
 pub mod cli;
 pub mod clock;
 pub mod http;
-pub mod hub;
 pub mod leader;
 pub mod metrics;
 pub mod oidc;
+pub mod operator;
 #[cfg(feature = "probe")]
 pub mod probe;
 pub mod reports;

@@ -9,8 +9,8 @@
 //! Where each figure comes from:
 //! * connections by role: the WebSocket tasks (`http/ws.rs`), a guard per
 //!   connection;
-//! * waiting requests, calls, available clinicians: the hub's latest turn
-//!   ([`crate::hub::HubStats`]), read at scrape time;
+//! * waiting requests, calls, available clinicians: the operator's latest turn
+//!   ([`crate::operator::OperatorStats`]), read at scrape time;
 //! * requests, escalations and answer times: the log writer, from events
 //!   once they are durable ([`ConsultMeter`]), so a figure never counts
 //!   what the log does not hold; test calls are counted apart;

@@ -1,11 +1,11 @@
 //! Building and running the application: the only place that wires the
-//! store, the hub and the HTTP router together.
+//! store, the operator and the HTTP router together.
 
 use crate::auth::{self, LoginThrottle, ThrottleConfig, Verifier};
 use crate::clock::Clock;
 use crate::http::{self, AppState};
-use crate::hub::HubStats;
 use crate::metrics::Metrics;
+use crate::operator::OperatorStats;
 use crate::settings::Settings;
 use crate::store::{Actor, NewAudit};
 use crate::store::{Backend, Store};
@@ -91,7 +91,7 @@ impl Application {
             .delete_expired_sessions(now, now - settings.session_idle_ms)
             .await?;
         let settings = Arc::new(settings);
-        let stats = Arc::new(HubStats::with_metrics(metrics));
+        let stats = Arc::new(OperatorStats::with_metrics(metrics));
         let leader = match store.backend() {
             // One instance on one file: it leads from the start.
             Backend::Sqlite => leader::sole(store.clone(), &settings, clock, stats).await?,

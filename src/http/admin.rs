@@ -282,8 +282,8 @@ pub async fn edit(
 /// its account is doing.
 pub async fn online(State(state): State<AppState>, who: AuthUser) -> Result<Json<Value>, ApiError> {
     who.require(&[Role::Admin])?;
-    let states = match state.leader.hub() {
-        Some(hub) => hub.snapshot().await.unwrap_or_default(),
+    let states = match state.leader.operator() {
+        Some(operator) => operator.snapshot().await.unwrap_or_default(),
         None => Vec::new(),
     };
     let by_user: std::collections::HashMap<_, _> = states.iter().map(|s| (s.user_id, s)).collect();

@@ -43,7 +43,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 #[derive(Clone)]
 pub struct AppState {
     pub store: Store,
-    /// Whether this instance leads, and its hub while it does.
+    /// Whether this instance leads, and its operator while it does.
     pub leader: crate::leader::Leadership,
     pub settings: Arc<Settings>,
     pub clock: Clock,
@@ -161,12 +161,12 @@ pub async fn health(state: &AppState, details: bool) -> (StatusCode, Value) {
     let db_ok = state.store.ping().await.is_ok();
     let leading = role.is_leader();
     // A dead switchboard is never healthy, whatever else answers.
-    let hub_ok = !*stats.dead.borrow();
-    let healthy = leading && log_ok && db_ok && hub_ok;
+    let operator_ok = !*stats.dead.borrow();
+    let healthy = leading && log_ok && db_ok && operator_ok;
     let mut body = json!({
-        "status": if healthy { "ok" } else if leading || !hub_ok { "degraded" } else { "standby" },
+        "status": if healthy { "ok" } else if leading || !operator_ok { "degraded" } else { "standby" },
         "role": role.as_str(),
-        "switchboard": if hub_ok { "running" } else { "stopped" },
+        "switchboard": if operator_ok { "running" } else { "stopped" },
         "database": db_ok,
         "session_log_writable": log_ok,
     });

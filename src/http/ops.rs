@@ -47,7 +47,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
     let stats = &state.leader.stats;
     let m = &stats.metrics;
     let leading = state.leader.role().is_leader();
-    // What the hub published at its latest turn; nothing on a standby.
+    // What the operator published at its latest turn; nothing on a standby.
     let figure = |n: usize| if leading { n as i64 } else { 0 };
     m.leader.set(i64::from(leading));
     m.calls_active

@@ -1,15 +1,15 @@
 //! The signalling WebSocket: one task per connection.
 //!
-//! The task authenticates (before the upgrade), registers with the hub, then
+//! The task authenticates (before the upgrade), registers with the operator, then
 //! shuttles frames: text frames are decoded here (bad ones are answered
-//! here, without bothering the hub) and passed on; the hub's messages are
+//! here, without bothering the operator) and passed on; the operator's messages are
 //! written out. It pings an idle client so that a vanished one is noticed
 //! within [`IDLE_LIMIT`], and the grace period starts promptly.
 
 use super::live::{Ended, SessionWatch, CLOSE_SIGNED_OUT};
 use super::session::AuthUser;
 use super::{ApiError, AppState};
-use crate::hub::{HubCommand, HubHandle, Outbound, OUTBOX_CAPACITY};
+use crate::operator::{OperatorCommand, OperatorHandle, Outbound, OUTBOX_CAPACITY};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::http::header::{HOST, ORIGIN};
@@ -116,7 +116,7 @@ pub async fn upgrade(
     let identity = who.user.identity();
     // Only the leader serves WebSockets; a standby's 503 makes the client
     // retry (through the load balancer, which sends it to the leader).
-    let Some(hub) = state.leader.hub() else {
+    let Some(operator) = state.leader.operator() else {
         return Err(ApiError::Standby);
     };
     // Registered before the upgrade: a sign-out racing it still ends it.
@@ -137,7 +137,7 @@ pub async fn upgrade(
         .read_buffer_size(READ_BUFFER_BYTES)
         .max_message_size(HARD_FRAME_LIMIT)
         .max_frame_size(HARD_FRAME_LIMIT)
-        .on_upgrade(move |socket| connection(socket, state, hub, identity, session)))
+        .on_upgrade(move |socket| connection(socket, state, operator, identity, session)))
 }
 
 fn same_origin(headers: &HeaderMap) -> bool {
@@ -175,7 +175,7 @@ struct Session {
     expires_at: i64,
 }
 
-/// What the hub cannot judge alone: a local reference must look like the
+/// What the operator cannot judge alone: a local reference must look like the
 /// trust's reference numbers (its characters are checked when decoding),
 /// and a directed test call must name a clinician account that exists
 /// (else it would wait forever: test calls never escalate).
@@ -223,7 +223,7 @@ async fn check_message(state: &AppState, message: &ClientMessage) -> Result<(), 
 async fn connection(
     socket: WebSocket,
     state: AppState,
-    hub: HubHandle,
+    operator: OperatorHandle,
     identity: Identity,
     session: Session,
 ) {
@@ -231,7 +231,7 @@ async fn connection(
         watch: mut session,
         expires_at,
     } = session;
-    let conn = hub.next_conn_id();
+    let conn = operator.next_conn_id();
     let user = identity.username.clone();
     let role = identity.role;
     let ice = ice_servers(&state, role, &user);
@@ -239,13 +239,13 @@ async fn connection(
     let mut refresh = tokio::time::interval(refresh_every.unwrap_or(Duration::from_secs(86_400)));
     refresh.tick().await;
     let (outbox_tx, mut outbox) = mpsc::channel(OUTBOX_CAPACITY);
-    let connect = HubCommand::Connect {
+    let connect = OperatorCommand::Connect {
         conn,
         identity,
         ice_servers: ice,
         outbox: outbox_tx,
     };
-    if hub.send(connect).await.is_err() {
+    if operator.send(connect).await.is_err() {
         return;
     }
     let _counted = state.leader.stats.metrics.connection(role);
@@ -257,12 +257,12 @@ async fn connection(
     let mut rate = RateLimit::new(state.settings.rate_per_second, state.settings.rate_burst);
     // How the connection ends for the switchboard: a blip (held for the
     // grace period) unless the user signed out or lost access.
-    let mut farewell = HubCommand::Disconnect { conn };
+    let mut farewell = OperatorCommand::Disconnect { conn };
     let expiry = tokio::time::sleep_until(state.clock.instant_at(expires_at));
     tokio::pin!(expiry);
     // This instance may stop leading (another took over, or the database
     // is out of reach): then this connection ends at once, whatever the
-    // hub is doing, and the client reconnects to the new leader.
+    // operator is doing, and the client reconnects to the new leader.
     let mut leadership = state.leader.watch();
     let led_as = *leadership.borrow_and_update();
     loop {
@@ -281,7 +281,7 @@ async fn connection(
             }
             why = session.ended() => {
                 if why != Ended::Expired {
-                    farewell = HubCommand::SignOut { conn };
+                    farewell = OperatorCommand::SignOut { conn };
                 }
                 sign_out(&mut sink, why).await;
                 tracing::info!(%conn, %user, ?why, "session ended; socket closed");
@@ -325,7 +325,7 @@ async fn connection(
                         };
                         match checked {
                             Ok(message) => {
-                                if hub.send(HubCommand::Message { conn, message }).await.is_err() {
+                                if operator.send(OperatorCommand::Message { conn, message }).await.is_err() {
                                     break;
                                 }
                                 None
@@ -387,7 +387,7 @@ async fn connection(
                         .await;
                     break;
                 }
-                // The hub dropped this connection (too slow) or stopped.
+                // The operator dropped this connection (too slow) or stopped.
                 None => {
                     let _ = sink
                         .send(Message::Close(Some(CloseFrame { code: 1013, reason: Utf8Bytes::from_static("too slow; reconnect") })))
@@ -412,7 +412,7 @@ async fn connection(
             }
         }
     }
-    let _ = hub.send(farewell).await;
+    let _ = operator.send(farewell).await;
     tracing::debug!(%conn, %user, "disconnected");
 }
 

@@ -715,7 +715,7 @@ async fn managers_get_no_turn_credentials_and_weak_turn_secrets_refuse_to_start(
     }
 }
 
-/// When the switchboard task dies (`src/hub/tests.rs` makes it panic and
+/// When the switchboard task dies (`src/operator/tests.rs` makes it panic and
 /// sees the flag raised), `/healthz` says so at once and the server ends
 /// with an error two seconds later, so that systemd restarts it rather than
 /// leave it half alive.
@@ -728,7 +728,7 @@ async fn a_dead_switchboard_is_reported_and_ends_the_server() {
     let body: Value = health.json().await.unwrap();
     assert_eq!(body["switchboard"], "running");
 
-    app.hub_stats.dead.send_replace(true);
+    app.operator_stats.dead.send_replace(true);
     let health = client.get(app.url("/healthz")).send().await.unwrap();
     assert_eq!(health.status(), 503);
     let body: Value = health.json().await.unwrap();

@@ -344,7 +344,7 @@ fn series(text: &str, name: &str) -> f64 {
         .unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
-/// Scrapes until `name` has `value` (a turn of the hub or a commit may
+/// Scrapes until `name` has `value` (a turn of the operator or a commit may
 /// take a moment).
 async fn until_series(app: &TestApp, name: &str, value: f64) -> String {
     let deadline = Instant::now() + Duration::from_secs(10);

@@ -41,7 +41,7 @@ pub struct TestApp {
     /// password).
     pub data_dir: std::path::PathBuf,
     /// The switchboard's figures and its "dead" flag.
-    pub hub_stats: std::sync::Arc<miulink::hub::HubStats>,
+    pub operator_stats: std::sync::Arc<miulink::operator::OperatorStats>,
     /// The metrics listener, when `metrics_listen` was set.
     pub metrics: Option<std::net::SocketAddr>,
     _dir: tempfile::TempDir,
@@ -65,7 +65,7 @@ impl TestApp {
         let metrics = app.metrics_addr();
         let scheme = if app.is_tls() { "https" } else { "http" };
         let store = app.state().store.clone();
-        let hub_stats = app.state().leader.stats.clone();
+        let operator_stats = app.state().leader.stats.clone();
         let (stop, stopped) = tokio::sync::oneshot::channel();
         let task = tokio::spawn(app.run_until_stopped(async {
             let _ = stopped.await;
@@ -79,7 +79,7 @@ impl TestApp {
             store,
             database_url,
             data_dir: dir.path().to_path_buf(),
-            hub_stats,
+            operator_stats,
             metrics,
             _dir: dir,
             stop: Some(stop),
@@ -306,7 +306,7 @@ impl WsClient {
     }
 
     /// Proves nothing is pending: a ping's pong is the very next message.
-    /// (The hub handles one input at a time, so anything queued for this
+    /// (The operator handles one input at a time, so anything queued for this
     /// connection before the ping arrives before the pong.)
     pub async fn expect_nothing_pending(&mut self) {
         self.send(json!({"type": "ping", "nonce": 4242})).await;

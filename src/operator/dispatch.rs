@@ -1,6 +1,6 @@
 //! What may reach a connection now, and what waits for the log.
 //!
-//! The hub hands every turn's switchboard outputs to [`Dispatch::route`].
+//! The operator hands every turn's switchboard outputs to [`Dispatch::route`].
 //! The turn's log events become one numbered batch for the log writer; the
 //! turn's messages are sorted by what they depend on:
 //!
@@ -24,7 +24,7 @@
 //! everything up to N in queue order never reorders a pair that must stay
 //! in order.
 //!
-//! Sans-IO, like the switchboard: the hub does the IO, and the property
+//! Sans-IO, like the switchboard: the operator does the IO, and the property
 //! test in `tests.rs` drives this with random commit delays and failures.
 
 use super::Outbound;

@@ -1,11 +1,13 @@
-//! The hub: the one task that owns the [`Switchboard`].
+//! The operator: the one task that owns the [`Switchboard`] and operates
+//! it (as a switchboard operator works a telephone exchange's board).
+//! (Called "the hub" before issue 16; "hub" now means an A&E department.)
 //!
-//! Connection tasks send it [`HubCommand`]s over a bounded channel; it feeds
+//! Connection tasks send it [`OperatorCommand`]s over a bounded channel; it feeds
 //! them to the switchboard with the current time and hands each turn's
 //! outputs to [`Dispatch`]: the turn's log events go to the log writer (a
 //! task of its own, which commits whatever batches have queued up in one
 //! transaction: group commit), and each message goes out when what it
-//! reveals is durable (see `dispatch.rs` for the rule). The hub never waits
+//! reveals is durable (see `dispatch.rs` for the rule). The operator never waits
 //! for the disk: it decides batch N+1 while batch N commits. No locks are
 //! held around the switchboard: it lives inside this task alone.
 //!
@@ -36,10 +38,10 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 /// Messages queued to one connection before it counts as too slow.
 pub const OUTBOX_CAPACITY: usize = 512;
-/// Commands the hub takes in one turn.
+/// Commands the operator takes in one turn.
 const BATCH: usize = 128;
 /// Turns whose events may be waiting for the log at once. Beyond this the
-/// hub stops taking commands until the writer catches up (back-pressure
+/// operator stops taking commands until the writer catches up (back-pressure
 /// onto the connections), so memory stays bounded when the disk is slow.
 const MAX_IN_FLIGHT: u64 = 256;
 
@@ -54,7 +56,7 @@ pub enum Outbound {
     },
 }
 
-pub enum HubCommand {
+pub enum OperatorCommand {
     Connect {
         conn: ConnId,
         identity: Identity,
@@ -79,10 +81,10 @@ pub enum HubCommand {
     Shutdown(oneshot::Sender<()>),
 }
 
-/// Figures for `/healthz`, the metrics and the benchmarks, as of the hub's
+/// Figures for `/healthz`, the metrics and the benchmarks, as of the operator's
 /// latest turn.
 #[derive(Debug)]
-pub struct HubStats {
+pub struct OperatorStats {
     pub connections: AtomicUsize,
     pub calls: AtomicUsize,
     pub waiting: AtomicUsize,
@@ -94,7 +96,7 @@ pub struct HubStats {
     pub log_ok: AtomicBool,
     pub log_failures: AtomicU64,
     pub dropped_slow: AtomicU64,
-    /// True once the hub task has died (panicked, or lost its log
+    /// True once the operator task has died (panicked, or lost its log
     /// writer): nobody can be rung. `/healthz` says so and the server exits
     /// non-zero so that its service manager restarts it.
     pub dead: watch::Sender<bool>,
@@ -102,13 +104,13 @@ pub struct HubStats {
     pub metrics: Arc<Metrics>,
 }
 
-impl HubStats {
-    pub fn new() -> HubStats {
-        HubStats::with_metrics(Arc::default())
+impl OperatorStats {
+    pub fn new() -> OperatorStats {
+        OperatorStats::with_metrics(Arc::default())
     }
 
-    pub fn with_metrics(metrics: Arc<Metrics>) -> HubStats {
-        HubStats {
+    pub fn with_metrics(metrics: Arc<Metrics>) -> OperatorStats {
+        OperatorStats {
             connections: AtomicUsize::new(0),
             calls: AtomicUsize::new(0),
             waiting: AtomicUsize::new(0),
@@ -123,52 +125,52 @@ impl HubStats {
     }
 }
 
-impl Default for HubStats {
+impl Default for OperatorStats {
     fn default() -> Self {
-        HubStats::new()
+        OperatorStats::new()
     }
 }
 
 #[derive(Clone)]
-pub struct HubHandle {
-    tx: mpsc::Sender<HubCommand>,
-    /// For `signal` and `ping`, which the hub takes before anything else:
+pub struct OperatorHandle {
+    tx: mpsc::Sender<OperatorCommand>,
+    /// For `signal` and `ping`, which the operator takes before anything else:
     /// a relay never queues behind other consults' bookkeeping.
-    fast: mpsc::Sender<HubCommand>,
+    fast: mpsc::Sender<OperatorCommand>,
     next_conn: Arc<AtomicU64>,
-    pub stats: Arc<HubStats>,
-    /// Set to stop the hub at once, whatever it is waiting for.
+    pub stats: Arc<OperatorStats>,
+    /// Set to stop the operator at once, whatever it is waiting for.
     stop: Arc<watch::Sender<bool>>,
 }
 
-impl HubHandle {
+impl OperatorHandle {
     pub fn next_conn_id(&self) -> ConnId {
         ConnId(self.next_conn.fetch_add(1, Ordering::Relaxed))
     }
 
-    /// Fails only when the hub has stopped.
+    /// Fails only when the operator has stopped.
     ///
     /// A `signal` or `ping` may be decided before the same connection's
-    /// earlier messages still waiting in the hub's queue: neither changes
+    /// earlier messages still waiting in the operator's queue: neither changes
     /// the switchboard's state, and a client sends a call's signals only
     /// after it has heard of the call.
-    pub async fn send(&self, cmd: HubCommand) -> Result<(), HubGone> {
+    pub async fn send(&self, cmd: OperatorCommand) -> Result<(), OperatorGone> {
         let channel = match &cmd {
-            HubCommand::Message {
+            OperatorCommand::Message {
                 message: ClientMessage::Signal { .. } | ClientMessage::Ping { .. },
                 ..
             } => &self.fast,
             _ => &self.tx,
         };
-        channel.send(cmd).await.map_err(|_| HubGone)
+        channel.send(cmd).await.map_err(|_| OperatorGone)
     }
 
-    /// True once the hub task has ended (stopped, or found deposed).
+    /// True once the operator task has ended (stopped, or found deposed).
     pub fn is_stopped(&self) -> bool {
         self.tx.is_closed()
     }
 
-    /// Stops the hub now without waiting for it: it delivers nothing more
+    /// Stops the operator now without waiting for it: it delivers nothing more
     /// (a write in progress is abandoned) and closes every connection.
     /// For a leader standing down.
     pub fn abandon(&self) {
@@ -176,19 +178,19 @@ impl HubHandle {
     }
 
     /// What every account is doing now.
-    pub async fn snapshot(&self) -> Result<Vec<signalling::AccountState>, HubGone> {
+    pub async fn snapshot(&self) -> Result<Vec<signalling::AccountState>, OperatorGone> {
         let (tx, rx) = oneshot::channel();
         self.tx
-            .send(HubCommand::Snapshot(tx))
+            .send(OperatorCommand::Snapshot(tx))
             .await
-            .map_err(|_| HubGone)?;
-        rx.await.map_err(|_| HubGone)
+            .map_err(|_| OperatorGone)?;
+        rx.await.map_err(|_| OperatorGone)
     }
 
-    /// Asks the hub to close every connection and stop; waits until it has.
+    /// Asks the operator to close every connection and stop; waits until it has.
     pub async fn shutdown(&self) {
         let (tx, rx) = oneshot::channel();
-        if self.tx.send(HubCommand::Shutdown(tx)).await.is_ok() {
+        if self.tx.send(OperatorCommand::Shutdown(tx)).await.is_ok() {
             let _ = rx.await;
         }
     }
@@ -196,9 +198,9 @@ impl HubHandle {
 
 #[derive(Debug, Clone, Copy, thiserror::Error)]
 #[error("the switchboard has stopped")]
-pub struct HubGone;
+pub struct OperatorGone;
 
-/// Where the hub makes its events durable: the [`Store`], or in tests a
+/// Where the operator makes its events durable: the [`Store`], or in tests a
 /// log whose commits are held open or failed on cue.
 pub trait SessionLog: Send + Sync + 'static {
     /// Writes the events in one transaction; Ok once they are durable.
@@ -211,14 +213,14 @@ impl SessionLog for Store {
     }
 }
 
-/// Starts the hub task and its log writer. `stats` outlive them (a new
-/// leader's hub carries on with the same figures).
+/// Starts the operator task and its log writer. `stats` outlive them (a new
+/// leader's operator carries on with the same figures).
 pub fn spawn<L: SessionLog>(
     sb: Switchboard,
     log: L,
     clock: Clock,
-    stats: Arc<HubStats>,
-) -> HubHandle {
+    stats: Arc<OperatorStats>,
+) -> OperatorHandle {
     let (tx, rx) = mpsc::channel(4096);
     let (fast, fast_rx) = mpsc::channel(4096);
     stats.log_ok.store(true, Ordering::Relaxed);
@@ -238,7 +240,7 @@ pub fn spawn<L: SessionLog>(
         meter,
     };
     tokio::spawn(writer.run(log_rx, done_tx));
-    let hub = Hub {
+    let operator = Operator {
         stopped,
         sb,
         clock,
@@ -251,8 +253,8 @@ pub fn spawn<L: SessionLog>(
         log_tx,
         done_rx,
     };
-    // Supervised: a hub that dies must not leave the server half alive.
-    let task = tokio::spawn(hub.run());
+    // Supervised: an operator that dies must not leave the server half alive.
+    let task = tokio::spawn(operator.run());
     let watch = stats.clone();
     tokio::spawn(async move {
         let why = match task.await {
@@ -268,7 +270,7 @@ pub fn spawn<L: SessionLog>(
         );
         watch.dead.send_replace(true);
     });
-    HubHandle {
+    OperatorHandle {
         tx,
         fast,
         next_conn: Arc::new(AtomicU64::new(1)),
@@ -277,7 +279,7 @@ pub fn spawn<L: SessionLog>(
     }
 }
 
-/// How the hub task ended.
+/// How the operator task ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Ended {
     /// Shut down, or halted on purpose (deposed, standing down).
@@ -286,23 +288,23 @@ enum Ended {
     WriterLost,
 }
 
-/// Why the hub stops delivering.
+/// Why the operator stops delivering.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Halt {
     /// Another instance leads now: a write found this one deposed.
     Deposed,
-    /// Told to stop ([`HubHandle::abandon`]).
+    /// Told to stop ([`OperatorHandle::abandon`]).
     Abandoned,
 }
 
-struct Hub {
+struct Operator {
     stopped: watch::Receiver<bool>,
     sb: Switchboard,
     clock: Clock,
-    rx: mpsc::Receiver<HubCommand>,
-    fast_rx: mpsc::Receiver<HubCommand>,
+    rx: mpsc::Receiver<OperatorCommand>,
+    fast_rx: mpsc::Receiver<OperatorCommand>,
     outboxes: HashMap<ConnId, mpsc::Sender<Outbound>>,
-    stats: Arc<HubStats>,
+    stats: Arc<OperatorStats>,
     /// Connections dropped for being slow, to report to the switchboard.
     lost: Vec<ConnId>,
     dispatch: Dispatch,
@@ -312,7 +314,7 @@ struct Hub {
     done_rx: mpsc::UnboundedReceiver<Result<u64, Halt>>,
 }
 
-impl Hub {
+impl Operator {
     async fn run(mut self) -> Ended {
         // Anything the switchboard produced before the first input (a
         // restore ends some items) is the first batch; every message waits
@@ -385,7 +387,7 @@ impl Hub {
             }
             if !fast.is_empty() {
                 for cmd in fast.drain(..) {
-                    if let HubCommand::Message { conn, message } = cmd {
+                    if let OperatorCommand::Message { conn, message } = cmd {
                         self.sb.handle(now, Input::Message { conn, message });
                     }
                 }
@@ -393,7 +395,7 @@ impl Hub {
             }
             for cmd in batch.drain(..) {
                 let input = match cmd {
-                    HubCommand::Connect {
+                    OperatorCommand::Connect {
                         conn,
                         identity,
                         ice_servers,
@@ -406,20 +408,20 @@ impl Hub {
                             ice_servers,
                         }
                     }
-                    HubCommand::Message { conn, message } => Input::Message { conn, message },
-                    HubCommand::Disconnect { conn } => {
+                    OperatorCommand::Message { conn, message } => Input::Message { conn, message },
+                    OperatorCommand::Disconnect { conn } => {
                         self.gone(conn);
                         Input::Disconnect { conn }
                     }
-                    HubCommand::SignOut { conn } => {
+                    OperatorCommand::SignOut { conn } => {
                         self.gone(conn);
                         Input::SignOut { conn }
                     }
-                    HubCommand::Snapshot(reply) => {
+                    OperatorCommand::Snapshot(reply) => {
                         let _ = reply.send(self.sb.account_states());
                         continue;
                     }
-                    HubCommand::Shutdown(done) => {
+                    OperatorCommand::Shutdown(done) => {
                         shutdown = Some(done);
                         continue;
                     }
@@ -443,8 +445,8 @@ impl Hub {
         loop {
             let outputs = self.drain();
             if let Some(batch) = self.dispatch.route(outputs) {
-                // The writer ends only after the hub (or on a halt, which
-                // the hub hears next): a closed channel loses nothing
+                // The writer ends only after the operator (or on a halt, which
+                // the operator hears next): a closed channel loses nothing
                 // anyone was told.
                 let _ = self.log_tx.send(batch);
             }
@@ -554,11 +556,11 @@ impl Hub {
 /// waiting long (on PostgreSQL each event is two round trips).
 const GROUP_EVENTS: usize = 2_048;
 
-/// The log writer: commits the hub's batches in order, each transaction
+/// The log writer: commits the operator's batches in order, each transaction
 /// taking every batch that queued up while the last one was committing.
 struct Writer<L> {
     log: L,
-    stats: Arc<HubStats>,
+    stats: Arc<OperatorStats>,
     stopped: watch::Receiver<bool>,
     /// Requests, escalations and answer times for the metrics, counted
     /// once durable.

@@ -1,9 +1,9 @@
 //! The durability rule, both ways: what reveals a transition waits for
 //! its commit, what depends on nothing unlogged does not.
 //!
-//! First through the real hub task with a log whose commits are held open
+//! First through the real operator task with a log whose commits are held open
 //! or failed on cue; then a property test that drives the switchboard and
-//! [`Dispatch`] (the hub's own routing) through random sessions with random
+//! [`Dispatch`] (the operator's own routing) through random sessions with random
 //! commit delays and failures, checking every delivered message.
 
 use super::dispatch::{Dispatch, LogBatch};
@@ -13,7 +13,7 @@ use signalling::{CallId, Config, RequestId, Role, Urgency, UserId};
 use std::collections::VecDeque;
 use std::sync::Mutex;
 
-// ---------------------------------------------------------------- the hub
+// ---------------------------------------------------------------- the operator
 
 /// A session log that keeps events in memory; its commits can be held
 /// open (they wait until released) or made to fail (the database is
@@ -110,7 +110,7 @@ fn parse(out: &Outbound) -> serde_json::Value {
 }
 
 struct Rig {
-    hub: HubHandle,
+    operator: OperatorHandle,
     log: CueLog,
 }
 
@@ -118,12 +118,17 @@ impl Rig {
     fn new() -> Rig {
         let log = CueLog::new();
         let sb = Switchboard::new(Config::default(), Clock::new().now_ms());
-        let hub = spawn(sb, log.clone(), Clock::new(), Arc::new(HubStats::new()));
-        Rig { hub, log }
+        let operator = spawn(
+            sb,
+            log.clone(),
+            Clock::new(),
+            Arc::new(OperatorStats::new()),
+        );
+        Rig { operator, log }
     }
 
     async fn connect(&self, user: i64, role: Role) -> Client {
-        let conn = self.hub.next_conn_id();
+        let conn = self.operator.next_conn_id();
         let (outbox, rx) = mpsc::channel(OUTBOX_CAPACITY);
         let identity = Identity {
             user_id: UserId(user),
@@ -134,7 +139,7 @@ impl Rig {
             escalation_duty: false,
             monitoring: false,
         };
-        self.send(HubCommand::Connect {
+        self.send(OperatorCommand::Connect {
             conn,
             identity,
             ice_servers: vec![],
@@ -146,12 +151,12 @@ impl Rig {
         client
     }
 
-    async fn send(&self, cmd: HubCommand) {
-        self.hub.send(cmd).await.expect("hub running");
+    async fn send(&self, cmd: OperatorCommand) {
+        self.operator.send(cmd).await.expect("operator running");
     }
 
     async fn say(&self, client: &Client, message: ClientMessage) {
-        self.send(HubCommand::Message {
+        self.send(OperatorCommand::Message {
             conn: client.conn,
             message,
         })
@@ -312,12 +317,12 @@ async fn while_the_log_cannot_be_written_no_transition_is_delivered() {
     rig.say(&clinician, ClientMessage::HangUp { call_id }).await;
     // Retried, and failing: nobody hears of the hang-up...
     for _ in 0..100 {
-        if rig.hub.stats.log_failures.load(Ordering::SeqCst) >= 2 {
+        if rig.operator.stats.log_failures.load(Ordering::SeqCst) >= 2 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert!(!rig.hub.stats.log_ok.load(Ordering::SeqCst));
+    assert!(!rig.operator.stats.log_ok.load(Ordering::SeqCst));
     assert_eq!(station.arrivals().await, Vec::<String>::new());
     assert_eq!(clinician.arrivals().await, Vec::<String>::new());
     assert!(!rig.log.kinds().contains(&"call_ended".to_owned()));
@@ -325,7 +330,7 @@ async fn while_the_log_cannot_be_written_no_transition_is_delivered() {
     rig.log.fail.store(false, Ordering::SeqCst);
     station.expect("call_end").await;
     clinician.expect("call_end").await;
-    assert!(rig.hub.stats.log_ok.load(Ordering::SeqCst));
+    assert!(rig.operator.stats.log_ok.load(Ordering::SeqCst));
     let ended = rig
         .log
         .kinds()
@@ -355,8 +360,8 @@ async fn shutdown_waits_for_the_log_and_delivers_first() {
     let (mut station, clinician, call_id) = rig.call().await;
     rig.log.hold(true);
     rig.say(&clinician, ClientMessage::HangUp { call_id }).await;
-    let hub = rig.hub.clone();
-    let shutdown = tokio::spawn(async move { hub.shutdown().await });
+    let operator = rig.operator.clone();
+    let shutdown = tokio::spawn(async move { operator.shutdown().await });
     tokio::time::sleep(SETTLE).await;
     assert!(!shutdown.is_finished(), "shut down with a commit open");
     rig.log.hold(false);
@@ -375,35 +380,36 @@ impl SessionLog for PanickingLog {
 }
 
 #[tokio::test]
-async fn a_hub_that_dies_says_so_instead_of_sitting_there() {
-    let stats = Arc::new(HubStats::new());
+async fn an_operator_that_dies_says_so_instead_of_sitting_there() {
+    let stats = Arc::new(OperatorStats::new());
     let sb = Switchboard::new(Config::default(), Clock::new().now_ms());
-    let hub = spawn(sb, PanickingLog, Clock::new(), stats.clone());
+    let operator = spawn(sb, PanickingLog, Clock::new(), stats.clone());
     let (outbox, mut rx) = mpsc::channel(OUTBOX_CAPACITY);
-    let conn = hub.next_conn_id();
+    let conn = operator.next_conn_id();
     // The first connection's welcome waits for the log: the writer panics.
-    hub.send(HubCommand::Connect {
-        conn,
-        identity: Identity {
-            user_id: UserId(10),
-            username: "dr".into(),
-            display_name: "Dr".into(),
-            role: Role::Clinician,
-            site: None,
-            escalation_duty: false,
-            monitoring: false,
-        },
-        ice_servers: vec![],
-        outbox,
-    })
-    .await
-    .expect("hub running");
+    operator
+        .send(OperatorCommand::Connect {
+            conn,
+            identity: Identity {
+                user_id: UserId(10),
+                username: "dr".into(),
+                display_name: "Dr".into(),
+                role: Role::Clinician,
+                site: None,
+                escalation_duty: false,
+                monitoring: false,
+            },
+            ice_servers: vec![],
+            outbox,
+        })
+        .await
+        .expect("operator running");
     let mut dead = stats.dead.subscribe();
     tokio::time::timeout(Duration::from_secs(5), dead.wait_for(|d| *d))
         .await
         .expect("the death is reported within 5 s")
         .expect("stats kept");
-    assert!(hub.is_stopped(), "the hub takes no more commands");
+    assert!(operator.is_stopped(), "the operator takes no more commands");
     // The client was not told anything that is not in the log; it was
     // closed so that it reconnects (to the restarted server).
     match rx.recv().await {
@@ -413,12 +419,12 @@ async fn a_hub_that_dies_says_so_instead_of_sitting_there() {
 }
 
 #[tokio::test]
-async fn a_hub_shut_down_on_purpose_is_not_reported_dead() {
+async fn an_operator_shut_down_on_purpose_is_not_reported_dead() {
     let rig = Rig::new();
     rig.connect(10, Role::Clinician).await;
-    rig.hub.shutdown().await;
+    rig.operator.shutdown().await;
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert!(!*rig.hub.stats.dead.borrow());
+    assert!(!*rig.operator.stats.dead.borrow());
 }
 
 // ------------------------------------------------- the property test
@@ -542,7 +548,7 @@ impl Model {
     fn deliver(&mut self, dispatch: &mut Dispatch) -> Result<(), TestCaseError> {
         for (conn, out) in dispatch.take_ready() {
             if self.gone.contains(&conn) {
-                // The hub has no outbox for it any more (a station signing
+                // The operator has no outbox for it any more (a station signing
                 // out is told its request is withdrawn as it goes).
                 continue;
             }
