@@ -1098,13 +1098,13 @@ async fn call_loop(
         deadline,
     } = spec;
     // The browser client names each peer connection's negotiation with a
-    // `session` id and ignores signals for any other one: the offerer picks
+    // `negotiation` id and ignores signals for any other one: the offerer picks
     // it, the answerer echoes it on everything it sends.
-    let mut session: Option<String> =
+    let mut negotiation: Option<String> =
         offerer.then(|| format!("probe-{:016x}", rand::random::<u64>()));
-    let signal = |session: &Option<String>, mut data: Value| {
-        if let (Some(s), Some(obj)) = (session, data.as_object_mut()) {
-            obj.insert("session".into(), Value::String(s.clone()));
+    let signal = |negotiation: &Option<String>, mut data: Value| {
+        if let (Some(s), Some(obj)) = (negotiation, data.as_object_mut()) {
+            obj.insert("negotiation".into(), Value::String(s.clone()));
         }
         json!({"type": "signal", "call_id": call_id, "data": data})
     };
@@ -1112,7 +1112,7 @@ async fn call_loop(
         peer.create_data_channel(events_tx).await?;
         let offer = peer.offer().await?;
         conn.tx
-            .send(signal(&session, json!({"description": offer})))
+            .send(signal(&negotiation, json!({"description": offer})))
             .await?;
     } else {
         drop(events_tx);
@@ -1143,22 +1143,22 @@ async fn call_loop(
                         let data = &m["data"];
                         if data["description"].is_object() {
                             if !offerer {
-                                if let Some(s) = data["session"].as_str() {
-                                    session = Some(s.to_owned());
+                                if let Some(s) = data["negotiation"].as_str() {
+                                    negotiation = Some(s.to_owned());
                                 }
                             }
                             let desc: RTCSessionDescription =
                                 serde_json::from_value(data["description"].clone())
                                     .map_err(|e| format!("the other side sent a bad description: {e}"))?;
                             if let Some(answer) = peer.remote_description(desc).await? {
-                                conn.tx.send(signal(&session, json!({"description": answer}))).await?;
+                                conn.tx.send(signal(&negotiation, json!({"description": answer}))).await?;
                             }
                             remote_set = true;
                             for c in early_candidates.drain(..) {
                                 peer.add_candidate(c).await?;
                             }
                             for c in held_candidates.drain(..) {
-                                conn.tx.send(signal(&session, json!({"candidate": c}))).await?;
+                                conn.tx.send(signal(&negotiation, json!({"candidate": c}))).await?;
                             }
                         } else if data["candidate"].is_object() {
                             match serde_json::from_value::<RTCIceCandidateInit>(data["candidate"].clone()) {
@@ -1213,7 +1213,7 @@ async fn call_loop(
                     if offerer && !remote_set {
                         held_candidates.push(c);
                     } else {
-                        conn.tx.send(signal(&session, json!({"candidate": c}))).await?;
+                        conn.tx.send(signal(&negotiation, json!({"candidate": c}))).await?;
                     }
                 }
                 PeerEvent::IceConnected(at) => mark(Mark::IceConnected(at)),

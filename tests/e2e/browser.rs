@@ -336,7 +336,7 @@ impl Browser {
             .try_eval(
                 "const c = window.miulink && window.miulink.call;
                  return c ? JSON.stringify({link: c.link, recovery: c.recovery && {attempt: c.recovery.attempt, why: c.recovery.why},
-                   recoveries: c.recoveries, session: c.session, quality: c.quality, trace: c.trace.slice(-50)}) : null;",
+                   recoveries: c.recoveries, negotiation: c.negotiation, quality: c.quality, trace: c.trace.slice(-50)}) : null;",
             )
             .await
             .unwrap_or_default();

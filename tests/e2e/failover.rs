@@ -46,7 +46,7 @@ async fn a_video_call_survives_a_takeover() {
     for side in [&nurse, &doctor] {
         mark_peer_connection(side).await;
     }
-    let session = nurse.eval("return window.miulink.call.session").await;
+    let negotiation = nurse.eval("return window.miulink.call.negotiation").await;
 
     a.kill_9();
     let killed = Instant::now();
@@ -90,8 +90,8 @@ async fn a_video_call_survives_a_takeover() {
     }
     let back = killed.elapsed();
     assert_eq!(
-        nurse.eval("return window.miulink.call.session").await,
-        session
+        nurse.eval("return window.miulink.call.negotiation").await,
+        negotiation
     );
     eprintln!(
         "measured: frames decoded in the first {} ms after the kill: station {nurse_during}, \

@@ -41,7 +41,7 @@ async fn a_call_survives_a_server_kill_and_restart() {
     for side in [&nurse, &doctor] {
         mark_peer_connection(side).await;
     }
-    let session = nurse.eval("return window.miulink.call.session").await;
+    let negotiation = nurse.eval("return window.miulink.call.negotiation").await;
 
     server.kill_9();
     let killed = std::time::Instant::now();
@@ -81,8 +81,8 @@ async fn a_call_survives_a_server_kill_and_restart() {
         back_in_the_same_call(side).await;
     }
     assert_eq!(
-        nurse.eval("return window.miulink.call.session").await,
-        session
+        nurse.eval("return window.miulink.call.negotiation").await,
+        negotiation
     );
     eprintln!(
         "measured: server down {} ms; frames decoded meanwhile: station {nurse_during}, \

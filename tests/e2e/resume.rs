@@ -32,7 +32,7 @@ async fn a_reloaded_station_page_resumes_its_call() {
     sign_in(&nurse, &server, "millom-room3", "/station").await;
 
     video_call(&nurse, &doctor, "immediate", "Chest pain").await;
-    let before = doctor.eval("return window.miulink.call.session").await;
+    let before = doctor.eval("return window.miulink.call.negotiation").await;
 
     nurse.refresh().await;
     on_screen(&nurse, "call").await;
@@ -52,7 +52,7 @@ async fn a_reloaded_station_page_resumes_its_call() {
         .wait_for(
             "the clinician to take the new offer",
             &format!(
-                "return window.miulink.call && window.miulink.call.session !== {}",
+                "return window.miulink.call && window.miulink.call.negotiation !== {}",
                 before
             ),
         )
@@ -69,9 +69,9 @@ async fn a_reloaded_station_page_resumes_its_call() {
     let overlapped = nurse
         .eval(
             "const c = window.miulink.call;
-             c.handleSignal({ session: c.session, want_offer: true });
+             c.handleSignal({ negotiation: c.negotiation, want_offer: true });
              window.setTimeout(() => c.restart('test: a second negotiation over the first'), 0);
-             return c.session;",
+             return c.negotiation;",
         )
         .await;
     nurse
@@ -79,7 +79,7 @@ async fn a_reloaded_station_page_resumes_its_call() {
             "the second negotiation to connect",
             &format!(
                 "const c = window.miulink.call;
-                 return c.session !== {overlapped} && c.negotiations >= 3
+                 return c.negotiation !== {overlapped} && c.negotiations >= 3
                      && c.pc.signalingState === 'stable' && c.iceConnected;"
             ),
         )
@@ -103,7 +103,7 @@ async fn a_reloaded_station_page_resumes_its_call() {
     doctor
         .eval(
             "const c = window.miulink.call;
-             return c.sendSignal({ session: c.session, want_ice_restart: true });",
+             return c.sendSignal({ negotiation: c.negotiation, want_ice_restart: true });",
         )
         .await;
     nurse

@@ -8,7 +8,7 @@
 //! 1. coturn comes back quickly: an ICE restart on the same peer
 //!    connection (new ICE credentials, new relay allocation) recovers it;
 //! 2. coturn stays away longer than the ICE restart timeout: a whole new
-//!    negotiation (new peer connection and session) recovers it.
+//!    negotiation (a new peer connection) recovers it.
 //!
 //! Then the station's camera is throttled to two frames a second (what a
 //! congested uplink does to the picture): the clinician's page rates the
@@ -154,7 +154,7 @@ impl Drop for Coturn {
 async fn call_state(b: &Browser) -> serde_json::Value {
     b.eval(
         "const c = window.miulink.call;
-         return {session: c.session, negotiations: c.negotiations, iceRestarts: c.iceRestarts,
+         return {negotiation: c.negotiation, negotiations: c.negotiations, iceRestarts: c.iceRestarts,
                  link: c.link, recoveries: c.recoveries, trace: c.trace.slice(-40)};",
     )
     .await
@@ -227,7 +227,7 @@ async fn a_relay_only_call_recovers_from_a_broken_relay_and_offers_audio_only() 
     }
 
     // 1. The relay dies and comes straight back: ICE restart.
-    let session = nurse.eval("return window.miulink.call.session").await;
+    let negotiation = nurse.eval("return window.miulink.call.negotiation").await;
     let ufrags = [
         selected_pair(&nurse).await["ufrag"].clone(),
         selected_pair(&doctor).await["ufrag"].clone(),
@@ -278,7 +278,10 @@ async fn a_relay_only_call_recovers_from_a_broken_relay_and_offers_audio_only() 
         station["recoveries"][0]["how"], "ice-restart",
         "the first recovery is an ICE restart: {station}"
     );
-    assert_eq!(station["session"], session, "same session: {station}");
+    assert_eq!(
+        station["negotiation"], negotiation,
+        "same negotiation: {station}"
+    );
     assert_eq!(station["negotiations"], 1, "no new negotiation: {station}");
     for (side, before) in [&nurse, &doctor].into_iter().zip(ufrags) {
         // A new ICE generation on the same peer connection, still relayed.
@@ -341,11 +344,14 @@ async fn a_relay_only_call_recovers_from_a_broken_relay_and_offers_audio_only() 
         station["recoveries"][1]["how"], "renegotiation",
         "{station}"
     );
-    assert_ne!(station["session"], session, "a new session: {station}");
+    assert_ne!(
+        station["negotiation"], negotiation,
+        "a new negotiation: {station}"
+    );
     assert_eq!(
-        doctor.eval("return window.miulink.call.session").await,
-        station["session"],
-        "both sides on the new session"
+        doctor.eval("return window.miulink.call.negotiation").await,
+        station["negotiation"],
+        "both sides on the new negotiation"
     );
 
     // 3. A poor picture: the station's camera is throttled to two frames a

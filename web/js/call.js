@@ -3,7 +3,7 @@
 // figures that tell how good the link is.
 //
 // Negotiation. The station is the offerer. Each peer connection gets a
-// `session` id that travels with every description and candidate, so a
+// `negotiation` id that travels with every description and candidate, so a
 // fresh negotiation (after a page reload, a lost connection, or a failed
 // one) cleanly replaces the old peer connection on both sides and stray
 // candidates of an old one are dropped. The answerer asks for a fresh offer
@@ -17,7 +17,7 @@
 //      fresh candidates, fresh TURN credentials); the station makes the
 //      offer, the clinician asks for it with `{want_ice_restart: true}`;
 //   2. if that has not reconnected within ICE_RESTART_TIMEOUT_MS, a whole
-//      new negotiation (a new peer connection and session), repeated at
+//      new negotiation (a new peer connection), repeated at
 //      growing intervals until the link is back or the call ends.
 // Meanwhile the screen says "Reconnecting" (the `link` event), never a
 // silently frozen picture. A link that still claims to be connected but
@@ -130,7 +130,7 @@ export class Call {
     });
     this.pc = null;
     this.dc = null;
-    this.session = null;
+    this.negotiation = null;
     this.outbox = [];
     this.descriptionSent = false;
     this.inbox = Promise.resolve();
@@ -286,7 +286,7 @@ export class Call {
 
   askForOffer() {
     this.negotiatedAt = Date.now();
-    this.sendSignal({ session: this.session, want_offer: true });
+    this.sendSignal({ negotiation: this.negotiation, want_offer: true });
   }
 
   /**
@@ -373,11 +373,11 @@ export class Call {
     }
   }
 
-  /** Makes `pc` (or a new peer connection) this call's, for `session`. */
-  newPeer(session, made = null) {
+  /** Makes `pc` (or a new peer connection) this call's, for `negotiation`. */
+  newPeer(negotiation, made = null) {
     closePeer(this.pc);
     if (this.dc) this.dc.close();
-    this.session = session;
+    this.negotiation = negotiation;
     this.outbox = [];
     this.descriptionSent = false;
     this.prevStats = null;
@@ -391,7 +391,7 @@ export class Call {
     pc.addEventListener('icecandidate', (e) => {
       if (pc !== this.pc || !e.candidate) return;
       this.mark(`candidate-${e.candidate.type}-${e.candidate.address && e.candidate.address.endsWith('.local') ? 'mdns' : 'ip'}`);
-      const data = { session, candidate: e.candidate.toJSON() };
+      const data = { negotiation, candidate: e.candidate.toJSON() };
       if (this.descriptionSent) this.sendSignal(data);
       else this.outbox.push(data);
     });
@@ -491,7 +491,7 @@ export class Call {
     } else if (ice) {
       this.negotiatedAt = Date.now();
       this.lastRestart = Date.now();
-      this.sendSignal({ session: this.session, want_ice_restart: true });
+      this.sendSignal({ negotiation: this.negotiation, want_ice_restart: true });
     } else {
       this.lastRestart = Date.now();
       this.askForOffer();
@@ -523,7 +523,7 @@ export class Call {
 
   sendDescription(pc) {
     this.mark(`sent-${pc.localDescription.type}`);
-    this.sendSignal({ session: this.session, description: pc.localDescription.toJSON() });
+    this.sendSignal({ negotiation: this.negotiation, description: pc.localDescription.toJSON() });
     this.descriptionSent = true;
     for (const data of this.outbox) this.sendSignal(data);
     this.outbox = [];
@@ -553,14 +553,14 @@ export class Call {
       if (!this.offerer) return;
       // A request about an older peer connection, just after we made a
       // new one: our offer is already on its way.
-      const stale = data.session && data.session !== this.session;
+      const stale = data.negotiation && data.negotiation !== this.negotiation;
       if (stale && Date.now() - this.lastRestart < RESTART_MIN_GAP_MS) return;
       await this.restart('peer asked for an offer');
       return;
     }
     if (data.want_ice_restart) {
       if (!this.offerer) return;
-      if (data.session !== this.session) {
+      if (data.negotiation !== this.negotiation) {
         if (Date.now() - this.lastRestart >= RESTART_MIN_GAP_MS) await this.restart('peer lost its peer connection');
         return;
       }
@@ -574,7 +574,7 @@ export class Call {
       const description = data.description;
       this.mark(`got-${description.type}`);
       if (description.type === 'offer' && !this.offerer) {
-        if (data.session === this.session && this.pc && this.pc.signalingState !== 'closed') {
+        if (data.negotiation === this.negotiation && this.pc && this.pc.signalingState !== 'closed') {
           try {
             await this.reanswer(description);
           } catch (e) {
@@ -582,17 +582,17 @@ export class Call {
             this.askForOffer();
           }
         } else {
-          await this.answer(data.session, description);
+          await this.answer(data.negotiation, description);
         }
       } else if (description.type === 'answer' && this.offerer) {
-        if (data.session !== this.session || !this.pc) return;
+        if (data.negotiation !== this.negotiation || !this.pc) return;
         if (this.pc.signalingState !== 'have-local-offer') return;
         await whileOpen(this.pc, this.pc.setRemoteDescription(description));
       }
       return;
     }
     if (data.candidate) {
-      if (data.session !== this.session || !this.pc) return;
+      if (data.negotiation !== this.negotiation || !this.pc) return;
       try {
         await whileOpen(this.pc, this.pc.addIceCandidate(data.candidate));
       } catch (e) {
@@ -601,13 +601,13 @@ export class Call {
     }
   }
 
-  async answer(session, offer) {
+  async answer(negotiation, offer) {
     // The peer connection made in advance, if it is still unused.
     const spare = this.spare;
     this.spare = null;
     this.negotiatedAt = Date.now();
     this.negotiations += 1;
-    const pc = this.newPeer(session, spare);
+    const pc = this.newPeer(negotiation, spare);
     await whileOpen(pc, pc.setRemoteDescription(offer));
     if (pc !== this.pc || this.closed) return;
     for (const transceiver of pc.getTransceivers()) {
@@ -623,7 +623,7 @@ export class Call {
     this.sendDescription(pc);
   }
 
-  /** A new offer on the same session: an ICE restart, answered on the same peer connection. */
+  /** A new offer in the same negotiation: an ICE restart, answered on the same peer connection. */
   async reanswer(offer) {
     const pc = this.pc;
     this.negotiatedAt = Date.now();
