@@ -15,10 +15,9 @@
 mod common;
 
 use common::postgres::Cluster;
-use common::{try_connect_at, BinaryServer};
+use common::{msg, try_connect_at, BinaryServer};
 use miulink::store::{AccountFlags, NewUser, Store};
-use serde_json::json;
-use signalling::Role;
+use signalling::{Role, Urgency};
 use std::time::{Duration, Instant};
 
 fn arg(name: &str) -> Option<String> {
@@ -74,7 +73,7 @@ async fn main() {
             .expect("station connects");
         if round == 0 {
             station
-                .send(json!({"type": "request_consult", "urgency": "urgent", "reason": "Failover bench"}))
+                .send(msg::request(Urgency::Urgent, "Failover bench"))
                 .await;
         }
         let waiting = station

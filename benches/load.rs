@@ -43,7 +43,9 @@
 
 use futures_util::stream::{SplitSink, StreamExt};
 use futures_util::SinkExt;
+use miulink_client::{ClientMessage, ServerMessage};
 use serde_json::{json, Value};
+use signalling::{CallId, Outcome, QualitySample, RequestId, Urgency};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -479,21 +481,127 @@ fn which(name: &str) -> Option<std::path::PathBuf> {
     dirs.into_iter().map(|d| d.join(name)).find(|p| p.is_file())
 }
 
-/// One client connection: its sending half, and a channel of the messages
-/// it received (read continuously by its own task, so no server ever sees
-/// a slow reader), each with its arrival time.
+/// One MIU Link connection (the typed client): its sending half, and a
+/// channel of the messages it received (read continuously by its own task,
+/// so no server ever sees a slow reader), each with its arrival time.
 struct Client {
+    tx: miulink_client::Sender,
+    inbox: mpsc::UnboundedReceiver<(ServerMessage, u64)>,
+}
+
+/// Signs in to MIU Link from `source`, past the welcome.
+async fn connect(
+    url: &str,
+    token: &str,
+    source: Ipv4Addr,
+    server: SocketAddr,
+    dropped: Arc<AtomicU64>,
+) -> Result<Client, String> {
+    let options = miulink_client::Options::new()
+        .bind(source.into())
+        .connect_to(server);
+    let client = miulink_client::Client::connect_with(url, token, options)
+        .await
+        .map_err(|e| e.to_string())?;
+    let (tx, mut rx) = client.split();
+    let (inbox_tx, inbox) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            let message = rx.recv().await;
+            let at = now_ns();
+            match message {
+                // Broadcast queue snapshots are not part of a consult's
+                // flow: count nothing.
+                Ok(ServerMessage::Queue { .. }) => {}
+                Ok(m) => {
+                    if inbox_tx.send((m, at)).is_err() {
+                        break;
+                    }
+                }
+                Err(miulink_client::Error::Malformed { .. }) => {}
+                Err(_) => {
+                    dropped.fetch_add(1, Ordering::Relaxed);
+                    break;
+                }
+            }
+        }
+    });
+    Ok(Client { tx, inbox })
+}
+
+impl Client {
+    async fn send(&mut self, message: ClientMessage) -> Result<(), String> {
+        self.tx
+            .send(&message)
+            .await
+            .map_err(|e| format!("send: {e}"))
+    }
+
+    /// An `error` the server has already sent, if any (without waiting).
+    fn pending_error(&mut self) -> Option<String> {
+        while let Ok((m, _)) = self.inbox.try_recv() {
+            if let ServerMessage::Error { .. } = m {
+                return Some(format!("server error: {}", m.to_json()));
+            }
+        }
+        None
+    }
+
+    /// The first message `pick` takes; relayed signals passing by are
+    /// timed into `lat`.
+    async fn expect<T>(
+        &mut self,
+        what: &str,
+        lat: &mut Vec<u64>,
+        pick: impl Fn(&ServerMessage) -> Option<T>,
+    ) -> Result<T, String> {
+        loop {
+            let (m, at) = tokio::time::timeout(WAIT, self.inbox.recv())
+                .await
+                .map_err(|_| format!("timed out waiting for {what}"))?
+                .ok_or_else(|| format!("connection closed waiting for {what}"))?;
+            if let ServerMessage::Signal { data, .. } = &m {
+                if let Ok(Sent { t }) = serde_json::from_str(data.get()) {
+                    lat.push(at.saturating_sub(t));
+                }
+            }
+            if let Some(picked) = pick(&m) {
+                return Ok(picked);
+            }
+            if let ServerMessage::Error { .. } = m {
+                return Err(format!("server error: {}", m.to_json()));
+            }
+        }
+    }
+
+    /// The next relayed signal.
+    async fn signal(&mut self, what: &str, lat: &mut Vec<u64>) -> Result<(), String> {
+        self.expect(what, lat, |m| {
+            matches!(m, ServerMessage::Signal { .. }).then_some(())
+        })
+        .await
+    }
+}
+
+/// The send time a relayed signal's data carries ([`payload`]).
+#[derive(serde::Deserialize)]
+struct Sent {
+    t: u64,
+}
+
+/// One connection to matchbox or the bare relay: raw JSON, their own
+/// protocols (not MIU Link's).
+struct RelayClient {
     sink: Sink,
     inbox: mpsc::UnboundedReceiver<(Value, u64)>,
 }
 
 async fn open(
     url: &str,
-    token: Option<&str>,
     source: Ipv4Addr,
     server: SocketAddr,
     dropped: Arc<AtomicU64>,
-) -> Result<Client, String> {
+) -> Result<RelayClient, String> {
     let socket = TcpSocket::new_v4().map_err(|e| e.to_string())?;
     socket
         .bind(SocketAddr::new(source.into(), 0))
@@ -503,13 +611,7 @@ async fn open(
         .await
         .map_err(|e| format!("connect: {e}"))?;
     let _ = stream.set_nodelay(true);
-    let mut req = url.into_client_request().map_err(|e| e.to_string())?;
-    if let Some(token) = token {
-        req.headers_mut().insert(
-            "authorization",
-            format!("Bearer {token}").parse().map_err(|_| "header")?,
-        );
-    }
+    let req = url.into_client_request().map_err(|e| e.to_string())?;
     let (ws, _) = tokio_tungstenite::client_async(req, stream)
         .await
         .map_err(|e| format!("handshake: {e}"))?;
@@ -520,11 +622,6 @@ async fn open(
             let at = now_ns();
             match msg {
                 Ok(Message::Text(t)) => {
-                    // Broadcast queue snapshots are not part of a consult's
-                    // flow: count nothing, parse nothing.
-                    if t.as_str().starts_with("{\"type\":\"queue\"") {
-                        continue;
-                    }
                     if let Ok(v) = serde_json::from_str::<Value>(t.as_str()) {
                         if tx.send((v, at)).is_err() {
                             break;
@@ -539,10 +636,10 @@ async fn open(
             }
         }
     });
-    Ok(Client { sink, inbox })
+    Ok(RelayClient { sink, inbox })
 }
 
-impl Client {
+impl RelayClient {
     async fn send(&mut self, v: Value) -> Result<(), String> {
         self.sink
             .send(Message::Text(v.to_string().into()))
@@ -552,16 +649,6 @@ impl Client {
 
     /// The next message matching `pred`; relayed signals passing by are
     /// timed into `lat`.
-    /// An `error` the server has already sent, if any (without waiting).
-    fn pending_error(&mut self) -> Option<String> {
-        while let Ok((v, _)) = self.inbox.try_recv() {
-            if v["type"] == "error" {
-                return Some(format!("server error: {v}"));
-            }
-        }
-        None
-    }
-
     async fn expect(
         &mut self,
         what: &str,
@@ -579,14 +666,11 @@ impl Client {
             if pred(&v) {
                 return Ok(v);
             }
-            if v["type"] == "error" {
-                return Err(format!("server error: {v}"));
-            }
         }
     }
 }
 
-/// The send time carried in a relayed signal, in any of the three shapes.
+/// The send time carried in a relayed signal, in either relay's shape.
 fn signal_time(v: &Value) -> Option<u64> {
     v["data"]["t"]
         .as_u64()
@@ -625,8 +709,8 @@ enum Pair {
     },
     Relay {
         kind: Kind,
-        station: Client,
-        clinician: Client,
+        station: RelayClient,
+        clinician: RelayClient,
         /// Each side's address for the other (peer id or name).
         to_clinician: Value,
         to_station: Value,
@@ -641,7 +725,7 @@ fn relay_send(kind: Kind, to: &Value, data: Value) -> Value {
 }
 
 fn is_signal(v: &Value) -> bool {
-    v["type"] == "signal" || v["Signal"].is_object() || v["from"].is_string()
+    v["Signal"].is_object() || v["from"].is_string()
 }
 
 async fn connect_pair(
@@ -657,15 +741,8 @@ async fn connect_pair(
         Kind::Miulink { .. } => {
             let (st_token, cl_token, cl_name) = accounts.ok_or("no accounts")?;
             let url = format!("{base}/ws");
-            let mut clinician = open(&url, Some(cl_token), source, server, dropped.clone()).await?;
-            let mut station = open(&url, Some(st_token), source, server, dropped).await?;
-            let mut lat = Vec::new();
-            clinician
-                .expect("welcome", &mut lat, |v| v["type"] == "welcome")
-                .await?;
-            station
-                .expect("welcome", &mut lat, |v| v["type"] == "welcome")
-                .await?;
+            let clinician = connect(&url, cl_token, source, server, dropped.clone()).await?;
+            let station = connect(&url, st_token, source, server, dropped).await?;
             Ok(Pair::Miulink {
                 station,
                 clinician,
@@ -674,12 +751,12 @@ async fn connect_pair(
         }
         Kind::Matchbox => {
             let url = format!("{base}/bench-pair-{i}");
-            let mut station = open(&url, None, source, server, dropped.clone()).await?;
+            let mut station = open(&url, source, server, dropped.clone()).await?;
             let mut lat = Vec::new();
             let me = station
                 .expect("IdAssigned", &mut lat, |v| v["IdAssigned"].is_string())
                 .await?;
-            let mut clinician = open(&url, None, source, server, dropped).await?;
+            let mut clinician = open(&url, source, server, dropped).await?;
             let them = clinician
                 .expect("IdAssigned", &mut lat, |v| v["IdAssigned"].is_string())
                 .await?;
@@ -695,15 +772,8 @@ async fn connect_pair(
             })
         }
         Kind::Bare => {
-            let station = open(
-                &format!("{base}/s{i}"),
-                None,
-                source,
-                server,
-                dropped.clone(),
-            )
-            .await?;
-            let clinician = open(&format!("{base}/c{i}"), None, source, server, dropped).await?;
+            let station = open(&format!("{base}/s{i}"), source, server, dropped.clone()).await?;
+            let clinician = open(&format!("{base}/c{i}"), source, server, dropped).await?;
             Ok(Pair::Relay {
                 kind,
                 station,
@@ -726,28 +796,38 @@ impl Pair {
                 clinician_username,
             } => {
                 station
-                    .send(json!({"type": "request_consult", "urgency": "routine",
-                        "reason": "Load benchmark", "test": true, "direct_to": clinician_username}))
+                    .send(ClientMessage::RequestConsult {
+                        urgency: Urgency::Routine,
+                        reason: "Load benchmark".into(),
+                        patient_ref: None,
+                        test: true,
+                        direct_to: Some(clinician_username.clone()),
+                    })
                     .await?;
-                let ring = match clinician.expect("ring", lat, |v| v["type"] == "ring").await {
-                    Ok(ring) => ring,
+                let rung = clinician
+                    .expect("ring", lat, |m| match m {
+                        ServerMessage::Ring { request } => Some(request.request_id),
+                        _ => None,
+                    })
+                    .await;
+                let request_id: RequestId = match rung {
+                    Ok(id) => id,
                     // Say why, if the server refused the request.
                     Err(e) => return Err(station.pending_error().unwrap_or(e)),
                 };
-                let request_id = ring["request"]["request_id"].clone();
-                clinician
-                    .send(json!({"type": "accept", "request_id": request_id}))
-                    .await?;
-                let start = station
-                    .expect("call_start", lat, |v| v["type"] == "call_start")
-                    .await?;
-                clinician
-                    .expect("call_start", lat, |v| v["type"] == "call_start")
-                    .await?;
-                let call_id = start["call_id"].clone();
-                let sig = |data| json!({"type": "signal", "call_id": call_id, "data": data});
+                clinician.send(ClientMessage::Accept { request_id }).await?;
+                let call_start = |m: &ServerMessage| match m {
+                    ServerMessage::CallStart { call_id, .. } => Some(*call_id),
+                    _ => None,
+                };
+                let call_id: CallId = station.expect("call_start", lat, call_start).await?;
+                clinician.expect("call_start", lat, call_start).await?;
+                let sig = |data: Value| ClientMessage::Signal {
+                    call_id,
+                    data: data.into(),
+                };
                 station.send(sig(payload("offer", OFFER_BYTES))).await?;
-                clinician.expect("offer", lat, is_signal).await?;
+                clinician.signal("offer", lat).await?;
                 clinician.send(sig(payload("answer", ANSWER_BYTES))).await?;
                 for _ in 0..2 {
                     clinician
@@ -755,7 +835,7 @@ impl Pair {
                         .await?;
                 }
                 for _ in 0..3 {
-                    station.expect("answer/candidate", lat, is_signal).await?;
+                    station.signal("answer/candidate", lat).await?;
                 }
                 for _ in 0..2 {
                     station
@@ -763,16 +843,20 @@ impl Pair {
                         .await?;
                 }
                 for _ in 0..2 {
-                    clinician.expect("candidate", lat, is_signal).await?;
+                    clinician.signal("candidate", lat).await?;
                 }
-                let connected = json!({"type": "call_connected", "call_id": call_id});
+                let connected = ClientMessage::CallConnected { call_id };
                 station.send(connected.clone()).await?;
                 clinician.send(connected).await?;
                 // The operator handles one input at a time: once the clinician's
                 // ping is answered, its call_connected has been handled.
-                clinician.send(json!({"type": "ping", "nonce": 1})).await?;
                 clinician
-                    .expect("pong", lat, |v| v["type"] == "pong")
+                    .send(ClientMessage::Ping { nonce: Some(1) })
+                    .await?;
+                clinician
+                    .expect("pong", lat, |m| {
+                        matches!(m, ServerMessage::Pong { .. }).then_some(())
+                    })
                     .await?;
                 let held = Instant::now();
                 let mut tick = 0u64;
@@ -782,30 +866,49 @@ impl Pair {
                     station
                         .send(sig(payload("candidate", CANDIDATE_BYTES)))
                         .await?;
-                    clinician.expect("held-call signal", lat, is_signal).await?;
+                    clinician.signal("held-call signal", lat).await?;
                     if tick.is_multiple_of(5) {
-                        let quality = json!({"type": "call_quality", "call_id": call_id,
-                            "sample": {"rtt_ms": 35.0, "packet_loss_pct": 0.2, "fps": 30.0}});
+                        let quality = ClientMessage::CallQuality {
+                            call_id,
+                            sample: QualitySample {
+                                rtt_ms: Some(35.0),
+                                packet_loss_pct: Some(0.2),
+                                fps: Some(30.0),
+                                ..QualitySample::default()
+                            },
+                        };
                         station.send(quality.clone()).await?;
                         clinician.send(quality).await?;
                     }
                 }
+                station.send(ClientMessage::HangUp { call_id }).await?;
+                clinician
+                    .expect("call_end", lat, |m| {
+                        matches!(m, ServerMessage::CallEnd { .. }).then_some(())
+                    })
+                    .await?;
+                clinician
+                    .send(ClientMessage::RecordOutcome {
+                        call_id,
+                        outcome: Outcome::ManagedLocally,
+                        note: None,
+                    })
+                    .await?;
+                clinician
+                    .expect("outcome_recorded", lat, |m| {
+                        matches!(m, ServerMessage::OutcomeRecorded { .. }).then_some(())
+                    })
+                    .await?;
                 station
-                    .send(json!({"type": "hang_up", "call_id": call_id}))
-                    .await?;
-                clinician
-                    .expect("call_end", lat, |v| v["type"] == "call_end")
-                    .await?;
-                clinician
-                    .send(json!({"type": "record_outcome", "call_id": call_id,
-                        "outcome": "managed_locally"}))
-                    .await?;
-                clinician
-                    .expect("outcome_recorded", lat, |v| v["type"] == "outcome_recorded")
-                    .await?;
-                station
-                    .expect("completed", lat, |v| {
-                        v["type"] == "request_update" && v["state"] == "completed"
+                    .expect("completed", lat, |m| {
+                        matches!(
+                            m,
+                            ServerMessage::RequestUpdate {
+                                state: signalling::RequestState::Completed,
+                                ..
+                            }
+                        )
+                        .then_some(())
                     })
                     .await?;
                 Ok(())

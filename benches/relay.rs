@@ -7,20 +7,20 @@
 //! messages one at a time and the clinician's client timestamps each on
 //! arrival (one clock: same process). The floor is a minimal
 //! tokio-tungstenite server that forwards each text frame from one socket
-//! to the other, with no parsing, no auth and no switchboard.
+//! to the other, with no parsing, no auth and no switchboard (it only
+//! greets each socket with a `welcome`). Both are driven by the same typed
+//! client (`miulink_client`), so the client's own work is the same on
+//! both paths.
 
 use futures_util::{SinkExt, StreamExt};
 use miulink::store::{AccountFlags, NewUser};
 use miulink::{Application, Settings};
+use miulink_client::{Client, ClientMessage, ServerMessage};
 use serde_json::{json, Value};
-use signalling::Role;
+use signalling::{CallId, Limits, Role, Urgency, UserId, UserInfo};
 use std::time::{Duration, Instant};
-use tokio::net::{TcpListener, TcpStream};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 fn main() {
     let signals = std::env::args()
@@ -67,18 +67,31 @@ fn print_row(label: &str, sorted: &[f64]) {
     );
 }
 
-/// Sends `n` frames from `a` and times each one's arrival at `b`.
-async fn measure(a: &mut Ws, b: &mut Ws, n: usize, frame: impl Fn(usize) -> String) -> Vec<f64> {
+/// The `signal` carrying sequence number `i`.
+fn signal(call_id: CallId, i: usize, payload: &Value) -> ClientMessage {
+    ClientMessage::Signal {
+        call_id,
+        data: json!({"seq": i, "payload": payload}).into(),
+    }
+}
+
+/// Sends `n` signals from `a` and times each one's arrival at `b`.
+async fn measure(
+    a: &mut Client,
+    b: &mut Client,
+    n: usize,
+    frame: impl Fn(usize) -> ClientMessage,
+) -> Vec<f64> {
     let mut out = Vec::with_capacity(n);
     // Warm-up, not counted.
     let warm = n / 10 + 10;
     for i in 0..warm {
-        a.send(Message::Text(frame(i).into())).await.expect("send");
+        a.send(&frame(i)).await.expect("send");
         wait_seq(b, i).await;
     }
     for i in warm..warm + n {
         let t = Instant::now();
-        a.send(Message::Text(frame(i).into())).await.expect("send");
+        a.send(&frame(i)).await.expect("send");
         wait_seq(b, i).await;
         out.push(t.elapsed().as_secs_f64() * 1e6);
     }
@@ -86,34 +99,27 @@ async fn measure(a: &mut Ws, b: &mut Ws, n: usize, frame: impl Fn(usize) -> Stri
     out
 }
 
-/// Reads until the frame carrying sequence number `seq` arrives (other
+/// Reads until the signal carrying sequence number `seq` arrives (other
 /// messages, such as queue updates, are skipped, so a stale frame is
 /// never mistaken for the one being timed).
-async fn wait_seq(ws: &mut Ws, seq: usize) {
+async fn wait_seq(client: &mut Client, seq: usize) {
+    #[derive(serde::Deserialize)]
+    struct Seq {
+        seq: usize,
+    }
     loop {
-        let v: Value = serde_json::from_str(&next_text(ws).await).expect("json");
-        if v["data"]["seq"].as_u64() == Some(seq as u64) {
-            return;
+        if let ServerMessage::Signal { data, .. } = next(client).await {
+            if serde_json::from_str::<Seq>(data.get()).is_ok_and(|s| s.seq == seq) {
+                return;
+            }
         }
     }
 }
 
-async fn next_text(ws: &mut Ws) -> String {
-    loop {
-        match tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
-            Ok(Some(Ok(Message::Text(t)))) => return t.to_string(),
-            Ok(Some(Ok(_))) => continue,
-            other => panic!("relay stalled: {other:?}"),
-        }
-    }
-}
-
-async fn next_json(ws: &mut Ws, kind: &str) -> Value {
-    loop {
-        let v: Value = serde_json::from_str(&next_text(ws).await).expect("json");
-        if v["type"] == kind {
-            return v;
-        }
+async fn next(client: &mut Client) -> ServerMessage {
+    match tokio::time::timeout(Duration::from_secs(10), client.recv()).await {
+        Ok(Ok(m)) => m,
+        other => panic!("relay stalled: {other:?}"),
     }
 }
 
@@ -155,57 +161,62 @@ async fn miulink_relay(n: usize, payload: &Value) -> Vec<f64> {
     let http = reqwest::Client::new();
     let mut clients = Vec::new();
     for user in ["station", "doc"] {
-        let res: Value = http
-            .post(format!("{base}/api/login"))
-            .json(&json!({"username": user, "password": "bench-password", "want_token": true}))
-            .send()
+        let login = miulink_client::login(&http, &base, user, "bench-password")
             .await
-            .expect("login")
-            .json()
-            .await
-            .expect("login json");
-        let token = res["token"].as_str().expect("token").to_owned();
-        let mut req = ws_url.as_str().into_client_request().expect("req");
-        req.headers_mut().insert(
-            "authorization",
-            format!("Bearer {token}").parse().expect("hdr"),
-        );
-        let (ws, _) = tokio_tungstenite::connect_async_with_config(req, None, true)
-            .await
-            .expect("ws");
-        clients.push(ws);
+            .expect("login");
+        let client = Client::connect(&ws_url, &login.token).await.expect("ws");
+        clients.push(client);
     }
     let mut doc = clients.pop().expect("doc");
     let mut station = clients.pop().expect("station");
     station
-        .send(Message::Text(
-            json!({"type": "request_consult", "urgency": "urgent", "reason": "bench"})
-                .to_string()
-                .into(),
-        ))
+        .send(&ClientMessage::RequestConsult {
+            urgency: Urgency::Urgent,
+            reason: "bench".into(),
+            patient_ref: None,
+            test: false,
+            direct_to: None,
+        })
         .await
         .expect("send");
-    let ring = next_json(&mut doc, "ring").await;
-    let request_id = ring["request"]["request_id"].clone();
-    doc.send(Message::Text(
-        json!({"type": "accept", "request_id": request_id})
-            .to_string()
-            .into(),
-    ))
-    .await
-    .expect("send");
-    let call_id = next_json(&mut station, "call_start").await["call_id"]
-        .as_u64()
-        .expect("call");
-    next_json(&mut doc, "call_start").await;
-    let frame = |i: usize| {
-        json!({"type": "signal", "call_id": call_id, "data": {"seq": i, "payload": payload}})
-            .to_string()
+    let request_id = loop {
+        if let ServerMessage::Ring { request } = next(&mut doc).await {
+            break request.request_id;
+        }
     };
-    let result = measure(&mut station, &mut doc, n, frame).await;
+    doc.send(&ClientMessage::Accept { request_id })
+        .await
+        .expect("send");
+    let call_id = loop {
+        if let ServerMessage::CallStart { call_id, .. } = next(&mut station).await {
+            break call_id;
+        }
+    };
+    while !matches!(next(&mut doc).await, ServerMessage::CallStart { .. }) {}
+    let result = measure(&mut station, &mut doc, n, |i| signal(call_id, i, payload)).await;
     let _ = stop.send(());
     let _ = server.await;
     result
+}
+
+/// What the floor greets each socket with, so that the typed client
+/// connects to it as to MIU Link.
+fn welcome() -> String {
+    ServerMessage::Welcome {
+        user: UserInfo {
+            id: UserId(1),
+            username: "bench".into(),
+            display_name: "bench".into(),
+            site: None,
+        },
+        role: Role::Station,
+        ice_servers: vec![],
+        protocol_version: signalling::PROTOCOL_VERSION,
+        server_time: 0,
+        max_frame_bytes: signalling::MAX_FRAME_BYTES,
+        limits: Limits::default(),
+    }
+    .to_json()
 }
 
 /// The floor: two sockets, each text frame forwarded to the other one.
@@ -215,10 +226,16 @@ async fn bare_relay(n: usize, payload: &Value) -> Vec<f64> {
     let server = tokio::spawn(async move {
         let (a, _) = listener.accept().await.expect("accept");
         a.set_nodelay(true).expect("nodelay");
-        let a = tokio_tungstenite::accept_async(a).await.expect("ws a");
+        let mut a = tokio_tungstenite::accept_async(a).await.expect("ws a");
+        a.send(Message::Text(welcome().into()))
+            .await
+            .expect("welcome a");
         let (b, _) = listener.accept().await.expect("accept");
         b.set_nodelay(true).expect("nodelay");
-        let b = tokio_tungstenite::accept_async(b).await.expect("ws b");
+        let mut b = tokio_tungstenite::accept_async(b).await.expect("ws b");
+        b.send(Message::Text(welcome().into()))
+            .await
+            .expect("welcome b");
         let (mut a_tx, mut a_rx) = a.split();
         let (mut b_tx, mut b_rx) = b.split();
         // One task per direction, as a real relay would run.
@@ -239,16 +256,9 @@ async fn bare_relay(n: usize, payload: &Value) -> Vec<f64> {
         let _ = tokio::join!(ab, ba);
     });
     let url = format!("ws://{addr}");
-    let (mut a, _) = tokio_tungstenite::connect_async_with_config(url.as_str(), None, true)
-        .await
-        .expect("a");
-    let (mut b, _) = tokio_tungstenite::connect_async_with_config(url.as_str(), None, true)
-        .await
-        .expect("b");
-    let frame = |i: usize| {
-        json!({"type": "signal", "call_id": 1, "data": {"seq": i, "payload": payload}}).to_string()
-    };
-    let result = measure(&mut a, &mut b, n, frame).await;
+    let mut a = Client::connect(&url, "floor").await.expect("a");
+    let mut b = Client::connect(&url, "floor").await.expect("b");
+    let result = measure(&mut a, &mut b, n, |i| signal(CallId(1), i, payload)).await;
     drop(a);
     drop(b);
     server.abort();

@@ -170,9 +170,12 @@ fn benches(c: &mut Criterion) {
         "v=0\r\n{}",
         "a=candidate:1 1 udp 2122260223 192.0.2.10 54400 typ host\r\n".repeat(100)
     );
-    let frame = json!({"type": "signal", "call_id": 1,
-        "data": {"session": "3f9c2a", "description": {"type": "offer", "sdp": sdp}}})
-    .to_string();
+    // The frame as a client writes it (`type` first, as browsers do too).
+    let frame = serde_json::to_string(&ClientMessage::Signal {
+        call_id: CallId(1),
+        data: json!({"session": "3f9c2a", "description": {"type": "offer", "sdp": sdp}}).into(),
+    })
+    .expect("a signal as JSON");
     let mut group = c.benchmark_group("decode");
     group.throughput(Throughput::Bytes(frame.len() as u64));
     group.bench_function("signal_6kb", |b| {

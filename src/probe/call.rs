@@ -1,15 +1,24 @@
 //! One probe run: log in, place a directed test consult, make the WebRTC
 //! call, measure each step, hang up, and confirm the log.
 //!
-//! Each side of the call (station, clinician) is a task that owns its
-//! signalling connection and its peer, and reports [`Mark`]s (things that
-//! happened, with when) to the run, which decides when to hang up.
+//! The three roles share the run's shape: [`sign_in`] (log in, connect,
+//! check the accounts, clear what an earlier run left), a consult placed
+//! or answered (the part each role does its own way), then [`call`]: each
+//! side of the call the probe plays is a task that owns its signalling
+//! connection and its peer and reports [`Mark`]s (things that happened,
+//! with when) to the run, which decides when to hang up.
 
-use super::client::{self, Server, WsReceiver, WsSender};
+use super::client::{self, Server};
+use super::error::ProbeError;
 use super::peer::{self, Peer, PeerConfig, PeerEvent};
 use super::report::{Recorder, Report, Status, Step, Thresholds, VideoSeen};
 use super::video;
+use miulink_client::{login, Client};
 use serde_json::{json, Value};
+use signalling::{
+    Availability, CallId, ClientMessage, EndReason, Engagement, ErrorCode, Outcome, RequestId,
+    RequestState, Role, ServerMessage, Urgency,
+};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -26,6 +35,8 @@ const ECHO_WAIT: Duration = Duration::from_secs(3);
 const CONNECTED_NONCE: u64 = 7_001;
 /// How long clean-up (hang up, record an outcome) may take after a failure.
 const CLEANUP_WAIT: Duration = Duration::from_secs(3);
+
+type Result<T, E = ProbeError> = std::result::Result<T, E>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProbeRole {
@@ -112,12 +123,19 @@ impl Side {
             Side::Clinician => "clinician",
         }
     }
+
+    fn role(self) -> Role {
+        match self {
+            Side::Station => Role::Station,
+            Side::Clinician => Role::Clinician,
+        }
+    }
 }
 
 /// What a side reports.
 #[derive(Debug)]
 enum Mark {
-    CallStart { call_id: u64 },
+    CallStart { call_id: CallId },
     IceConnected(Instant),
     DtlsConnected(Instant),
     FirstVideo(Instant, Option<(u16, u16)>),
@@ -125,24 +143,18 @@ enum Mark {
     Rtt(Vec<f64>),
     RttUnavailable(String),
     HangUpSent(Instant),
-    CallEnded(Instant, String),
+    CallEnded(Instant, EndReason),
     Note(String),
     Done,
-    Failed(String),
+    Failed(ProbeError),
 }
 
 /// What the run tells a side.
 #[derive(Debug)]
 enum Command {
     /// The outcome the clinician side records when the call ends.
-    Outcome(&'static str, String),
+    Outcome(Outcome, String),
     HangUp,
-}
-
-struct Conn {
-    tx: WsSender,
-    rx: WsReceiver,
-    welcome: Value,
 }
 
 /// The state of a run, gathered into the report at the end.
@@ -165,15 +177,15 @@ pub async fn run(cfg: &ProbeConfig) -> Report {
     let encoded = tokio::task::spawn_blocking(|| video::frames().map(|_| ()))
         .await
         .unwrap_or_else(|e| Err(format!("encoding the test card: {e}")));
-    let result = match (encoded, cfg.role) {
-        (Err(e), _) => Err(e),
-        (Ok(()), role) => match role {
+    let result = match encoded {
+        Err(e) => Err(ProbeError::TestCard(e)),
+        Ok(()) => match cfg.role {
             ProbeRole::Both => run_both(cfg, &mut rec, &mut run).await,
             ProbeRole::StationOnly => run_station_only(cfg, &mut rec, &mut run).await,
             ProbeRole::ClinicianOnly => run_clinician_only(cfg, &mut rec, &mut run).await,
         },
     };
-    let error = result.err();
+    let error = result.err().map(|e| e.to_string());
     if error.is_some() {
         rec.fail_missing(
             &cfg.expected_steps(),
@@ -202,33 +214,633 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-fn creds<'a>(c: &'a Option<Credentials>, who: &str) -> Result<&'a Credentials, String> {
-    c.as_ref()
-        .ok_or_else(|| format!("no {who} account given (--{who}-user and its password)"))
+fn far_future() -> tokio::time::Instant {
+    tokio::time::Instant::now() + Duration::from_secs(86_400 * 365)
 }
 
-fn peer_config(cfg: &ProbeConfig, welcome: &Value) -> PeerConfig {
-    let ice_servers = welcome["ice_servers"]
-        .as_array()
-        .map(|servers| {
-            servers
-                .iter()
-                .map(|s| RTCIceServer {
-                    urls: match &s["urls"] {
-                        Value::String(u) => vec![u.clone()],
-                        Value::Array(us) => us
-                            .iter()
-                            .filter_map(|u| u.as_str().map(str::to_owned))
-                            .collect(),
-                        _ => vec![],
+fn probe_reason() -> String {
+    format!(
+        "MIU Link monitoring probe (automated test call) {:08x}",
+        rand::random::<u32>()
+    )
+}
+
+/// The directed test consult the probe places.
+fn test_request(reason: String, direct_to: &str) -> ClientMessage {
+    ClientMessage::RequestConsult {
+        urgency: Urgency::Routine,
+        reason,
+        patient_ref: None,
+        test: true,
+        direct_to: Some(direct_to.to_owned()),
+    }
+}
+
+fn record_outcome(call_id: CallId, outcome: Outcome, note: String) -> ClientMessage {
+    ClientMessage::RecordOutcome {
+        call_id,
+        outcome,
+        note: Some(note),
+    }
+}
+
+/// `request_update` `waiting`: the request's id, and how many clinicians
+/// are available.
+fn queued(m: &ServerMessage) -> Option<(RequestId, u32)> {
+    match m {
+        ServerMessage::RequestUpdate {
+            state: RequestState::Waiting,
+            request_id,
+            clinicians_available,
+            ..
+        } => Some((*request_id, *clinicians_available)),
+        _ => None,
+    }
+}
+
+/// An `error` from the server, as a reason to stop.
+fn refused(regarding: &Option<String>, message: &str, code: Option<ErrorCode>) -> ProbeError {
+    ProbeError::Refused {
+        regarding: regarding.clone(),
+        message: message.to_owned(),
+        code,
+    }
+}
+
+/// A side of the call, signed in and connected, and what the server told
+/// it right after clean-up (its state: a clinician's rings among it).
+struct SignedIn {
+    client: Client,
+    state: Vec<ServerMessage>,
+}
+
+/// What the three roles share before the consult: log each side's account
+/// in (at the same time) and time it, connect them (timed too), check each
+/// account's role, and clear what an earlier run left. `sides` in the order
+/// their accounts are logged in; connecting and clean-up go the other way
+/// round (the clinician first, so it is there before the station asks).
+async fn sign_in(
+    cfg: &ProbeConfig,
+    rec: &mut Recorder,
+    run: &mut Run,
+    sides: &[Side],
+) -> Result<(reqwest::Client, Vec<SignedIn>)> {
+    let mut accounts = Vec::new();
+    for &side in sides {
+        let creds = match side {
+            Side::Station => &cfg.station,
+            Side::Clinician => &cfg.clinician,
+        };
+        accounts.push((
+            side,
+            creds.as_ref().ok_or(ProbeError::NoAccount(side.name()))?,
+        ));
+    }
+    let http = client::http_client(cfg.timeout)?;
+    let logins = accounts.iter().map(|&(side, c)| {
+        let login = login(&http, &cfg.server.base, &c.username, &c.password);
+        let attempt = async move {
+            match tokio::time::timeout(cfg.timeout, login).await {
+                Ok(login) => Ok(login?.token),
+                Err(_) => Err(ProbeError::LoginTimeout(c.username.clone())),
+            }
+        };
+        (side, attempt)
+    });
+    let tokens = timed_all(rec, Step::Login, logins.collect()).await?;
+    let connects = sides.iter().zip(&tokens).rev().map(|(&side, token)| {
+        let attempt = async move {
+            match tokio::time::timeout(cfg.timeout, Client::connect(&cfg.server.ws_url, token))
+                .await
+            {
+                Ok(client) => Ok(client?),
+                Err(_) => Err(ProbeError::ConnectTimeout),
+            }
+        };
+        (side, attempt)
+    });
+    let mut clients = timed_all(rec, Step::WebsocketConnect, connects.collect()).await?;
+    clients.reverse();
+    let both = sides.len() > 1;
+    for ((side, creds), client) in accounts.iter().zip(&clients) {
+        let is = client.welcome().role;
+        if is != side.role() {
+            return Err(ProbeError::WrongRole {
+                account: if both {
+                    format!("the {} account", side.name())
+                } else {
+                    creds.username.clone()
+                },
+                is: is.as_str(),
+                wanted: side.name(),
+            });
+        }
+    }
+    let mut signed_in = Vec::new();
+    for (&side, mut client) in sides.iter().zip(clients).rev() {
+        let state = clean_up_leftovers(&mut client, side, cfg.timeout, &mut run.notes).await?;
+        signed_in.push(SignedIn { client, state });
+    }
+    signed_in.reverse();
+    Ok((http, signed_in))
+}
+
+/// Runs each side's attempt at the same time and records `step`: the
+/// whole time, and each side's in the detail. The first failure (in the
+/// attempts' order) fails the step.
+async fn timed_all<T, F>(rec: &mut Recorder, step: Step, attempts: Vec<(Side, F)>) -> Result<Vec<T>>
+where
+    F: std::future::Future<Output = Result<T>>,
+{
+    let started = Instant::now();
+    let done =
+        futures_util::future::join_all(attempts.into_iter().map(|(side, attempt)| async move {
+            let t0 = Instant::now();
+            (side, attempt.await, t0.elapsed())
+        }))
+        .await;
+    let mut values = Vec::new();
+    let mut detail = Vec::new();
+    for (side, r, took) in done {
+        match r {
+            Ok(value) => {
+                values.push(value);
+                detail.push(format!("{} {:.0} ms", side.name(), ms(took)));
+            }
+            Err(e) => {
+                // A refused login names its account itself.
+                rec.failed(
+                    step,
+                    match step {
+                        Step::Login => e.to_string(),
+                        _ => format!("{}: {e}", side.name()),
                     },
-                    username: s["username"].as_str().unwrap_or_default().to_owned(),
-                    credential: s["credential"].as_str().unwrap_or_default().to_owned(),
-                })
-                .filter(|s| !s.urls.is_empty())
-                .collect()
+                );
+                return Err(e);
+            }
+        }
+    }
+    rec.measured(step, ms(started.elapsed()), detail.join(", "));
+    Ok(values)
+}
+
+/// Reads messages until `pick` takes one, or the deadline passes. `error`
+/// messages end the wait with their text.
+async fn wait_for<T>(
+    client: &mut Client,
+    deadline: tokio::time::Instant,
+    what: &str,
+    pick: impl Fn(&ServerMessage) -> Option<T>,
+) -> Result<(T, Instant)> {
+    loop {
+        let m = timeout_at(deadline, client.recv())
+            .await
+            .map_err(|_| ProbeError::Timeout(what.to_owned()))??;
+        let at = Instant::now();
+        if let Some(picked) = pick(&m) {
+            return Ok((picked, at));
+        }
+        if let ServerMessage::Error {
+            code,
+            message,
+            in_reply_to,
+        } = &m
+        {
+            return Err(refused(in_reply_to, message, Some(*code)));
+        }
+    }
+}
+
+/// Every message the server had queued for this connection (a ping's
+/// `pong` follows them), within `wait`.
+async fn barrier(client: &mut Client, wait: Duration) -> Result<Vec<ServerMessage>> {
+    tokio::time::timeout(wait, client.barrier())
+        .await
+        .map_err(|_| ProbeError::NoPong)?
+        .map_err(ProbeError::from)
+}
+
+/// Clears what an interrupted earlier run may have left on the probe's own
+/// accounts (a waiting request, a call, an owed outcome, "away"), so that
+/// this run starts clean. Says what it did in the notes. Returns the
+/// messages of the clean state (a clinician's rings for requests already
+/// waiting are among them).
+async fn clean_up_leftovers(
+    client: &mut Client,
+    side: Side,
+    wait: Duration,
+    notes: &mut Vec<String>,
+) -> Result<Vec<ServerMessage>> {
+    for _pass in 0..3 {
+        let state = barrier(client, wait).await?;
+        let mut acted = false;
+        for m in &state {
+            let (fixes, note) = match (side, m) {
+                (
+                    Side::Station,
+                    ServerMessage::RequestUpdate {
+                        state: RequestState::Waiting,
+                        request_id,
+                        ..
+                    },
+                ) => (
+                    vec![ClientMessage::CancelRequest {
+                        request_id: *request_id,
+                    }],
+                    Some(format!(
+                        "cancelled request {request_id} left waiting by an earlier run"
+                    )),
+                ),
+                (_, ServerMessage::CallStart { call_id, .. }) => (
+                    vec![ClientMessage::HangUp { call_id: *call_id }],
+                    Some(format!("hung up call {call_id} left by an earlier run")),
+                ),
+                (
+                    Side::Clinician,
+                    ServerMessage::Presence {
+                        engaged: Some(engaged),
+                        ..
+                    },
+                ) => {
+                    let (Engagement::InCall { call_id } | Engagement::OutcomePending { call_id }) =
+                        *engaged;
+                    let why = "Probe test call left unfinished by an interrupted probe run";
+                    let mut fixes = vec![record_outcome(
+                        call_id,
+                        Outcome::TechnicalFailure,
+                        why.into(),
+                    )];
+                    if let Engagement::InCall { .. } = engaged {
+                        fixes.push(ClientMessage::HangUp { call_id });
+                    }
+                    let note = format!(
+                        "closed call {call_id} left by an earlier run (outcome technical_failure)"
+                    );
+                    (fixes, Some(note))
+                }
+                (Side::Clinician, ServerMessage::Presence { status, .. })
+                    if *status != Availability::Available =>
+                {
+                    let available = ClientMessage::SetAvailability {
+                        status: Availability::Available,
+                    };
+                    (vec![available], None)
+                }
+                _ => continue,
+            };
+            for fix in &fixes {
+                client.send(fix).await?;
+            }
+            notes.extend(note);
+            acted = true;
+        }
+        if !acted {
+            return Ok(state);
+        }
+    }
+    Err(ProbeError::Unfinished(side.name()))
+}
+
+async fn run_both(cfg: &ProbeConfig, rec: &mut Recorder, run: &mut Run) -> Result<()> {
+    let (http, signed_in) = sign_in(cfg, rec, run, &[Side::Station, Side::Clinician]).await?;
+    let mut clients = signed_in.into_iter().map(|s| s.client);
+    let (Some(mut st), Some(mut cl)) = (clients.next(), clients.next()) else {
+        return Err(ProbeError::MissingConnection("station or clinician"));
+    };
+
+    // The test consult, directed at the probe's clinician only.
+    let reason = probe_reason();
+    st.send(&test_request(reason.clone(), &cfg.clinician_username))
+        .await?;
+    let requested = Instant::now();
+    let deadline = tokio::time::Instant::now() + cfg.timeout;
+    let (waiting, ring) = tokio::join!(
+        wait_for(&mut st, deadline, "the request to be queued", queued),
+        wait_for(&mut cl, deadline, "the clinician to be rung", |m| match m {
+            ServerMessage::Ring { request } if request.reason == reason => {
+                Some(request.request_id)
+            }
+            _ => None,
+        }),
+    );
+    let request_id = match (waiting, ring) {
+        (Ok(((waiting, _), _)), Ok((rung, rung_at))) => {
+            rec.measured(Step::RequestToRing, ms(rung_at - requested), "");
+            if rung != waiting {
+                return Err(ProbeError::WrongRing);
+            }
+            rung
+        }
+        (waiting, ring) => {
+            let waiting_id = waiting.as_ref().ok().map(|((id, _), _)| *id);
+            let e = match (waiting, ring) {
+                (Err(e), _) | (_, Err(e)) => e,
+                _ => ProbeError::Timeout("the clinician to be rung".into()),
+            };
+            rec.failed(Step::RequestToRing, e.to_string());
+            if let Some(request_id) = waiting_id {
+                let _ = st.send(&ClientMessage::CancelRequest { request_id }).await;
+            }
+            return Err(e);
+        }
+    };
+    run.consult_id = Some(request_id.0);
+    cl.send(&ClientMessage::Accept { request_id }).await?;
+    let accepted = Instant::now();
+
+    let result = call(
+        cfg,
+        rec,
+        run,
+        vec![(Side::Station, st), (Side::Clinician, cl)],
+        accepted,
+    )
+    .await;
+    if let Some(manager) = &cfg.manager {
+        match check_log(cfg, &http, manager, request_id.0).await {
+            Ok(is_test) => run.logged_as_test_call = Some(is_test),
+            Err(e) => run.notes.push(format!("could not check the log: {e}")),
+        }
+    }
+    result?;
+    if run.logged_as_test_call == Some(false) {
+        return Err(ProbeError::NotLoggedAsTest);
+    }
+    Ok(())
+}
+
+async fn run_station_only(cfg: &ProbeConfig, rec: &mut Recorder, run: &mut Run) -> Result<()> {
+    let (_, signed_in) = sign_in(cfg, rec, run, &[Side::Station]).await?;
+    let Some(SignedIn { client: mut st, .. }) = signed_in.into_iter().next() else {
+        return Err(ProbeError::MissingConnection("station"));
+    };
+    st.send(&test_request(probe_reason(), &cfg.clinician_username))
+        .await?;
+    let requested = Instant::now();
+    let deadline = tokio::time::Instant::now() + cfg.answer_wait;
+    let ((request_id, available), _) =
+        wait_for(&mut st, deadline, "the request to be queued", queued).await?;
+    run.consult_id = Some(request_id.0);
+    if available == 0 {
+        run.notes.push(format!(
+            "{} is not available yet (not signed in, set busy or away, in a call, or owing the outcome of its last call); waiting up to {} s",
+            cfg.clinician_username,
+            cfg.answer_wait.as_secs()
+        ));
+    }
+    let answered = wait_for(
+        &mut st,
+        deadline,
+        &format!("{} to answer the test call", cfg.clinician_username),
+        |m| {
+            matches!(
+                m,
+                ServerMessage::RequestUpdate {
+                    state: RequestState::Accepted,
+                    ..
+                }
+            )
+            .then_some(())
+        },
+    )
+    .await;
+    let accepted = match answered {
+        Ok(((), at)) => at,
+        Err(e) => {
+            rec.failed(Step::RequestToAccept, e.to_string());
+            let _ = st.send(&ClientMessage::CancelRequest { request_id }).await;
+            return Err(e);
+        }
+    };
+    rec.measured(
+        Step::RequestToAccept,
+        ms(accepted - requested),
+        "the person's reaction time",
+    );
+    call(cfg, rec, run, vec![(Side::Station, st)], accepted).await
+}
+
+async fn run_clinician_only(cfg: &ProbeConfig, rec: &mut Recorder, run: &mut Run) -> Result<()> {
+    let (_, signed_in) = sign_in(cfg, rec, run, &[Side::Clinician]).await?;
+    let Some(SignedIn {
+        client: mut cl,
+        state,
+    }) = signed_in.into_iter().next()
+    else {
+        return Err(ProbeError::MissingConnection("clinician"));
+    };
+    // Only ever a test call: a real patient's request is never answered
+    // by the probe, however long it waits.
+    let test_ring = |m: &ServerMessage| match m {
+        ServerMessage::Ring { request } if request.test => {
+            Some((request.request_id, request.station.clone()))
+        }
+        _ => None,
+    };
+    let (request_id, station) = match state.iter().find_map(test_ring) {
+        Some(ring) => ring,
+        None => {
+            let deadline = tokio::time::Instant::now() + cfg.answer_wait;
+            let username = cfg
+                .clinician
+                .as_ref()
+                .map_or(cfg.clinician_username.as_str(), |c| c.username.as_str());
+            let what = format!(
+                "a test call to {username} from a station (the nurse chooses \"test call\")"
+            );
+            wait_for(&mut cl, deadline, &what, test_ring).await?.0
+        }
+    };
+    run.consult_id = Some(request_id.0);
+    run.notes
+        .push(format!("answered a test call from {station}"));
+    cl.send(&ClientMessage::Accept { request_id }).await?;
+    let accepted = Instant::now();
+    call(cfg, rec, run, vec![(Side::Clinician, cl)], accepted).await
+}
+
+/// The call, from the accept to the confirmed end: a task per side the
+/// probe plays (`sides`: the station first when it plays both; the first
+/// side hangs up). Playing one side, the person is the other: the call is
+/// held for `--hold-seconds` once it works, and the person may hang up
+/// first.
+async fn call(
+    cfg: &ProbeConfig,
+    rec: &mut Recorder,
+    run: &mut Run,
+    sides: Vec<(Side, Client)>,
+    accepted: Instant,
+) -> Result<()> {
+    let both = sides.len() > 1;
+    let hold = if both { Duration::ZERO } else { cfg.hold };
+    let (marks_tx, mut marks) = mpsc::unbounded_channel();
+    let mut commands = Vec::new();
+    let mut tasks = Vec::new();
+    let hangs_up = sides.first().map_or(Side::Station, |(side, _)| *side);
+    for (side, client) in sides {
+        let (cmd, cmd_rx) = mpsc::unbounded_channel();
+        commands.push(cmd);
+        tasks.push(tokio::spawn(side_task(SideSpec {
+            side,
+            peer: peer_config(cfg, &client),
+            client,
+            marks: marks_tx.clone(),
+            commands: cmd_rx,
+            // Playing both, the station waits for `completed` (the
+            // outcome is in the log).
+            wait_for_completed: both && side == Side::Station,
+            limit: cfg.timeout + hold,
+        })));
+    }
+    drop(marks_tx);
+    // Every side is told the outcome (only a clinician records it); the
+    // first side hangs up.
+    let outcome = |outcome: Outcome, note: String| {
+        for cmd in &commands {
+            let _ = cmd.send(Command::Outcome(outcome, note.clone()));
+        }
+    };
+    let hang_up = || {
+        if let Some(cmd) = commands.first() {
+            let _ = cmd.send(Command::HangUp);
+        }
+    };
+
+    let mut call = CallMarks::default();
+    let deadline = tokio::time::Instant::now() + cfg.timeout * 2 + hold;
+    let mut live = tasks.len();
+    let mut hang_up_due: Option<tokio::time::Instant> = None;
+    let mut hung_up_at: Option<Instant> = None;
+    let mut failure: Option<ProbeError> = None;
+    while live > 0 {
+        let wake = match (hang_up_due, hung_up_at) {
+            (Some(due), None) => due.min(deadline),
+            _ => deadline,
+        };
+        let (side, mark) = match timeout_at(wake, marks.recv()).await {
+            Ok(Some(m)) => m,
+            Ok(None) => break,
+            Err(_) if hang_up_due.is_some() && hung_up_at.is_none() => {
+                hang_up();
+                hung_up_at = Some(Instant::now());
+                continue;
+            }
+            Err(_) => {
+                failure.get_or_insert(ProbeError::CallTimeout);
+                break;
+            }
+        };
+        match mark {
+            Mark::Done => live -= 1,
+            Mark::Failed(e) => {
+                live -= 1;
+                let note = format!("Probe test call failed: {e}");
+                failure.get_or_insert(if both {
+                    ProbeError::Side {
+                        side: side.name(),
+                        source: Box::new(e),
+                    }
+                } else {
+                    e
+                });
+                // The other side (if the probe plays it) hangs up.
+                if hung_up_at.is_none() {
+                    outcome(Outcome::TechnicalFailure, note);
+                    hang_up();
+                    hung_up_at = Some(Instant::now());
+                }
+            }
+            Mark::HangUpSent(at) => hung_up_at = Some(at),
+            Mark::CallEnded(at, reason) if side == hangs_up => match hung_up_at {
+                Some(h) => rec.measured(Step::HangupLogged, ms(at - h), reason.as_str()),
+                None if !both => {
+                    rec.skipped(
+                        Step::HangupLogged,
+                        format!("the person ended the call first ({})", reason.as_str()),
+                    );
+                    hung_up_at = Some(at);
+                }
+                None => {}
+            },
+            other => call.record(side, other, run),
+        }
+        if hang_up_due.is_none() && hung_up_at.is_none() && call.complete(both) {
+            outcome(
+                Outcome::ManagedLocally,
+                "Automated probe test call (no patient): call completed".into(),
+            );
+            if hold.is_zero() {
+                hang_up();
+                hung_up_at = Some(Instant::now());
+            } else {
+                hang_up_due = Some(tokio::time::Instant::now() + hold);
+            }
+        }
+    }
+    if failure.is_some() && hung_up_at.is_none() {
+        outcome(Outcome::TechnicalFailure, "Probe test call failed".into());
+        hang_up();
+    }
+    // Each side has its own deadline, and then at most the clean-up.
+    for task in tasks {
+        let _ = tokio::time::timeout(cfg.timeout + CLEANUP_WAIT, task).await;
+    }
+    call.report(rec, accepted, both, failure.is_some());
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// Confirms with the log API that the consult is a test call, kept out of
+/// the managers' default view.
+async fn check_log(
+    cfg: &ProbeConfig,
+    http: &reqwest::Client,
+    manager: &Credentials,
+    consult_id: u64,
+) -> Result<bool> {
+    let token = login(http, &cfg.server.base, &manager.username, &manager.password)
+        .await?
+        .token;
+    let since = chrono::Utc::now().timestamp_millis() - 3_600_000;
+    let with = client::get_json(
+        http,
+        &cfg.server,
+        &format!("/api/consults?include_test_calls=true&from={since}"),
+        &token,
+    )
+    .await?;
+    let without = client::get_json(
+        http,
+        &cfg.server,
+        &format!("/api/consults?from={since}"),
+        &token,
+    )
+    .await?;
+    let find = |v: &Value| -> Option<Value> {
+        v["consults"]
+            .as_array()?
+            .iter()
+            .find(|c| c["id"].as_u64() == Some(consult_id))
+            .cloned()
+    };
+    let row = find(&with).ok_or(ProbeError::NotInLog(consult_id))?;
+    Ok(row["test_call"] == true && find(&without).is_none())
+}
+
+fn peer_config(cfg: &ProbeConfig, client: &Client) -> PeerConfig {
+    let ice_servers = client
+        .welcome()
+        .ice_servers
+        .iter()
+        .map(|s| RTCIceServer {
+            urls: s.urls.clone(),
+            username: s.username.clone().unwrap_or_default(),
+            credential: s.credential.clone().unwrap_or_default(),
         })
-        .unwrap_or_default();
+        .filter(|s| !s.urls.is_empty())
+        .collect();
     let udp_bind = cfg.udp_bind.clone().unwrap_or_else(|| {
         if cfg.server.loopback {
             "127.0.0.1:0".to_owned()
@@ -242,581 +854,322 @@ fn peer_config(cfg: &ProbeConfig, welcome: &Value) -> PeerConfig {
     }
 }
 
-/// Logs in (each given account, at the same time) and records the step.
-async fn login_all(
-    cfg: &ProbeConfig,
-    http: &reqwest::Client,
-    rec: &mut Recorder,
-    accounts: &[(&'static str, &Credentials)],
-) -> Result<Vec<String>, String> {
-    let started = Instant::now();
-    let attempts = futures_util::future::join_all(accounts.iter().map(|(who, c)| async move {
-        let t0 = Instant::now();
-        let r = tokio::time::timeout(
-            cfg.timeout,
-            client::login(http, &cfg.server, &c.username, &c.password),
-        )
-        .await
-        .unwrap_or_else(|_| Err(format!("no answer to the login of {}", c.username)));
-        (*who, r, t0.elapsed())
-    }))
-    .await;
-    let mut tokens = Vec::new();
-    let mut detail = Vec::new();
-    for (who, r, took) in attempts {
-        match r {
-            Ok(token) => {
-                tokens.push(token);
-                detail.push(format!("{who} {:.0} ms", ms(took)));
-            }
-            Err(e) => {
-                rec.failed(Step::Login, e.clone());
-                return Err(e);
-            }
-        }
-    }
-    rec.measured(Step::Login, ms(started.elapsed()), detail.join(", "));
-    Ok(tokens)
-}
-
-async fn connect_all(
-    cfg: &ProbeConfig,
-    rec: &mut Recorder,
-    tokens: &[(&'static str, String)],
-) -> Result<Vec<Conn>, String> {
-    let started = Instant::now();
-    let attempts = futures_util::future::join_all(tokens.iter().map(|(who, token)| async move {
-        let t0 = Instant::now();
-        let r = tokio::time::timeout(cfg.timeout, client::connect(&cfg.server, token))
-            .await
-            .unwrap_or_else(|_| Err("no welcome from the signalling WebSocket".into()));
-        (*who, r, t0.elapsed())
-    }))
-    .await;
-    let mut conns = Vec::new();
-    let mut detail = Vec::new();
-    for (who, r, took) in attempts {
-        match r {
-            Ok((tx, rx, welcome)) => {
-                conns.push(Conn { tx, rx, welcome });
-                detail.push(format!("{who} {:.0} ms", ms(took)));
-            }
-            Err(e) => {
-                rec.failed(Step::WebsocketConnect, format!("{who}: {e}"));
-                return Err(e);
-            }
-        }
-    }
-    rec.measured(
-        Step::WebsocketConnect,
-        ms(started.elapsed()),
-        detail.join(", "),
-    );
-    Ok(conns)
-}
-
-/// Reads messages until one matches, or the deadline passes. `error`
-/// messages end the wait with their text.
-async fn wait_for(
-    rx: &mut WsReceiver,
-    deadline: tokio::time::Instant,
-    what: &str,
-    pred: impl Fn(&Value) -> bool,
-) -> Result<(Value, Instant), String> {
-    loop {
-        let m = timeout_at(deadline, rx.recv())
-            .await
-            .map_err(|_| format!("timed out waiting for {what}"))??;
-        let at = Instant::now();
-        if pred(&m) {
-            return Ok((m, at));
-        }
-        if m["type"] == "error" {
-            return Err(format!(
-                "the server refused {}: {} ({})",
-                m["in_reply_to"].as_str().unwrap_or("a message"),
-                m["message"].as_str().unwrap_or_default(),
-                m["code"].as_str().unwrap_or_default()
-            ));
-        }
-    }
-}
-
-/// Sends a ping and returns every message that arrived before its pong:
-/// the whole state the server had queued for this connection.
-async fn barrier(conn: &mut Conn, nonce: u64, wait: Duration) -> Result<Vec<Value>, String> {
-    conn.tx
-        .send(json!({"type": "ping", "nonce": nonce}))
-        .await?;
-    let deadline = tokio::time::Instant::now() + wait;
-    let mut seen = Vec::new();
-    loop {
-        let m = timeout_at(deadline, conn.rx.recv())
-            .await
-            .map_err(|_| "the server did not answer a ping".to_owned())??;
-        if m["type"] == "pong" && m["nonce"] == nonce {
-            return Ok(seen);
-        }
-        seen.push(m);
-    }
-}
-
-/// Clears what an interrupted earlier run may have left on the probe's own
-/// accounts (a waiting request, a call, an owed outcome, "away"), so that
-/// this run starts clean. Says what it did in the notes. Returns the
-/// messages of the clean state (a clinician's rings for requests already
-/// waiting are among them).
-async fn clean_up_leftovers(
-    conn: &mut Conn,
+struct SideSpec {
     side: Side,
-    wait: Duration,
-    notes: &mut Vec<String>,
-) -> Result<Vec<Value>, String> {
-    for pass in 0..3u64 {
-        let state = barrier(conn, 9_000 + pass, wait).await?;
-        let mut acted = false;
-        for m in &state {
-            match (side, m["type"].as_str().unwrap_or_default()) {
-                (Side::Station, "request_update") if m["state"] == "waiting" => {
-                    conn.tx
-                        .send(json!({"type": "cancel_request", "request_id": m["request_id"]}))
-                        .await?;
-                    notes.push(format!(
-                        "cancelled request {} left waiting by an earlier run",
-                        m["request_id"]
-                    ));
-                    acted = true;
-                }
-                (_, "call_start") => {
-                    conn.tx
-                        .send(json!({"type": "hang_up", "call_id": m["call_id"]}))
-                        .await?;
-                    notes.push(format!(
-                        "hung up call {} left by an earlier run",
-                        m["call_id"]
-                    ));
-                    acted = true;
-                }
-                (Side::Clinician, "presence") => {
-                    let engaged = &m["engaged"];
-                    if engaged.is_object() {
-                        conn.tx
-                            .send(json!({"type": "record_outcome", "call_id": engaged["call_id"],
-                                "outcome": "technical_failure",
-                                "note": "Probe test call left unfinished by an interrupted probe run"}))
-                            .await?;
-                        if engaged["state"] == "in_call" {
-                            conn.tx
-                                .send(json!({"type": "hang_up", "call_id": engaged["call_id"]}))
-                                .await?;
-                        }
-                        notes.push(format!(
-                            "closed call {} left by an earlier run (outcome technical_failure)",
-                            engaged["call_id"]
-                        ));
-                        acted = true;
-                    } else if m["status"] != "available" {
-                        conn.tx
-                            .send(json!({"type": "set_availability", "status": "available"}))
-                            .await?;
-                        acted = true;
-                    }
-                }
-                _ => {}
-            }
-        }
-        if !acted {
-            return Ok(state);
-        }
-    }
-    Err(format!(
-        "the {} account still has an unfinished consult after clean-up; \
-         check it in the browser client",
-        side.name()
-    ))
+    client: Client,
+    peer: PeerConfig,
+    marks: mpsc::UnboundedSender<(Side, Mark)>,
+    commands: mpsc::UnboundedReceiver<Command>,
+    /// The station waits for `completed` (the outcome is in the log).
+    wait_for_completed: bool,
+    /// How long the call may take from `call_start` to its end.
+    limit: Duration,
 }
 
-fn probe_reason() -> String {
-    format!(
-        "MIU Link monitoring probe (automated test call) {:08x}",
-        rand::random::<u32>()
-    )
-}
-
-async fn run_both(cfg: &ProbeConfig, rec: &mut Recorder, run: &mut Run) -> Result<(), String> {
-    let station = creds(&cfg.station, "station")?;
-    let clinician = creds(&cfg.clinician, "clinician")?;
-    let http = client::http_client(cfg.timeout)?;
-    let tokens = login_all(
-        cfg,
-        &http,
-        rec,
-        &[("station", station), ("clinician", clinician)],
-    )
-    .await?;
-    let mut conns = connect_all(
-        cfg,
-        rec,
-        &[
-            ("clinician", tokens[1].clone()),
-            ("station", tokens[0].clone()),
-        ],
-    )
-    .await?;
-    let mut st = conns.pop().ok_or("no station connection")?;
-    let mut cl = conns.pop().ok_or("no clinician connection")?;
-    for (conn, side, role) in [
-        (&st, Side::Station, "station"),
-        (&cl, Side::Clinician, "clinician"),
-    ] {
-        if conn.welcome["role"] != role {
-            return Err(format!(
-                "the {} account is a {} account, not a {role}",
-                side.name(),
-                conn.welcome["role"]
-            ));
-        }
-    }
-    clean_up_leftovers(&mut cl, Side::Clinician, cfg.timeout, &mut run.notes).await?;
-    clean_up_leftovers(&mut st, Side::Station, cfg.timeout, &mut run.notes).await?;
-
-    // The test consult, directed at the probe's clinician only.
-    let reason = probe_reason();
-    st.tx
-        .send(
-            json!({"type": "request_consult", "urgency": "routine", "reason": reason,
-            "test": true, "direct_to": clinician.username}),
-        )
-        .await?;
-    let requested = Instant::now();
-    let deadline = tokio::time::Instant::now() + cfg.timeout;
-    let (waiting, ring) = tokio::join!(
-        wait_for(&mut st.rx, deadline, "the request to be queued", |m| {
-            m["type"] == "request_update" && m["state"] == "waiting"
-        }),
-        wait_for(&mut cl.rx, deadline, "the clinician to be rung", |m| {
-            m["type"] == "ring" && m["request"]["reason"] == reason.as_str()
-        }),
-    );
-    let request_id = match (waiting, ring) {
-        (Ok((w, _)), Ok((r, rung_at))) => {
-            rec.measured(Step::RequestToRing, ms(rung_at - requested), "");
-            let id = r["request"]["request_id"].as_u64();
-            if id != w["request_id"].as_u64() {
-                return Err("the ring was for a different request".into());
-            }
-            id.ok_or("the ring had no request id")?
-        }
-        (waiting, ring) => {
-            let e = match (&waiting, &ring) {
-                (Err(e), _) | (_, Err(e)) => e.clone(),
-                _ => "the request was not rung".to_owned(),
-            };
-            rec.failed(Step::RequestToRing, e.clone());
-            if let Ok((w, _)) = waiting {
-                let _ = st
-                    .tx
-                    .send(json!({"type": "cancel_request", "request_id": w["request_id"]}))
-                    .await;
-            }
-            return Err(e);
-        }
+async fn side_task(spec: SideSpec) {
+    let side = spec.side;
+    let marks = spec.marks.clone();
+    let mark = |m| {
+        let _ = marks.send((side, m));
     };
-    run.consult_id = Some(request_id);
-    cl.tx
-        .send(json!({"type": "accept", "request_id": request_id}))
-        .await?;
-    let accepted = Instant::now();
-
-    let (marks_tx, mut marks) = mpsc::unbounded_channel();
-    let (st_cmd, st_cmd_rx) = mpsc::unbounded_channel();
-    let (cl_cmd, cl_cmd_rx) = mpsc::unbounded_channel();
-    let station_peer = peer_config(cfg, &st.welcome);
-    let station_task = tokio::spawn(side_task(SideSpec {
-        side: Side::Station,
-        conn: st,
-        peer: station_peer,
-        marks: marks_tx.clone(),
-        commands: st_cmd_rx,
-        wait_for_completed: true,
-        limit: cfg.timeout,
-    }));
-    let clinician_peer = peer_config(cfg, &cl.welcome);
-    let clinician_task = tokio::spawn(side_task(SideSpec {
-        side: Side::Clinician,
-        conn: cl,
-        peer: clinician_peer,
-        marks: marks_tx,
-        commands: cl_cmd_rx,
-        wait_for_completed: false,
-        limit: cfg.timeout,
-    }));
-
-    let mut call = CallMarks::default();
-    let deadline = tokio::time::Instant::now() + cfg.timeout * 2;
-    let mut hung_up_at = None;
-    let mut failure: Option<String> = None;
-    let mut done = 0;
-    while done < 2 {
-        let Ok(Some((side, mark))) = timeout_at(deadline, marks.recv()).await else {
-            failure.get_or_insert_with(|| "the call did not finish in time".into());
-            break;
-        };
-        match mark {
-            Mark::Done => done += 1,
-            Mark::Failed(e) => {
-                failure.get_or_insert(format!("{}: {e}", side.name()));
-                done += 1;
-                if hung_up_at.is_none() {
-                    let _ = cl_cmd.send(Command::Outcome(
-                        "technical_failure",
-                        format!("Probe test call failed: {e}"),
-                    ));
-                    let _ = st_cmd.send(Command::HangUp);
-                    hung_up_at = Some(Instant::now());
-                }
-            }
-            Mark::HangUpSent(at) => hung_up_at = Some(at),
-            Mark::CallEnded(at, reason) if side == Side::Station => {
-                if let Some(h) = hung_up_at {
-                    rec.measured(Step::HangupLogged, ms(at - h), reason);
-                }
-            }
-            other => call.record(side, other, run),
-        }
-        if hung_up_at.is_none() && call.complete(true) {
-            let _ = cl_cmd.send(Command::Outcome(
-                "managed_locally",
-                "Automated probe test call (no patient): call completed".into(),
-            ));
-            let _ = st_cmd.send(Command::HangUp);
-            hung_up_at = Some(Instant::now());
-        }
-    }
-    let _ = station_task.await;
-    let _ = clinician_task.await;
-    call.report(rec, accepted, true, failure.is_some());
-    if let Some(manager) = &cfg.manager {
-        match check_log(cfg, &http, manager, request_id).await {
-            Ok(is_test) => run.logged_as_test_call = Some(is_test),
-            Err(e) => run.notes.push(format!("could not check the log: {e}")),
-        }
-    }
-    match failure {
-        Some(e) => Err(e),
-        None if run.logged_as_test_call == Some(false) => {
-            Err("the consult was not logged as a test call".into())
-        }
-        None => Ok(()),
+    match side_call(spec).await {
+        Ok(()) => mark(Mark::Done),
+        Err(e) => mark(Mark::Failed(e)),
     }
 }
 
-async fn run_station_only(
-    cfg: &ProbeConfig,
-    rec: &mut Recorder,
-    run: &mut Run,
-) -> Result<(), String> {
-    let station = creds(&cfg.station, "station")?;
-    let http = client::http_client(cfg.timeout)?;
-    let tokens = login_all(cfg, &http, rec, &[("station", station)]).await?;
-    let mut st = connect_all(cfg, rec, &[("station", tokens[0].clone())])
-        .await?
-        .pop()
-        .ok_or("no station connection")?;
-    if st.welcome["role"] != "station" {
-        return Err(format!(
-            "{} is a {} account, not a station",
-            station.username, st.welcome["role"]
-        ));
-    }
-    clean_up_leftovers(&mut st, Side::Station, cfg.timeout, &mut run.notes).await?;
-    st.tx
-        .send(
-            json!({"type": "request_consult", "urgency": "routine", "reason": probe_reason(),
-            "test": true, "direct_to": cfg.clinician_username}),
-        )
-        .await?;
-    let requested = Instant::now();
-    let deadline = tokio::time::Instant::now() + cfg.answer_wait;
-    let (waiting, _) = wait_for(&mut st.rx, deadline, "the request to be queued", |m| {
-        m["type"] == "request_update" && m["state"] == "waiting"
+async fn side_call(spec: SideSpec) -> Result<()> {
+    let SideSpec {
+        side,
+        mut client,
+        peer: peer_cfg,
+        marks,
+        mut commands,
+        wait_for_completed,
+        limit,
+    } = spec;
+    let mark = |m| {
+        let _ = marks.send((side, m));
+    };
+    let deadline = tokio::time::Instant::now() + limit;
+    let ((call_id, offerer), _) = wait_for(&mut client, deadline, "call_start", |m| match m {
+        ServerMessage::CallStart {
+            call_id, offerer, ..
+        } => Some((*call_id, *offerer)),
+        _ => None,
     })
     .await?;
-    let request_id = waiting["request_id"].as_u64().ok_or("no request id")?;
-    run.consult_id = Some(request_id);
-    if waiting["clinicians_available"] == 0 {
-        run.notes.push(format!(
-            "{} is not available yet (not signed in, set busy or away, in a call, or owing the outcome of its last call); waiting up to {} s",
-            cfg.clinician_username,
-            cfg.answer_wait.as_secs()
-        ));
-    }
-    let accepted = match wait_for(
-        &mut st.rx,
-        deadline,
-        &format!("{} to answer the test call", cfg.clinician_username),
-        |m| m["type"] == "request_update" && m["state"] == "accepted",
-    )
-    .await
-    {
-        Ok((_, at)) => at,
-        Err(e) => {
-            rec.failed(Step::RequestToAccept, e.clone());
-            let _ = st
-                .tx
-                .send(json!({"type": "cancel_request", "request_id": request_id}))
-                .await;
-            return Err(e);
-        }
-    };
-    rec.measured(
-        Step::RequestToAccept,
-        ms(accepted - requested),
-        "the person's reaction time",
-    );
-    one_side_call(cfg, rec, run, Side::Station, st, accepted).await
-}
-
-async fn run_clinician_only(
-    cfg: &ProbeConfig,
-    rec: &mut Recorder,
-    run: &mut Run,
-) -> Result<(), String> {
-    let clinician = creds(&cfg.clinician, "clinician")?;
-    let http = client::http_client(cfg.timeout)?;
-    let tokens = login_all(cfg, &http, rec, &[("clinician", clinician)]).await?;
-    let mut cl = connect_all(cfg, rec, &[("clinician", tokens[0].clone())])
-        .await?
-        .pop()
-        .ok_or("no clinician connection")?;
-    if cl.welcome["role"] != "clinician" {
-        return Err(format!(
-            "{} is a {} account, not a clinician",
-            clinician.username, cl.welcome["role"]
-        ));
-    }
-    let state = clean_up_leftovers(&mut cl, Side::Clinician, cfg.timeout, &mut run.notes).await?;
-    // Only ever a test call: a real patient's request is never answered
-    // by the probe, however long it waits.
-    let is_test_ring = |m: &Value| m["type"] == "ring" && m["request"]["test"] == true;
-    let ring = match state.into_iter().find(is_test_ring) {
-        Some(ring) => ring,
-        None => {
-            let deadline = tokio::time::Instant::now() + cfg.answer_wait;
-            wait_for(
-                &mut cl.rx,
-                deadline,
-                &format!(
-                    "a test call to {} from a station (the nurse chooses \"test call\")",
-                    clinician.username
-                ),
-                is_test_ring,
-            )
-            .await?
-            .0
-        }
-    };
-    let request_id = ring["request"]["request_id"]
-        .as_u64()
-        .ok_or("the ring had no request id")?;
-    run.consult_id = Some(request_id);
-    run.notes.push(format!(
-        "answered a test call from {}",
-        ring["request"]["station"].as_str().unwrap_or("a station")
-    ));
-    cl.tx
-        .send(json!({"type": "accept", "request_id": request_id}))
-        .await?;
-    let accepted = Instant::now();
-    one_side_call(cfg, rec, run, Side::Clinician, cl, accepted).await
-}
-
-/// The call part of a one-side run: the person is the other side.
-async fn one_side_call(
-    cfg: &ProbeConfig,
-    rec: &mut Recorder,
-    run: &mut Run,
-    side: Side,
-    conn: Conn,
-    accepted: Instant,
-) -> Result<(), String> {
-    let (marks_tx, mut marks) = mpsc::unbounded_channel();
-    let (cmd, cmd_rx) = mpsc::unbounded_channel();
-    let peer = peer_config(cfg, &conn.welcome);
-    let task = tokio::spawn(side_task(SideSpec {
+    mark(Mark::CallStart { call_id });
+    let (events_tx, mut events) = mpsc::unbounded_channel();
+    let mut peer = Peer::new(&peer_cfg, events_tx.clone())
+        .await
+        .map_err(ProbeError::Peer)?;
+    let result = call_loop(
         side,
-        conn,
-        peer,
-        marks: marks_tx,
-        commands: cmd_rx,
-        wait_for_completed: false,
-        limit: cfg.timeout + cfg.hold,
-    }));
-    let mut call = CallMarks::default();
-    let deadline = tokio::time::Instant::now() + cfg.timeout * 2 + cfg.hold;
-    let mut hang_up_due: Option<tokio::time::Instant> = None;
-    let mut hung_up_at = None;
-    let mut failure = None;
+        &mut client,
+        &mut peer,
+        &mut events,
+        events_tx,
+        &mut commands,
+        &mark,
+        CallLoop {
+            call_id,
+            offerer,
+            wait_for_completed,
+            deadline,
+        },
+    )
+    .await;
+    peer.close().await;
+    if let Err(e) = &result {
+        // Best effort, so the accounts are left clean for the next run.
+        let clean = async {
+            if side == Side::Clinician {
+                let note = format!("Probe test call failed: {e}");
+                let _ = client
+                    .send(&record_outcome(call_id, Outcome::TechnicalFailure, note))
+                    .await;
+            }
+            let _ = client.send(&ClientMessage::HangUp { call_id }).await;
+            let _ = client.barrier().await;
+        };
+        let _ = tokio::time::timeout(CLEANUP_WAIT, clean).await;
+    }
+    let _ = client.close().await;
+    result
+}
+
+struct CallLoop {
+    call_id: CallId,
+    offerer: bool,
+    wait_for_completed: bool,
+    deadline: tokio::time::Instant,
+}
+
+/// A `signal` about this call, its data carrying the negotiation's
+/// `negotiation` (when there is one).
+fn signal(call_id: CallId, negotiation: &Option<String>, mut data: Value) -> ClientMessage {
+    if let (Some(s), Some(obj)) = (negotiation, data.as_object_mut()) {
+        obj.insert("negotiation".into(), Value::String(s.clone()));
+    }
+    ClientMessage::Signal {
+        call_id,
+        data: data.into(),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn call_loop(
+    side: Side,
+    client: &mut Client,
+    peer: &mut Peer,
+    events: &mut mpsc::UnboundedReceiver<PeerEvent>,
+    events_tx: mpsc::UnboundedSender<PeerEvent>,
+    commands: &mut mpsc::UnboundedReceiver<Command>,
+    mark: &impl Fn(Mark),
+    spec: CallLoop,
+) -> Result<()> {
+    let CallLoop {
+        call_id,
+        offerer,
+        wait_for_completed,
+        deadline,
+    } = spec;
+    // The browser client names each peer connection's negotiation with a
+    // `negotiation` id and ignores signals for any other one: the offerer picks
+    // it, the answerer echoes it on everything it sends.
+    let mut negotiation: Option<String> =
+        offerer.then(|| format!("probe-{:016x}", rand::random::<u64>()));
+    if offerer {
+        peer.create_data_channel(events_tx)
+            .await
+            .map_err(ProbeError::Peer)?;
+        let offer = peer.offer().await.map_err(ProbeError::Peer)?;
+        client
+            .send(&signal(
+                call_id,
+                &negotiation,
+                json!({"description": offer}),
+            ))
+            .await?;
+    } else {
+        drop(events_tx);
+    }
+    let mut remote_set = false;
+    let mut early_candidates: Vec<RTCIceCandidateInit> = Vec::new();
+    // The offerer sends its candidates only once the answer is applied:
+    // connectivity checks that reach webrtc-rs before it has the answer
+    // fail (a role conflict) and are retried about a second later.
+    let mut held_candidates: Vec<RTCIceCandidateInit> = Vec::new();
+    let mut channel: Option<Arc<dyn DataChannel>> = None;
+    let mut ping_sent: Vec<Instant> = Vec::new();
+    let mut rtts: Vec<f64> = Vec::new();
+    let mut echo_deadline = far_future();
+    let mut outcome = (
+        Outcome::TechnicalFailure,
+        "Probe test call ended before it completed".to_owned(),
+    );
+    let mut ended = false;
+    let mut first_video: Option<(Instant, Option<(u16, u16)>)> = None;
     loop {
-        let wake = match (hang_up_due, hung_up_at) {
-            (Some(due), None) => due.min(deadline),
-            _ => deadline,
-        };
-        let next = timeout_at(wake, marks.recv()).await;
-        let (_, mark) = match next {
-            Ok(Some(m)) => m,
-            Ok(None) => break,
-            Err(_) if hang_up_due.is_some() && hung_up_at.is_none() => {
-                let _ = cmd.send(Command::HangUp);
-                hung_up_at = Some(Instant::now());
-                continue;
-            }
-            Err(_) => {
-                failure = Some("the call did not finish in time".to_owned());
-                break;
-            }
-        };
-        match mark {
-            Mark::Done => break,
-            Mark::Failed(e) => {
-                failure = Some(e);
-                break;
-            }
-            Mark::HangUpSent(at) => hung_up_at = Some(at),
-            Mark::CallEnded(at, reason) => {
-                match hung_up_at {
-                    Some(h) => rec.measured(Step::HangupLogged, ms(at - h), reason),
-                    None => {
-                        rec.skipped(
-                            Step::HangupLogged,
-                            format!("the person ended the call first ({reason})"),
-                        );
+        tokio::select! {
+            m = client.recv() => match m? {
+                ServerMessage::Signal { call_id: about, data } if about == call_id => {
+                    let data: Value = serde_json::from_str(data.get()).unwrap_or_default();
+                    if data["description"].is_object() {
+                        if !offerer {
+                            if let Some(s) = data["negotiation"].as_str() {
+                                negotiation = Some(s.to_owned());
+                            }
+                        }
+                        let desc: RTCSessionDescription =
+                            serde_json::from_value(data["description"].clone())
+                                .map_err(ProbeError::BadDescription)?;
+                        if let Some(answer) = peer.remote_description(desc).await.map_err(ProbeError::Peer)? {
+                            client.send(&signal(call_id, &negotiation, json!({"description": answer}))).await?;
+                        }
+                        remote_set = true;
+                        for c in early_candidates.drain(..) {
+                            peer.add_candidate(c).await.map_err(ProbeError::Peer)?;
+                        }
+                        for c in held_candidates.drain(..) {
+                            client.send(&signal(call_id, &negotiation, json!({"candidate": c}))).await?;
+                        }
+                    } else if data["candidate"].is_object() {
+                        match serde_json::from_value::<RTCIceCandidateInit>(data["candidate"].clone()) {
+                            Ok(c) if c.candidate.is_empty() => {} // end of candidates
+                            Ok(c) if remote_set => {
+                                if let Err(e) = peer.add_candidate(c).await {
+                                    mark(Mark::Note(format!("{}: {e}", side.name())));
+                                }
+                            }
+                            Ok(c) => early_candidates.push(c),
+                            Err(e) => mark(Mark::Note(format!("ignored a bad candidate: {e}"))),
+                        }
                     }
                 }
-                hung_up_at.get_or_insert(at);
+                ServerMessage::CallEnd { reason, .. } => {
+                    mark(Mark::CallEnded(Instant::now(), reason));
+                    ended = true;
+                    if side == Side::Clinician {
+                        client.send(&record_outcome(call_id, outcome.0, outcome.1.clone())).await?;
+                    } else if !wait_for_completed {
+                        return Ok(());
+                    }
+                }
+                ServerMessage::OutcomeRecorded { .. } if side == Side::Clinician && ended => return Ok(()),
+                ServerMessage::RequestUpdate { state: RequestState::Completed, .. }
+                    if side == Side::Station && ended => return Ok(()),
+                ServerMessage::Pong { nonce: Some(CONNECTED_NONCE), .. } => {
+                    if let Some((at, size)) = first_video {
+                        mark(Mark::FirstVideo(at, size));
+                    }
+                }
+                ServerMessage::PeerStatus { connected: false, .. } => {
+                    mark(Mark::Note(format!("the other side's signalling connection dropped during call {call_id}")));
+                }
+                ServerMessage::Error { code: ErrorCode::UnknownCall | ErrorCode::NotInCall, in_reply_to, .. }
+                    if matches!(in_reply_to.as_deref(), Some("hang_up" | "call_connected")) => {
+                    // The other side hung up at the same moment: the
+                    // call is over either way, and call_end follows.
+                }
+                ServerMessage::Error { message, in_reply_to, .. } => {
+                    return Err(refused(&in_reply_to, &message, None));
+                }
+                _ => {}
+            },
+            Some(ev) = events.recv() => match ev {
+                PeerEvent::LocalCandidate(c) => {
+                    if offerer && !remote_set {
+                        held_candidates.push(c);
+                    } else {
+                        client.send(&signal(call_id, &negotiation, json!({"candidate": c}))).await?;
+                    }
+                }
+                PeerEvent::IceConnected(at) => mark(Mark::IceConnected(at)),
+                PeerEvent::Connected(at) => {
+                    mark(Mark::DtlsConnected(at));
+                    peer.start_video().await.map_err(ProbeError::Peer)?;
+                    if !offerer && channel.is_none() {
+                        // The answerer only learns of a probe data channel
+                        // if the offerer opened one (a browser does not).
+                        echo_deadline = tokio::time::Instant::now() + ECHO_WAIT;
+                    }
+                }
+                PeerEvent::IceFailed => return Err(ProbeError::IceFailed),
+                PeerEvent::Failed => return Err(ProbeError::PeerFailed),
+                PeerEvent::FirstVideoPacket(at, size) => {
+                    if first_video.is_none() {
+                        // Tell the server media is flowing, and report the
+                        // packet only once the server has handled that (its
+                        // pong follows): the other side may hang up as soon
+                        // as it hears of it.
+                        first_video = Some((at, size));
+                        client.send(&ClientMessage::CallConnected { call_id }).await?;
+                        client.send(&ClientMessage::Ping { nonce: Some(CONNECTED_NONCE) }).await?;
+                    }
+                }
+                PeerEvent::VideoPackets(n) => mark(Mark::VideoPackets(n)),
+                PeerEvent::DataChannelOpen(dc) => {
+                    if channel.is_none() {
+                        // Both sides ping and both answer pings, so each
+                        // can time the round trip itself.
+                        peer::send_text(&dc, &json!({"probe_ping": 0}).to_string()).await.map_err(ProbeError::Peer)?;
+                        ping_sent.push(Instant::now());
+                        echo_deadline = tokio::time::Instant::now() + ECHO_WAIT;
+                        channel = Some(dc);
+                    }
+                }
+                PeerEvent::DataChannelMessage(at, data) => {
+                    let Some(dc) = &channel else { continue };
+                    let message = serde_json::from_slice::<Value>(&data).unwrap_or_default();
+                    if let Some(n) = message["probe_ping"].as_u64() {
+                        peer::send_text(dc, &json!({"probe_pong": n}).to_string()).await.map_err(ProbeError::Peer)?;
+                        continue;
+                    }
+                    let seq = message["probe_pong"].as_u64()
+                        .and_then(|s| usize::try_from(s).ok());
+                    if let Some(sent) = seq.and_then(|s| ping_sent.get(s).copied()) {
+                        if seq == Some(rtts.len()) {
+                            rtts.push(ms(at - sent));
+                            if rtts.len() == PINGS {
+                                mark(Mark::Rtt(rtts.clone()));
+                                echo_deadline = far_future();
+                            } else {
+                                peer::send_text(dc, &json!({"probe_ping": rtts.len()}).to_string()).await.map_err(ProbeError::Peer)?;
+                                ping_sent.push(Instant::now());
+                                echo_deadline = tokio::time::Instant::now() + ECHO_WAIT;
+                            }
+                        }
+                    }
+                }
+                PeerEvent::DataChannelClosed => {}
+            },
+            Some(cmd) = commands.recv() => match cmd {
+                Command::Outcome(o, note) => outcome = (o, note),
+                Command::HangUp => {
+                    client.send(&ClientMessage::HangUp { call_id }).await?;
+                    mark(Mark::HangUpSent(Instant::now()));
+                }
+            },
+            _ = tokio::time::sleep_until(echo_deadline) => {
+                echo_deadline = far_future();
+                mark(Mark::RttUnavailable(if offerer {
+                    format!("no echo on the {} data channel within {} s (a browser client does not echo)",
+                        peer::DATA_CHANNEL_LABEL, ECHO_WAIT.as_secs())
+                } else {
+                    format!("the other side opened no {} data channel (a browser client does not)",
+                        peer::DATA_CHANNEL_LABEL)
+                }));
             }
-            other => call.record(side, other, run),
+            _ = tokio::time::sleep_until(deadline) => {
+                return Err(if ended {
+                    ProbeError::EndNotConfirmed
+                } else {
+                    ProbeError::CallNotUp
+                });
+            }
         }
-        if hang_up_due.is_none() && call.complete(false) {
-            let _ = cmd.send(Command::Outcome(
-                "managed_locally",
-                "Automated probe test call (no patient): call completed".into(),
-            ));
-            hang_up_due = Some(tokio::time::Instant::now() + cfg.hold);
-        }
-    }
-    if failure.is_some() && hung_up_at.is_none() {
-        let _ = cmd.send(Command::Outcome(
-            "technical_failure",
-            "Probe test call failed".into(),
-        ));
-        let _ = cmd.send(Command::HangUp);
-    }
-    let _ = tokio::time::timeout(CLEANUP_WAIT, task).await;
-    call.report(rec, accepted, false, failure.is_some());
-    match failure {
-        Some(e) => Err(e),
-        None => Ok(()),
     }
 }
 
@@ -848,7 +1201,7 @@ impl CallMarks {
             }
         }
         match mark {
-            Mark::CallStart { call_id } => run.call_id = Some(call_id),
+            Mark::CallStart { call_id } => run.call_id = Some(call_id.0),
             Mark::IceConnected(at) => self.ice[i] = Some(at),
             Mark::DtlsConnected(at) => self.dtls[i] = Some(at),
             Mark::FirstVideo(at, size) => {
@@ -946,359 +1299,6 @@ impl CallMarks {
         }
         if !rec.has(Step::HangupLogged) {
             rec.failed(Step::HangupLogged, "the end of the call was not confirmed");
-        }
-    }
-}
-
-/// Confirms with the log API that the consult is a test call, kept out of
-/// the managers' default view.
-async fn check_log(
-    cfg: &ProbeConfig,
-    http: &reqwest::Client,
-    manager: &Credentials,
-    consult_id: u64,
-) -> Result<bool, String> {
-    let token = client::login(http, &cfg.server, &manager.username, &manager.password).await?;
-    let since = chrono::Utc::now().timestamp_millis() - 3_600_000;
-    let with = client::get_json(
-        http,
-        &cfg.server,
-        &format!("/api/consults?include_test_calls=true&from={since}"),
-        &token,
-    )
-    .await?;
-    let without = client::get_json(
-        http,
-        &cfg.server,
-        &format!("/api/consults?from={since}"),
-        &token,
-    )
-    .await?;
-    let find = |v: &Value| -> Option<Value> {
-        v["consults"]
-            .as_array()?
-            .iter()
-            .find(|c| c["id"].as_u64() == Some(consult_id))
-            .cloned()
-    };
-    let row = find(&with).ok_or_else(|| format!("consult {consult_id} is not in the log"))?;
-    Ok(row["test_call"] == true && find(&without).is_none())
-}
-
-struct SideSpec {
-    side: Side,
-    conn: Conn,
-    peer: PeerConfig,
-    marks: mpsc::UnboundedSender<(Side, Mark)>,
-    commands: mpsc::UnboundedReceiver<Command>,
-    /// The station waits for `completed` (the outcome is in the log).
-    wait_for_completed: bool,
-    /// How long the call may take from `call_start` to its end.
-    limit: Duration,
-}
-
-async fn side_task(spec: SideSpec) {
-    let side = spec.side;
-    let marks = spec.marks.clone();
-    let mark = |m| {
-        let _ = marks.send((side, m));
-    };
-    match side_call(spec).await {
-        Ok(()) => mark(Mark::Done),
-        Err(e) => mark(Mark::Failed(e)),
-    }
-}
-
-async fn side_call(spec: SideSpec) -> Result<(), String> {
-    let SideSpec {
-        side,
-        mut conn,
-        peer: peer_cfg,
-        marks,
-        mut commands,
-        wait_for_completed,
-        limit,
-    } = spec;
-    let mark = |m| {
-        let _ = marks.send((side, m));
-    };
-    let deadline = tokio::time::Instant::now() + limit;
-    let (start, _) = wait_for(&mut conn.rx, deadline, "call_start", |m| {
-        m["type"] == "call_start"
-    })
-    .await?;
-    let call_id = start["call_id"]
-        .as_u64()
-        .ok_or("call_start had no call id")?;
-    mark(Mark::CallStart { call_id });
-    let offerer = start["offerer"] == true;
-    let (events_tx, mut events) = mpsc::unbounded_channel();
-    let mut peer = Peer::new(&peer_cfg, events_tx.clone()).await?;
-    let result = call_loop(
-        side,
-        &mut conn,
-        &mut peer,
-        &mut events,
-        events_tx,
-        &mut commands,
-        &mark,
-        CallLoop {
-            call_id,
-            offerer,
-            wait_for_completed,
-            deadline,
-        },
-    )
-    .await;
-    peer.close().await;
-    if let Err(e) = &result {
-        // Best effort, so the accounts are left clean for the next run.
-        let clean = async {
-            if side == Side::Clinician {
-                let _ = conn
-                    .tx
-                    .send(json!({"type": "record_outcome", "call_id": call_id,
-                        "outcome": "technical_failure", "note": format!("Probe test call failed: {e}")}))
-                    .await;
-            }
-            let _ = conn
-                .tx
-                .send(json!({"type": "hang_up", "call_id": call_id}))
-                .await;
-            let _ = barrier(&mut conn, 9_999, CLEANUP_WAIT).await;
-        };
-        let _ = tokio::time::timeout(CLEANUP_WAIT, clean).await;
-    }
-    conn.tx.close().await;
-    result
-}
-
-struct CallLoop {
-    call_id: u64,
-    offerer: bool,
-    wait_for_completed: bool,
-    deadline: tokio::time::Instant,
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn call_loop(
-    side: Side,
-    conn: &mut Conn,
-    peer: &mut Peer,
-    events: &mut mpsc::UnboundedReceiver<PeerEvent>,
-    events_tx: mpsc::UnboundedSender<PeerEvent>,
-    commands: &mut mpsc::UnboundedReceiver<Command>,
-    mark: &impl Fn(Mark),
-    spec: CallLoop,
-) -> Result<(), String> {
-    let CallLoop {
-        call_id,
-        offerer,
-        wait_for_completed,
-        deadline,
-    } = spec;
-    // The browser client names each peer connection's negotiation with a
-    // `negotiation` id and ignores signals for any other one: the offerer picks
-    // it, the answerer echoes it on everything it sends.
-    let mut negotiation: Option<String> =
-        offerer.then(|| format!("probe-{:016x}", rand::random::<u64>()));
-    let signal = |negotiation: &Option<String>, mut data: Value| {
-        if let (Some(s), Some(obj)) = (negotiation, data.as_object_mut()) {
-            obj.insert("negotiation".into(), Value::String(s.clone()));
-        }
-        json!({"type": "signal", "call_id": call_id, "data": data})
-    };
-    if offerer {
-        peer.create_data_channel(events_tx).await?;
-        let offer = peer.offer().await?;
-        conn.tx
-            .send(signal(&negotiation, json!({"description": offer})))
-            .await?;
-    } else {
-        drop(events_tx);
-    }
-    let mut remote_set = false;
-    let mut early_candidates: Vec<RTCIceCandidateInit> = Vec::new();
-    // The offerer sends its candidates only once the answer is applied:
-    // connectivity checks that reach webrtc-rs before it has the answer
-    // fail (a role conflict) and are retried about a second later.
-    let mut held_candidates: Vec<RTCIceCandidateInit> = Vec::new();
-    let mut channel: Option<Arc<dyn DataChannel>> = None;
-    let mut ping_sent: Vec<Instant> = Vec::new();
-    let mut rtts: Vec<f64> = Vec::new();
-    let far_future = tokio::time::Instant::now() + Duration::from_secs(86_400 * 365);
-    let mut echo_deadline = far_future;
-    let mut outcome: (&'static str, String) = (
-        "technical_failure",
-        "Probe test call ended before it completed".into(),
-    );
-    let mut ended = false;
-    let mut first_video: Option<(Instant, Option<(u16, u16)>)> = None;
-    loop {
-        tokio::select! {
-            m = conn.rx.recv() => {
-                let m = m?;
-                match m["type"].as_str().unwrap_or_default() {
-                    "signal" if m["call_id"].as_u64() == Some(call_id) => {
-                        let data = &m["data"];
-                        if data["description"].is_object() {
-                            if !offerer {
-                                if let Some(s) = data["negotiation"].as_str() {
-                                    negotiation = Some(s.to_owned());
-                                }
-                            }
-                            let desc: RTCSessionDescription =
-                                serde_json::from_value(data["description"].clone())
-                                    .map_err(|e| format!("the other side sent a bad description: {e}"))?;
-                            if let Some(answer) = peer.remote_description(desc).await? {
-                                conn.tx.send(signal(&negotiation, json!({"description": answer}))).await?;
-                            }
-                            remote_set = true;
-                            for c in early_candidates.drain(..) {
-                                peer.add_candidate(c).await?;
-                            }
-                            for c in held_candidates.drain(..) {
-                                conn.tx.send(signal(&negotiation, json!({"candidate": c}))).await?;
-                            }
-                        } else if data["candidate"].is_object() {
-                            match serde_json::from_value::<RTCIceCandidateInit>(data["candidate"].clone()) {
-                                Ok(c) if c.candidate.is_empty() => {} // end of candidates
-                                Ok(c) if remote_set => {
-                                    if let Err(e) = peer.add_candidate(c).await {
-                                        mark(Mark::Note(format!("{}: {e}", side.name())));
-                                    }
-                                }
-                                Ok(c) => early_candidates.push(c),
-                                Err(e) => mark(Mark::Note(format!("ignored a bad candidate: {e}"))),
-                            }
-                        }
-                    }
-                    "call_end" => {
-                        let reason = m["reason"].as_str().unwrap_or_default().to_owned();
-                        mark(Mark::CallEnded(Instant::now(), reason));
-                        ended = true;
-                        if side == Side::Clinician {
-                            conn.tx.send(json!({"type": "record_outcome", "call_id": call_id,
-                                "outcome": outcome.0, "note": outcome.1})).await?;
-                        } else if !wait_for_completed {
-                            return Ok(());
-                        }
-                    }
-                    "outcome_recorded" if side == Side::Clinician && ended => return Ok(()),
-                    "request_update" if side == Side::Station && ended
-                        && m["state"] == "completed" => return Ok(()),
-                    "pong" if m["nonce"] == CONNECTED_NONCE => {
-                        if let Some((at, size)) = first_video {
-                            mark(Mark::FirstVideo(at, size));
-                        }
-                    }
-                    "peer_status" if m["connected"] == false => {
-                        mark(Mark::Note(format!("the other side's signalling connection dropped during call {call_id}")));
-                    }
-                    "error" if matches!(m["in_reply_to"].as_str(), Some("hang_up" | "call_connected"))
-                        && matches!(m["code"].as_str(), Some("unknown_call" | "not_in_call")) => {
-                        // The other side hung up at the same moment: the
-                        // call is over either way, and call_end follows.
-                    }
-                    "error" => {
-                        return Err(format!("the server refused {}: {}",
-                            m["in_reply_to"].as_str().unwrap_or("a message"),
-                            m["message"].as_str().unwrap_or_default()));
-                    }
-                    _ => {}
-                }
-            }
-            Some(ev) = events.recv() => match ev {
-                PeerEvent::LocalCandidate(c) => {
-                    if offerer && !remote_set {
-                        held_candidates.push(c);
-                    } else {
-                        conn.tx.send(signal(&negotiation, json!({"candidate": c}))).await?;
-                    }
-                }
-                PeerEvent::IceConnected(at) => mark(Mark::IceConnected(at)),
-                PeerEvent::Connected(at) => {
-                    mark(Mark::DtlsConnected(at));
-                    peer.start_video().await?;
-                    if !offerer && channel.is_none() {
-                        // The answerer only learns of a probe data channel
-                        // if the offerer opened one (a browser does not).
-                        echo_deadline = tokio::time::Instant::now() + ECHO_WAIT;
-                    }
-                }
-                PeerEvent::IceFailed => return Err("ICE failed: no network path between the two sides".into()),
-                PeerEvent::Failed => return Err("the peer connection failed".into()),
-                PeerEvent::FirstVideoPacket(at, size) => {
-                    if first_video.is_none() {
-                        // Tell the server media is flowing, and report the
-                        // packet only once the server has handled that (its
-                        // pong follows): the other side may hang up as soon
-                        // as it hears of it.
-                        first_video = Some((at, size));
-                        conn.tx.send(json!({"type": "call_connected", "call_id": call_id})).await?;
-                        conn.tx.send(json!({"type": "ping", "nonce": CONNECTED_NONCE})).await?;
-                    }
-                }
-                PeerEvent::VideoPackets(n) => mark(Mark::VideoPackets(n)),
-                PeerEvent::DataChannelOpen(dc) => {
-                    if channel.is_none() {
-                        // Both sides ping and both answer pings, so each
-                        // can time the round trip itself.
-                        peer::send_text(&dc, &json!({"probe_ping": 0}).to_string()).await?;
-                        ping_sent.push(Instant::now());
-                        echo_deadline = tokio::time::Instant::now() + ECHO_WAIT;
-                        channel = Some(dc);
-                    }
-                }
-                PeerEvent::DataChannelMessage(at, data) => {
-                    let Some(dc) = &channel else { continue };
-                    let message = serde_json::from_slice::<Value>(&data).unwrap_or_default();
-                    if let Some(n) = message["probe_ping"].as_u64() {
-                        peer::send_text(dc, &json!({"probe_pong": n}).to_string()).await?;
-                        continue;
-                    }
-                    let seq = message["probe_pong"].as_u64()
-                        .and_then(|s| usize::try_from(s).ok());
-                    if let Some(sent) = seq.and_then(|s| ping_sent.get(s).copied()) {
-                        if seq == Some(rtts.len()) {
-                            rtts.push(ms(at - sent));
-                            if rtts.len() == PINGS {
-                                mark(Mark::Rtt(rtts.clone()));
-                                echo_deadline = far_future;
-                            } else {
-                                peer::send_text(dc, &json!({"probe_ping": rtts.len()}).to_string()).await?;
-                                ping_sent.push(Instant::now());
-                                echo_deadline = tokio::time::Instant::now() + ECHO_WAIT;
-                            }
-                        }
-                    }
-                }
-                PeerEvent::DataChannelClosed => {}
-            },
-            Some(cmd) = commands.recv() => match cmd {
-                Command::Outcome(o, note) => outcome = (o, note),
-                Command::HangUp => {
-                    conn.tx.send(json!({"type": "hang_up", "call_id": call_id})).await?;
-                    mark(Mark::HangUpSent(Instant::now()));
-                }
-            },
-            _ = tokio::time::sleep_until(echo_deadline) => {
-                echo_deadline = far_future;
-                mark(Mark::RttUnavailable(if offerer {
-                    format!("no echo on the {} data channel within {} s (a browser client does not echo)",
-                        peer::DATA_CHANNEL_LABEL, ECHO_WAIT.as_secs())
-                } else {
-                    format!("the other side opened no {} data channel (a browser client does not)",
-                        peer::DATA_CHANNEL_LABEL)
-                }));
-            }
-            _ = tokio::time::sleep_until(deadline) => {
-                return Err(if ended {
-                    "the server did not confirm the end of the call in time".into()
-                } else {
-                    "the call did not come up and end in time".into()
-                });
-            }
         }
     }
 }

@@ -1,20 +1,13 @@
-//! Talking to a MIU Link server as a program would: `POST /api/login` for
-//! a token, then the signalling WebSocket with `Authorization: Bearer`.
+//! What is the probe's own in talking to a server: `--server` and the
+//! addresses it gives, the HTTP client, and the log API. Login and the
+//! signalling WebSocket are the shared typed client (`miulink_client`).
 //! TLS (https/wss) is rustls with the machine's trusted roots, so a trust's
 //! own certificate authority works once it is installed on the machine.
 
-use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{SinkExt, StreamExt};
-use serde_json::{json, Value};
+use super::error::ProbeError;
+use serde_json::Value;
 use std::net::IpAddr;
 use std::time::Duration;
-use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// Where the server is: its HTTP base and WebSocket address.
 #[derive(Debug, Clone)]
@@ -73,39 +66,12 @@ fn host_of(authority: &str) -> &str {
     authority.split(':').next().unwrap_or_default()
 }
 
-/// Logs in; returns the session token.
-pub async fn login(
-    http: &reqwest::Client,
-    server: &Server,
-    username: &str,
-    password: &str,
-) -> Result<String, String> {
-    let res = http
-        .post(format!("{}/api/login", server.base))
-        .json(&json!({"username": username, "password": password, "want_token": true}))
-        .send()
-        .await
-        .map_err(|e| format!("cannot reach {}: {e}", server.base))?;
-    let status = res.status();
-    let body: Value = res.json().await.unwrap_or(Value::Null);
-    if !status.is_success() {
-        let message = body["message"].as_str().unwrap_or("no message");
-        return Err(format!(
-            "login as {username:?} refused ({status}): {message}"
-        ));
-    }
-    body["token"]
-        .as_str()
-        .map(str::to_owned)
-        .ok_or_else(|| format!("login as {username:?}: the server sent no token"))
-}
-
-pub fn http_client(timeout: Duration) -> Result<reqwest::Client, String> {
+pub fn http_client(timeout: Duration) -> Result<reqwest::Client, ProbeError> {
     reqwest::Client::builder()
         .timeout(timeout)
         .user_agent(concat!("miulink-probe/", env!("CARGO_PKG_VERSION")))
         .build()
-        .map_err(|e| format!("cannot set up HTTPS: {e}"))
+        .map_err(ProbeError::Https)
 }
 
 /// A GET with a bearer token, as JSON.
@@ -114,97 +80,26 @@ pub async fn get_json(
     server: &Server,
     path: &str,
     token: &str,
-) -> Result<Value, String> {
+) -> Result<Value, ProbeError> {
+    let failed = |problem: String| ProbeError::Get {
+        path: path.to_owned(),
+        problem,
+    };
     let res = http
         .get(format!("{}{path}", server.base))
         .bearer_auth(token)
         .send()
         .await
-        .map_err(|e| format!("GET {path}: {e}"))?;
+        .map_err(|e| failed(e.to_string()))?;
     let status = res.status();
     let body: Value = res
         .json()
         .await
-        .map_err(|e| format!("GET {path}: not JSON: {e}"))?;
+        .map_err(|e| failed(format!("not JSON: {e}")))?;
     if !status.is_success() {
-        return Err(format!("GET {path}: {status}: {}", body["message"]));
+        return Err(failed(format!("{status}: {}", body["message"])));
     }
     Ok(body)
-}
-
-/// The sending half of a signalling connection.
-pub struct WsSender(SplitSink<Ws, Message>);
-/// The receiving half.
-pub struct WsReceiver(SplitStream<Ws>);
-
-impl WsSender {
-    pub async fn send(&mut self, v: Value) -> Result<(), String> {
-        self.0
-            .send(Message::Text(v.to_string().into()))
-            .await
-            .map_err(|e| format!("signalling connection lost while sending: {e}"))
-    }
-
-    pub async fn close(mut self) {
-        let _ = self.0.close().await;
-    }
-}
-
-impl WsReceiver {
-    /// The next JSON message from the server (control frames skipped).
-    pub async fn recv(&mut self) -> Result<Value, String> {
-        loop {
-            match self.0.next().await {
-                Some(Ok(Message::Text(t))) => {
-                    return serde_json::from_str(t.as_str())
-                        .map_err(|e| format!("the server sent something that is not JSON: {e}"))
-                }
-                Some(Ok(Message::Close(frame))) => {
-                    return Err(match frame {
-                        Some(f) => format!(
-                            "the server closed the signalling connection ({}: {})",
-                            u16::from(f.code),
-                            f.reason
-                        ),
-                        None => "the server closed the signalling connection".into(),
-                    })
-                }
-                Some(Ok(_)) => continue,
-                Some(Err(e)) => return Err(format!("signalling connection failed: {e}")),
-                None => return Err("the signalling connection ended".into()),
-            }
-        }
-    }
-}
-
-/// Opens the signalling WebSocket and waits for `welcome`.
-pub async fn connect(
-    server: &Server,
-    token: &str,
-) -> Result<(WsSender, WsReceiver, Value), String> {
-    let mut req = server
-        .ws_url
-        .as_str()
-        .into_client_request()
-        .map_err(|e| format!("bad WebSocket address {}: {e}", server.ws_url))?;
-    let auth = HeaderValue::from_str(&format!("Bearer {token}"))
-        .map_err(|_| "the session token is not a valid header value".to_owned())?;
-    req.headers_mut().insert("authorization", auth);
-    let (ws, _) = tokio_tungstenite::connect_async_with_config(req, None, true)
-        .await
-        .map_err(|e| {
-            format!(
-                "cannot open the signalling WebSocket {}: {e}",
-                server.ws_url
-            )
-        })?;
-    let (sink, stream) = ws.split();
-    let mut rx = WsReceiver(stream);
-    let welcome = rx.recv().await?;
-    if welcome["type"] != "welcome" {
-        return Err(format!("expected welcome first, got {welcome}"));
-    }
-    Ok((WsSender(sink), rx, welcome))
 }
 
 #[cfg(test)]

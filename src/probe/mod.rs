@@ -4,7 +4,9 @@
 //! * [`call`]: one run (log in, directed test consult, call, hang up).
 //! * [`peer`]: the WebRTC peer (`webrtc` crate): video and data channel.
 //! * [`video`]: the synthetic VP8 test card.
-//! * [`client`]: login and the signalling WebSocket (rustls for TLS).
+//! * [`client`]: `--server`, the HTTP client and the log API; login and
+//!   the signalling WebSocket are the typed `miulink_client`.
+//! * [`error`]: why a run stopped ([`error::ProbeError`]).
 //! * [`report`]: steps, thresholds, exit codes, text and JSON output.
 //!
 //! Exit codes: 0 every step within its threshold, 1 some step slow,
@@ -12,6 +14,7 @@
 
 pub mod call;
 pub mod client;
+pub mod error;
 pub mod peer;
 pub mod report;
 pub mod video;

@@ -2,7 +2,7 @@
 
 use crate::helpers::*;
 use serde_json::{json, Value};
-use signalling::Role;
+use signalling::{Outcome, Role, Urgency};
 use std::time::Duration;
 
 #[tokio::test]
@@ -12,13 +12,17 @@ async fn a_full_consult_is_logged_with_its_wait_time() {
         .user("millom-room2", "Millom MIU Room 2", Role::Station)
         .await;
     let mut doc = app.user("dr-patel", "Dr Patel", Role::Clinician).await;
-    assert_eq!(station.welcome["role"], "station");
-    assert_eq!(doc.welcome["user"]["display_name"], "Dr Patel");
-    assert_eq!(doc.welcome["protocol_version"], 1);
+    assert_eq!(station.welcome().role, Role::Station);
+    assert_eq!(doc.welcome().user.display_name, "Dr Patel");
+    assert_eq!(doc.welcome().protocol_version, 1);
     doc.expect("queue").await;
 
     station
-        .send(json!({"type": "request_consult", "urgency": "urgent", "reason": "Head injury, on warfarin", "patient_ref": "MIU-0412"}))
+        .send(msg::request_ref(
+            Urgency::Urgent,
+            "Head injury, on warfarin",
+            "MIU-0412",
+        ))
         .await;
     let waiting = station
         .expect_where("request_update", |v| v["state"] == "waiting")
@@ -42,8 +46,7 @@ async fn a_full_consult_is_logged_with_its_wait_time() {
 
     // The clinician takes a moment to answer.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    doc.send(json!({"type": "accept", "request_id": request_id}))
-        .await;
+    doc.send(msg::accept(request_id)).await;
 
     let accepted = station
         .expect_where("request_update", |v| v["state"] == "accepted")
@@ -64,28 +67,21 @@ async fn a_full_consult_is_logged_with_its_wait_time() {
     // Signalling is relayed both ways, untouched.
     let offer =
         json!({"description": {"type": "offer", "sdp": "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\n"}});
-    station
-        .send(json!({"type": "signal", "call_id": call_id, "data": offer}))
-        .await;
+    station.send(msg::signal(call_id, offer.clone())).await;
     let got = doc.expect("signal").await;
     assert_eq!(got["data"], offer);
     let cand = json!({"candidate": {"candidate": "candidate:1 1 udp 2122260223 127.0.0.1 50000 typ host", "sdpMid": "0"}});
-    doc.send(json!({"type": "signal", "call_id": call_id, "data": cand}))
-        .await;
+    doc.send(msg::signal(call_id, cand.clone())).await;
     assert_eq!(station.expect("signal").await["data"], cand);
 
     // The server stamps each transition when it takes it in; on a busy
     // machine that can lag the send by some milliseconds, so the sleeps
     // leave room above the figures checked below.
     tokio::time::sleep(Duration::from_millis(100)).await;
-    station
-        .send(json!({"type": "call_connected", "call_id": call_id}))
-        .await;
-    doc.send(json!({"type": "call_connected", "call_id": call_id}))
-        .await;
+    station.send(msg::call_connected(call_id)).await;
+    doc.send(msg::call_connected(call_id)).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    doc.send(json!({"type": "hang_up", "call_id": call_id}))
-        .await;
+    doc.send(msg::hang_up(call_id)).await;
     let end = doc.expect("call_end").await;
     assert_eq!(end["reason"], "hung_up_by_clinician");
     assert_eq!(end["outcome_required"], true);
@@ -94,7 +90,12 @@ async fn a_full_consult_is_logged_with_its_wait_time() {
         .expect_where("request_update", |v| v["state"] == "ended")
         .await;
 
-    doc.send(json!({"type": "record_outcome", "call_id": call_id, "outcome": "managed_locally", "note": "Wound glued; head injury advice"})).await;
+    doc.send(msg::record_outcome_note(
+        call_id,
+        Outcome::ManagedLocally,
+        "Wound glued; head injury advice",
+    ))
+    .await;
     doc.expect("outcome_recorded").await;
     let done = station
         .expect_where("request_update", |v| v["state"] == "completed")
@@ -217,8 +218,7 @@ async fn the_log_filters_by_time_site_and_station() {
     let mut s1 = app.user("room1", "Room 1", Role::Station).await;
     let mut s2 = app.user("room2", "Room 2", Role::Station).await;
     for s in [&mut s1, &mut s2] {
-        s.send(json!({"type": "request_consult", "urgency": "routine", "reason": "Ankle"}))
-            .await;
+        s.send(msg::request(Urgency::Routine, "Ankle")).await;
         s.expect("request_update").await;
     }
     let token = app.manager_token().await;

@@ -4,8 +4,7 @@
 //! `promtool` accepts.
 
 use crate::helpers::*;
-use serde_json::json;
-use signalling::Role;
+use signalling::{Role, Urgency};
 use std::path::Path;
 use std::process::Command;
 
@@ -53,13 +52,12 @@ async fn a_scrape_during_a_consult_is_what_prometheus_reads() {
     let mut doc = app.user("dr-a", "Dr A", Role::Clinician).await;
     doc.expect("queue").await;
     station
-        .send(json!({"type": "request_consult", "urgency": "immediate", "reason": "Chest pain"}))
+        .send(msg::request(Urgency::Immediate, "Chest pain"))
         .await;
     let waiting = station
         .expect_where("request_update", |v| v["state"] == "waiting")
         .await;
-    doc.send(json!({"type": "accept", "request_id": waiting["request_id"]}))
-        .await;
+    doc.send(msg::accept(&waiting["request_id"])).await;
     doc.expect("call_start").await;
     let at = app.metrics.expect("metrics listener");
     let text = reqwest::get(format!("http://{at}/metrics"))

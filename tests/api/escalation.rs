@@ -2,8 +2,7 @@
 //! in signalling/tests/switchboard.rs; here short real thresholds).
 
 use crate::helpers::*;
-use serde_json::json;
-use signalling::{EscalationPolicy, Role};
+use signalling::{Availability, EscalationPolicy, Role, Urgency};
 
 #[tokio::test]
 async fn an_unanswered_request_is_realerted_escalated_and_logged() {
@@ -19,14 +18,13 @@ async fn an_unanswered_request_is_realerted_escalated_and_logged() {
     app.store.set_escalation_duty("nic", true).await.unwrap();
     let token = app.login("nic").await;
     let mut nic = app.connect(&token).await;
-    nic.send(json!({"type": "set_availability", "status": "busy"}))
-        .await;
+    nic.send(msg::set_availability(Availability::Busy)).await;
     nic.expect("presence").await;
     let mut doc = app.user("dr-a", "Dr A", Role::Clinician).await;
     let mut station = app.user("room1", "Room 1", Role::Station).await;
 
     station
-        .send(json!({"type": "request_consult", "urgency": "urgent", "reason": "Burn, child"}))
+        .send(msg::request(Urgency::Urgent, "Burn, child"))
         .await;
     let id = station
         .expect_where("request_update", |v| v["state"] == "waiting")

@@ -7,12 +7,10 @@
 use crate::helpers::haproxy::Haproxy;
 use crate::helpers::postgres::Cluster;
 use crate::helpers::*;
-use futures_util::StreamExt;
 use miulink::store::Store;
-use serde_json::{json, Value};
-use signalling::Role;
+use serde_json::Value;
+use signalling::{Outcome, Role, Urgency};
 use std::time::{Duration, Instant};
-use tokio_tungstenite::tungstenite::Message;
 
 async fn postgres_with_accounts() -> String {
     crate::helpers::postgres_with_accounts(&[
@@ -67,23 +65,19 @@ async fn the_standby_takes_over_when_the_leader_is_killed() {
     let mut doc = reconnect(&ws, &tokens[2]).await;
     doc.expect("queue").await;
     let mut room2 = reconnect(&ws, &tokens[1]).await;
-    room2
-        .send(json!({"type": "request_consult", "urgency": "urgent", "reason": "Wrist"}))
-        .await;
+    room2.send(msg::request(Urgency::Urgent, "Wrist")).await;
     let ring = doc.expect("ring").await;
     let first_id = ring["request"]["request_id"].as_u64().unwrap();
-    doc.send(json!({"type": "accept", "request_id": first_id}))
-        .await;
+    doc.send(msg::accept(first_id)).await;
     let start = doc.expect("call_start").await;
     let call_id = start["call_id"].as_u64().unwrap();
     room2.expect("call_start").await;
     for c in [&mut room2, &mut doc] {
-        c.send(json!({"type": "call_connected", "call_id": call_id}))
-            .await;
+        c.send(msg::call_connected(call_id)).await;
     }
     let mut room1 = reconnect(&ws, &tokens[0]).await;
     room1
-        .send(json!({"type": "request_consult", "urgency": "immediate", "reason": "Head injury"}))
+        .send(msg::request(Urgency::Immediate, "Head injury"))
         .await;
     let waiting = room1
         .expect_where("request_update", |v| v["state"] == "waiting")
@@ -119,28 +113,23 @@ async fn the_standby_takes_over_when_the_leader_is_killed() {
     assert_eq!(room2.expect("call_start").await["call_id"], call_id);
 
     // The call ends on the new leader, and the waiting request is answered.
-    doc.send(json!({"type": "hang_up", "call_id": call_id}))
-        .await;
+    doc.send(msg::hang_up(call_id)).await;
     room2.expect("call_end").await;
-    doc.send(json!({"type": "record_outcome", "call_id": call_id, "outcome": "managed_locally"}))
+    doc.send(msg::record_outcome(call_id, Outcome::ManagedLocally))
         .await;
     doc.expect("outcome_recorded").await;
     let ring = doc
         .expect_where("ring", |v| v["request"]["request_id"] == waiting_id)
         .await;
     assert_eq!(ring["request"]["urgency"], "immediate");
-    doc.send(json!({"type": "accept", "request_id": waiting_id}))
-        .await;
+    doc.send(msg::accept(waiting_id)).await;
     let second = doc.expect("call_start").await;
     let second_call = second["call_id"].as_u64().unwrap();
     assert!(second_call > call_id, "ids never repeat across leaders");
     room1.expect("call_start").await;
-    doc.send(json!({"type": "hang_up", "call_id": second_call}))
+    doc.send(msg::hang_up(second_call)).await;
+    doc.send(msg::record_outcome(second_call, Outcome::TransferToEd))
         .await;
-    doc.send(
-        json!({"type": "record_outcome", "call_id": second_call, "outcome": "transfer_to_ed"}),
-    )
-    .await;
     doc.expect("outcome_recorded").await;
 
     // The log holds both consults whole, with the right wait.
@@ -307,9 +296,7 @@ async fn a_leader_cut_off_from_the_database_stops_before_the_standby_leads() {
     let a_ws = format!("ws://127.0.0.1:{}/ws", a.port());
     let token = login_at(&a.base, "room1").await;
     let mut room1 = reconnect(&a_ws, &token).await;
-    room1
-        .send(json!({"type": "request_consult", "urgency": "urgent", "reason": "Ankle"}))
-        .await;
+    room1.send(msg::request(Urgency::Urgent, "Ankle")).await;
     let waiting = room1
         .expect_where("request_update", |v| v["state"] == "waiting")
         .await;
@@ -319,26 +306,12 @@ async fn a_leader_cut_off_from_the_database_stops_before_the_standby_leads() {
     proxy.freeze(true);
     let frozen_at = Instant::now();
     // Asked of the cut-off leader: it cannot log it, so it must not say yes.
-    room1
-        .send(json!({"type": "cancel_request", "request_id": id}))
-        .await;
-    let mut told = Vec::new();
-    let closed_after = loop {
-        let msg = tokio::time::timeout(Duration::from_secs(10), room1.stream.next())
-            .await
-            .expect("the cut-off leader closes its sockets");
-        match msg {
-            Some(Ok(Message::Text(t))) => {
-                told.push(serde_json::from_str::<Value>(t.as_str()).unwrap())
-            }
-            Some(Ok(Message::Close(frame))) => {
-                assert_eq!(frame.map(|f| u16::from(f.code)), Some(1012));
-                break frozen_at.elapsed();
-            }
-            Some(Ok(_)) => {}
-            Some(Err(_)) | None => break frozen_at.elapsed(),
-        }
-    };
+    room1.send(msg::cancel(id)).await;
+    // The cut-off leader closes its sockets (1012), or the connection
+    // drops without a close frame.
+    let (code, told) = room1.until_closed(Duration::from_secs(10)).await;
+    let closed_after = frozen_at.elapsed();
+    assert!(matches!(code, None | Some(1012)), "closed with {code:?}");
     assert!(
         !told
             .iter()

@@ -2,8 +2,7 @@
 
 use crate::helpers::*;
 use futures_util::{SinkExt, StreamExt};
-use serde_json::json;
-use signalling::Role;
+use signalling::{ClientMessage, Role, Urgency};
 use tokio_tungstenite::tungstenite::Message;
 
 #[tokio::test]
@@ -13,6 +12,9 @@ async fn bad_frames_get_clear_errors_and_the_connection_carries_on() {
     let mut doc = app.user("dr-a", "Dr A", Role::Clinician).await;
     doc.expect("queue").await;
 
+    // Raw JSON on purpose: these frames are what the typed client cannot
+    // send (bad JSON, unknown types, missing or bad fields, over the
+    // limits), and the point is the server's answer to each.
     // The third column is the error's `in_reply_to`: the frame's type
     // whenever the frame was read far enough to know it, so a page that
     // is waiting for the answer to its request hears this one.
@@ -46,8 +48,9 @@ async fn bad_frames_get_clear_errors_and_the_connection_carries_on() {
             "a message that says what to do"
         );
     }
+    // A binary frame is not a protocol message: the WebSocket itself.
     station
-        .stream
+        .websocket()
         .send(Message::Binary(vec![1, 2, 3].into()))
         .await
         .unwrap();
@@ -56,7 +59,7 @@ async fn bad_frames_get_clear_errors_and_the_connection_carries_on() {
     // None of that made a request, and the connection still works.
     doc.expect_nothing_pending().await;
     station
-        .send(json!({"type": "request_consult", "urgency": "urgent", "reason": "Real one"}))
+        .send(msg::request(Urgency::Urgent, "Real one"))
         .await;
     station
         .expect_where("request_update", |v| v["state"] == "waiting")
@@ -73,15 +76,18 @@ async fn a_huge_frame_closes_only_that_connection() {
     let mut station = app.user("room1", "Room 1", Role::Station).await;
     let mut doc = app.user("dr-a", "Dr A", Role::Clinician).await;
     doc.expect("queue").await;
+    // Raw on purpose: a frame over the server's 1 MiB limit, and the
+    // connection dropped under it, are below the protocol.
     let huge = format!(
         r#"{{"type":"ping","pad":"{}"}}"#,
         "a".repeat(2 * 1024 * 1024)
     );
-    let _ = station.stream.send(Message::Text(huge.into())).await;
+    let ws = station.websocket();
+    let _ = ws.send(Message::Text(huge.into())).await;
     // The server closes the socket (message too big) ...
     let mut closed = false;
     while let Ok(Some(msg)) =
-        tokio::time::timeout(std::time::Duration::from_secs(5), station.stream.next()).await
+        tokio::time::timeout(std::time::Duration::from_secs(5), ws.next()).await
     {
         match msg {
             Ok(Message::Close(_)) | Err(_) => {
@@ -92,15 +98,13 @@ async fn a_huge_frame_closes_only_that_connection() {
         }
     }
     assert!(
-        closed || station.stream.next().await.is_none(),
+        closed || ws.next().await.is_none(),
         "oversized connection closed"
     );
     // ... and everyone else carries on.
     doc.expect_nothing_pending().await;
     let mut other = app.user("room2", "Room 2", Role::Station).await;
-    other
-        .send(json!({"type": "request_consult", "urgency": "routine", "reason": "Wrist"}))
-        .await;
+    other.send(msg::request(Urgency::Routine, "Wrist")).await;
     doc.expect("ring").await;
 }
 
@@ -112,16 +116,14 @@ async fn a_flood_is_rate_limited_and_others_are_unaffected() {
     doc.expect("queue").await;
     // Far more than the burst allowance, as fast as possible.
     for _ in 0..600 {
-        flooder.send(json!({"type": "ping"})).await;
+        flooder.send(ClientMessage::Ping { nonce: None }).await;
     }
     let err = flooder.expect("error").await;
     assert_eq!(err["code"], "rate_limited");
     // Everyone else carries on at once.
     doc.expect_nothing_pending().await;
     let mut other = app.user("room2", "Room 2", Role::Station).await;
-    other
-        .send(json!({"type": "request_consult", "urgency": "urgent", "reason": "Wrist"}))
-        .await;
+    other.send(msg::request(Urgency::Urgent, "Wrist")).await;
     doc.expect("ring").await;
 }
 
@@ -133,21 +135,11 @@ async fn a_sustained_flood_is_closed() {
     let total = 200 + miulink::http::ws::RATE_STRIKES_TO_CLOSE as usize + 300;
     for _ in 0..total {
         // Sends may fail once the server has closed: that is the point.
-        let _ = flooder
-            .stream
-            .send(Message::text(json!({"type": "ping"}).to_string()))
-            .await;
+        let _ = flooder.try_send(ClientMessage::Ping { nonce: None }).await;
     }
-    let closed = tokio::time::timeout(std::time::Duration::from_secs(10), async {
-        while let Some(frame) = flooder.stream.next().await {
-            if let Ok(Message::Close(Some(c))) = frame {
-                return Some(u16::from(c.code));
-            }
-        }
-        None
-    })
-    .await
-    .expect("closed within 10 s");
+    let (closed, _) = flooder
+        .until_closed(std::time::Duration::from_secs(10))
+        .await;
     assert_eq!(closed, Some(1008), "closed as a policy violation");
 }
 
@@ -160,9 +152,9 @@ async fn turn_credentials_come_with_the_welcome_and_are_renewed() {
     })
     .await;
     let mut doc = app.user("dr-a", "Dr A", Role::Clinician).await;
-    let ice = &doc.welcome["ice_servers"][0];
-    assert_eq!(ice["urls"][0], "turn:127.0.0.1:3478?transport=udp");
-    let user = ice["username"].as_str().unwrap().to_owned();
+    let ice = doc.welcome().ice_servers[0].clone();
+    assert_eq!(ice.urls[0], "turn:127.0.0.1:3478?transport=udp");
+    let user = ice.username.clone().unwrap();
     let (expiry, name) = user.split_once(':').unwrap();
     assert_eq!(name, "dr-a");
     let expiry: i64 = expiry.parse().unwrap();
@@ -177,7 +169,7 @@ async fn turn_credentials_come_with_the_welcome_and_are_renewed() {
     let (expected_user, expected_pass) =
         miulink::turn::credential("a-turn-secret-of-at-least-32-characters", "dr-a", expiry);
     assert_eq!(user, expected_user);
-    assert_eq!(ice["credential"], expected_pass);
+    assert_eq!(ice.credential, Some(expected_pass));
     // Renewed at half the lifetime, before it expires.
     let renewed = doc.expect("ice_servers").await;
     let user2 = renewed["ice_servers"][0]["username"].as_str().unwrap();

@@ -3,7 +3,7 @@
 
 use crate::helpers::*;
 use serde_json::{json, Value};
-use signalling::Role;
+use signalling::{Role, Urgency};
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -76,7 +76,7 @@ async fn a_disabled_clinician_is_cut_off_within_the_check_and_no_longer_rung() {
     let (code, errors) = doc.expect_close(Duration::from_secs(5)).await;
     assert_eq!(code, Some(SIGNED_OUT));
     assert_eq!(errors.last().unwrap()["code"], "signed_out");
-    room.send(json!({"type": "request_consult", "urgency": "immediate", "reason": "Chest pain"}))
+    room.send(msg::request(Urgency::Immediate, "Chest pain"))
         .await;
     let waiting = room
         .expect_where("request_update", |v| v["state"] == "waiting")
@@ -361,14 +361,14 @@ async fn references_that_look_like_names_or_dates_are_refused_and_nothing_is_sen
         "Smith 1",
         "Smith1970",
     ] {
-        room.send(json!({"type": "request_consult", "urgency": "routine", "reason": "Ankle", "patient_ref": bad}))
+        room.send(msg::request_ref(Urgency::Routine, "Ankle", bad))
             .await;
         let err = room.error().await;
         assert_eq!(err["code"], "invalid_field", "{bad}");
         assert!(err["message"].as_str().unwrap().contains("digits"), "{err}");
     }
     doc.expect_nothing_pending().await;
-    room.send(json!({"type": "request_consult", "urgency": "routine", "reason": "Ankle", "patient_ref": "MIU123456"}))
+    room.send(msg::request_ref(Urgency::Routine, "Ankle", "MIU123456"))
         .await;
     room.expect_where("request_update", |v| v["state"] == "waiting")
         .await;
@@ -376,7 +376,7 @@ async fn references_that_look_like_names_or_dates_are_refused_and_nothing_is_sen
     // The trust's own pattern.
     let own = TestApp::spawn_with(|s| s.patient_ref_pattern = "[0-9]{8}".into()).await;
     let mut room = own.user("room1", "Room 1", Role::Station).await;
-    room.send(json!({"type": "request_consult", "urgency": "routine", "reason": "Ankle", "patient_ref": "MIU123456"}))
+    room.send(msg::request_ref(Urgency::Routine, "Ankle", "MIU123456"))
         .await;
     assert_eq!(room.error().await["code"], "invalid_field");
     let me = own.get_json("/api/me", &own.login("room1").await).await;

@@ -4,15 +4,13 @@
 
 use crate::helpers::tls::{client_trusting, presented, write_replacing, TestCa, HOST};
 use crate::helpers::*;
-use futures_util::{SinkExt, StreamExt};
+use rustls::pki_types::pem::PemObject;
 use serde_json::{json, Value};
-use signalling::Role;
+use signalling::{Role, Urgency};
 use std::io::BufRead;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::Message;
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -92,12 +90,8 @@ async fn certificate_now(client: &reqwest::Client, url: &str) -> Vec<u8> {
     presented(&client.get(url).send().await.expect("HTTPS request"))
 }
 
-/// A WebSocket over TLS to `HOST`, trusting only `ca`.
-async fn wss(
-    ca: &TestCa,
-    port: u16,
-    token: &str,
-) -> tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+/// A WebSocket over TLS to `HOST` (at 127.0.0.1), trusting only `ca`.
+async fn wss(ca: &TestCa, port: u16, token: &str) -> WsClient {
     let mut roots = rustls::RootCertStore::empty();
     let der = rustls::pki_types::CertificateDer::from_pem_slice(ca.pem.as_bytes()).expect("CA");
     roots.add(der).expect("CA added");
@@ -108,57 +102,16 @@ async fn wss(
     .expect("TLS versions")
     .with_root_certificates(roots)
     .with_no_client_auth();
-    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .expect("TCP");
-    let name = rustls::pki_types::ServerName::try_from(HOST).expect("name");
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect(name, tcp)
-        .await
-        .expect("TLS handshake with the server's certificate");
-    let mut req = format!("wss://{HOST}:{port}/ws")
-        .into_client_request()
-        .expect("request");
-    req.headers_mut().insert(
-        "authorization",
-        format!("Bearer {token}").parse().expect("header"),
-    );
-    let (mut ws, _) = tokio_tungstenite::client_async(req, tls)
-        .await
-        .expect("WebSocket over TLS");
-    let welcome = ws.next().await.expect("welcome").expect("frame");
-    assert!(welcome.to_text().expect("text").contains("\"welcome\""));
-    ws
+    let options = miulink_client::Options::new()
+        .tls(Arc::new(config))
+        .connect_to(([127, 0, 0, 1], port).into());
+    WsClient::connect_with(&format!("wss://{HOST}:{port}/ws"), token, options).await
 }
 
 /// A ping answered on the socket: it is still open and served.
-async fn still_served<S>(ws: &mut tokio_tungstenite::WebSocketStream<S>, nonce: u64)
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-{
-    ws.send(Message::Text(
-        json!({"type": "ping", "nonce": nonce}).to_string().into(),
-    ))
-    .await
-    .expect("send on the open socket");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let msg = tokio::time::timeout(left, ws.next())
-            .await
-            .expect("a pong in time")
-            .expect("socket open")
-            .expect("frame");
-        if let Message::Text(t) = msg {
-            let v: Value = serde_json::from_str(t.as_str()).expect("json");
-            if v["type"] == "pong" && v["nonce"] == nonce {
-                return;
-            }
-        }
-    }
+async fn still_served(ws: &mut WsClient) {
+    ws.sync().await;
 }
-
-use rustls::pki_types::pem::PemObject;
 
 #[tokio::test]
 async fn https_is_served_with_its_certificate_and_a_renewal_drops_nobody() {
@@ -257,7 +210,7 @@ async fn https_is_served_with_its_certificate_and_a_renewal_drops_nobody() {
     server.hangup();
     server.wait_for_log("TLS certificate reloaded", 1).await;
     assert_eq!(certificate_now(&client, &health).await, renewed.der);
-    still_served(&mut ws, 1).await;
+    still_served(&mut ws).await;
 
     // A certificate that does not match its key is refused, with a clear
     // line in the log, and the previous one stays in use.
@@ -285,7 +238,7 @@ async fn https_is_served_with_its_certificate_and_a_renewal_drops_nobody() {
     third.write(dir.path());
     server.wait_for_log("TLS certificate reloaded", 2).await;
     assert_eq!(certificate_now(&client, &health).await, third.der);
-    still_served(&mut ws, 2).await;
+    still_served(&mut ws).await;
 }
 
 #[tokio::test]
@@ -402,7 +355,7 @@ async fn metrics_follow_a_consult_on_their_own_listener() {
     until_series(&app, "miulink_clinicians_available", 1.0).await;
 
     station
-        .send(json!({"type": "request_consult", "urgency": "urgent", "reason": "Wrist injury"}))
+        .send(msg::request(Urgency::Urgent, "Wrist injury"))
         .await;
     let waiting = station
         .expect_where("request_update", |v| v["state"] == "waiting")
@@ -419,8 +372,7 @@ async fn metrics_follow_a_consult_on_their_own_listener() {
     assert!(series(&text, "miulink_log_write_seconds_count") >= 1.0);
 
     tokio::time::sleep(Duration::from_millis(200)).await;
-    doc.send(json!({"type": "accept", "request_id": waiting["request_id"]}))
-        .await;
+    doc.send(msg::accept(&waiting["request_id"])).await;
     let start = doc.expect("call_start").await;
     let text = until_series(&app, "miulink_calls_active", 1.0).await;
     assert_eq!(
@@ -444,8 +396,7 @@ async fn metrics_follow_a_consult_on_their_own_listener() {
         "within the urgent target"
     );
 
-    doc.send(json!({"type": "hang_up", "call_id": start["call_id"]}))
-        .await;
+    doc.send(msg::hang_up(&start["call_id"])).await;
     doc.expect("call_end").await;
     until_series(&app, "miulink_calls_active", 0.0).await;
     station.close().await;
@@ -509,15 +460,13 @@ async fn keep_requesting(
     let token = login_at(&base, &station).await;
     let mut ws = connect_at(&ws_url, &token).await;
     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-        ws.send(json!({"type": "request_consult", "urgency": "routine", "reason": "Backup load"}))
-            .await;
+        ws.send(msg::request(Urgency::Routine, "Backup load")).await;
         let waiting = ws
             .expect_where("request_update", |v| v["state"] == "waiting")
             .await;
         let id = waiting["request_id"].as_u64().expect("id");
         let _ = acked.send((id, Instant::now()));
-        ws.send(json!({"type": "cancel_request", "request_id": id}))
-            .await;
+        ws.send(msg::cancel(id)).await;
         ws.expect_where("request_update", |v| v["state"] == "cancelled")
             .await;
     }

@@ -149,8 +149,7 @@ async fn the_probe_makes_a_real_call_and_it_is_logged_as_a_test_call() {
 
     // The real clinician was not rung and never saw the request (only
     // the count of available clinicians changed while the probe was on).
-    real.send(serde_json::json!({"type": "ping", "nonce": 77}))
-        .await;
+    real.send(msg::ping(77)).await;
     loop {
         let m = real.recv().await;
         if m["type"] == "pong" {
@@ -225,7 +224,7 @@ async fn a_clinician_only_probe_never_answers_a_real_patient() {
         .user("millom-room1", "Millom MIU Room 1", Role::Station)
         .await;
     station
-        .send(serde_json::json!({"type": "request_consult", "urgency": "urgent", "reason": "Wrist injury"}))
+        .send(msg::request(signalling::Urgency::Urgent, "Wrist injury"))
         .await;
     station
         .expect_where("request_update", |v| v["state"] == "waiting")

@@ -9,7 +9,7 @@
 use crate::helpers::*;
 use miulink::store::HistoricConsult;
 use serde_json::{json, Value};
-use signalling::Role;
+use signalling::{Role, Urgency};
 
 const S: i64 = 1_000;
 const MIN: i64 = 60_000;
@@ -670,7 +670,7 @@ async fn live_consults_show_at_once() {
         .await;
     let mut doc = app.user("dr-x", "Dr X", Role::Clinician).await;
     station
-        .send(json!({"type": "request_consult", "urgency": "urgent", "reason": "Ankle injury"}))
+        .send(msg::request(Urgency::Urgent, "Ankle injury"))
         .await;
     let waiting = station
         .expect_where("request_update", |v| v["state"] == "waiting")
@@ -686,8 +686,7 @@ async fn live_consults_show_at_once() {
     assert_eq!(r["stations"][0]["name"], "Millom MIU Room 1");
 
     doc.expect("ring").await;
-    doc.send(json!({"type": "accept", "request_id": waiting["request_id"]}))
-        .await;
+    doc.send(msg::accept(&waiting["request_id"])).await;
     station
         .expect_where("request_update", |v| v["state"] == "accepted")
         .await;

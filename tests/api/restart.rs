@@ -4,8 +4,8 @@
 
 use crate::helpers::*;
 use miulink::store::Store;
-use serde_json::{json, Value};
-use signalling::Role;
+use serde_json::Value;
+use signalling::{Outcome, Role, Urgency};
 
 #[tokio::test]
 async fn waiting_requests_and_calls_survive_kill_9() {
@@ -28,21 +28,17 @@ async fn waiting_requests_and_calls_survive_kill_9() {
     let mut doc = server.connect(&tokens[2]).await;
 
     // Room 2 is in a call with Dr A, media flowing; Room 1 is waiting.
-    s2.send(json!({"type": "request_consult", "urgency": "urgent", "reason": "Wrist"}))
-        .await;
+    s2.send(msg::request(Urgency::Urgent, "Wrist")).await;
     let r2 = s2
         .expect_where("request_update", |v| v["state"] == "waiting")
         .await;
     doc.expect("ring").await;
-    doc.send(json!({"type": "accept", "request_id": r2["request_id"]}))
-        .await;
+    doc.send(msg::accept(&r2["request_id"])).await;
     let call_id = doc.expect("call_start").await["call_id"].as_u64().unwrap();
     s2.expect("call_start").await;
-    s2.send(json!({"type": "call_connected", "call_id": call_id}))
-        .await;
-    doc.send(json!({"type": "call_connected", "call_id": call_id}))
-        .await;
-    s1.send(json!({"type": "request_consult", "urgency": "immediate", "reason": "Head injury"}))
+    s2.send(msg::call_connected(call_id)).await;
+    doc.send(msg::call_connected(call_id)).await;
+    s1.send(msg::request(Urgency::Immediate, "Head injury"))
         .await;
     let r1 = s1
         .expect_where("request_update", |v| v["state"] == "waiting")
@@ -79,10 +75,9 @@ async fn waiting_requests_and_calls_survive_kill_9() {
     assert_eq!(s2.expect("call_start").await["call_id"], call_id);
 
     // The call's end is still logged after the restart.
-    s2.send(json!({"type": "hang_up", "call_id": call_id}))
-        .await;
+    s2.send(msg::hang_up(call_id)).await;
     doc.expect("call_end").await;
-    doc.send(json!({"type": "record_outcome", "call_id": call_id, "outcome": "managed_locally"}))
+    doc.send(msg::record_outcome(call_id, Outcome::ManagedLocally))
         .await;
     doc.expect("outcome_recorded").await;
 

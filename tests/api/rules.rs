@@ -2,12 +2,10 @@
 
 use crate::helpers::*;
 use serde_json::{json, Value};
-use signalling::Role;
+use signalling::{Availability, Outcome, Role, Urgency};
 
-async fn request(station: &mut WsClient, urgency: &str, reason: &str) -> u64 {
-    station
-        .send(json!({"type": "request_consult", "urgency": urgency, "reason": reason}))
-        .await;
+async fn request(station: &mut WsClient, urgency: Urgency, reason: &str) -> u64 {
+    station.send(msg::request(urgency, reason)).await;
     let v = station
         .expect_where("request_update", |v| v["state"] == "waiting")
         .await;
@@ -21,11 +19,11 @@ async fn the_accept_race_has_exactly_one_winner() {
     let mut a = app.user("dr-a", "Dr A", Role::Clinician).await;
     let mut b = app.user("dr-b", "Dr B", Role::Clinician).await;
     for round in 0..10 {
-        let id = request(&mut station, "urgent", "Laceration").await;
+        let id = request(&mut station, Urgency::Urgent, "Laceration").await;
         a.expect("ring").await;
         b.expect("ring").await;
         // Both click at once.
-        let accept = json!({"type": "accept", "request_id": id});
+        let accept = msg::accept(id);
         tokio::join!(a.send(accept.clone()), b.send(accept));
         let outcome_a = first_of(&mut a, &["call_start", "error"]).await;
         let outcome_b = first_of(&mut b, &["call_start", "error"]).await;
@@ -39,14 +37,10 @@ async fn the_accept_race_has_exactly_one_winner() {
         let call_id = station.expect("call_start").await["call_id"]
             .as_u64()
             .unwrap();
-        winner
-            .send(json!({"type": "hang_up", "call_id": call_id}))
-            .await;
+        winner.send(msg::hang_up(call_id)).await;
         winner.expect("call_end").await;
         winner
-            .send(
-                json!({"type": "record_outcome", "call_id": call_id, "outcome": "managed_locally"}),
-            )
+            .send(msg::record_outcome(call_id, Outcome::ManagedLocally))
             .await;
         winner.expect("outcome_recorded").await;
         station
@@ -84,14 +78,19 @@ async fn first_of(client: &mut WsClient, kinds: &[&str]) -> Value {
 async fn the_queue_is_ordered_by_urgency_then_arrival() {
     let app = TestApp::spawn().await;
     let mut doc = app.user("dr-a", "Dr A", Role::Clinician).await;
-    doc.send(json!({"type": "set_availability", "status": "busy"}))
-        .await;
+    doc.send(msg::set_availability(Availability::Busy)).await;
     doc.expect("presence").await;
     let mut ids = Vec::new();
     let mut stations = Vec::new();
-    for (i, urgency) in ["routine", "urgent", "routine", "immediate", "urgent"]
-        .iter()
-        .enumerate()
+    for (i, urgency) in [
+        Urgency::Routine,
+        Urgency::Urgent,
+        Urgency::Routine,
+        Urgency::Immediate,
+        Urgency::Urgent,
+    ]
+    .into_iter()
+    .enumerate()
     {
         let mut s = app
             .user(&format!("room{i}"), &format!("Room {i}"), Role::Station)
@@ -124,38 +123,31 @@ async fn signals_into_someone_elses_call_are_refused_and_delivered_to_nobody() {
     let mut s2 = app.user("room2", "Room 2", Role::Station).await;
     let mut a = app.user("dr-a", "Dr A", Role::Clinician).await;
     let mut b = app.user("dr-b", "Dr B", Role::Clinician).await;
-    let r1 = request(&mut s1, "urgent", "One").await;
-    let r2 = request(&mut s2, "urgent", "Two").await;
-    a.send(json!({"type": "accept", "request_id": r1})).await;
+    let r1 = request(&mut s1, Urgency::Urgent, "One").await;
+    let r2 = request(&mut s2, Urgency::Urgent, "Two").await;
+    a.send(msg::accept(r1)).await;
     let c1 = a.expect("call_start").await["call_id"].as_u64().unwrap();
-    b.send(json!({"type": "accept", "request_id": r2})).await;
+    b.send(msg::accept(r2)).await;
     b.expect("call_start").await;
     s1.expect("call_start").await;
     s2.expect("call_start").await;
 
     for intruder in [&mut b, &mut s2] {
-        intruder
-            .send(json!({"type": "signal", "call_id": c1, "data": {"sdp": "evil"}}))
-            .await;
+        intruder.send(msg::signal(c1, json!({"sdp": "evil"}))).await;
         let err = intruder.error().await;
         assert_eq!(err["code"], "not_in_call");
         assert_eq!(err["in_reply_to"], "signal");
-        intruder
-            .send(json!({"type": "hang_up", "call_id": c1}))
-            .await;
+        intruder.send(msg::hang_up(c1)).await;
         assert_eq!(intruder.error().await["code"], "not_in_call");
     }
-    b.send(json!({"type": "record_outcome", "call_id": c1, "outcome": "ambulance"}))
-        .await;
+    b.send(msg::record_outcome(c1, Outcome::Ambulance)).await;
     assert_eq!(b.error().await["code"], "not_in_call");
-    a.send(json!({"type": "signal", "call_id": 999_999, "data": {}}))
-        .await;
+    a.send(msg::signal(999_999u64, json!({}))).await;
     assert_eq!(a.error().await["code"], "unknown_call");
     // Nothing reached the parties of call 1, and it still works.
     s1.expect_nothing_pending().await;
     a.expect_nothing_pending().await;
-    s1.send(json!({"type": "signal", "call_id": c1, "data": {"ok": true}}))
-        .await;
+    s1.send(msg::signal(c1, json!({"ok": true}))).await;
     assert_eq!(a.expect("signal").await["data"]["ok"], true);
 }
 
@@ -165,11 +157,9 @@ async fn roles_are_enforced() {
     let mut station = app.user("room1", "Room 1", Role::Station).await;
     let mut doc = app.user("dr-a", "Dr A", Role::Clinician).await;
     let mut manager = app.user("mgr", "Manager", Role::Manager).await;
-    let id = request(&mut station, "urgent", "One").await;
+    let id = request(&mut station, Urgency::Urgent, "One").await;
 
-    station
-        .send(json!({"type": "accept", "request_id": id}))
-        .await;
+    station.send(msg::accept(id)).await;
     let err = station.error().await;
     assert_eq!(err["code"], "forbidden_role");
     assert!(
@@ -177,31 +167,25 @@ async fn roles_are_enforced() {
         "{err}"
     );
     station
-        .send(json!({"type": "set_availability", "status": "available"}))
+        .send(msg::set_availability(Availability::Available))
         .await;
     assert_eq!(station.error().await["code"], "forbidden_role");
-    doc.send(json!({"type": "request_consult", "urgency": "urgent", "reason": "x"}))
-        .await;
+    doc.send(msg::request(Urgency::Urgent, "x")).await;
     assert_eq!(doc.error().await["code"], "forbidden_role");
-    manager
-        .send(json!({"type": "accept", "request_id": id}))
-        .await;
+    manager.send(msg::accept(id)).await;
     assert_eq!(manager.error().await["code"], "forbidden_role");
     // The request was untouched by all that.
-    doc.send(json!({"type": "accept", "request_id": id})).await;
+    doc.send(msg::accept(id)).await;
     let call_id = doc.expect("call_start").await["call_id"].as_u64().unwrap();
     station
-        .send(json!({"type": "record_outcome", "call_id": call_id, "outcome": "managed_locally"}))
+        .send(msg::record_outcome(call_id, Outcome::ManagedLocally))
         .await;
     assert_eq!(station.error().await["code"], "forbidden_role");
     // One open request per station.
-    station
-        .send(json!({"type": "request_consult", "urgency": "urgent", "reason": "again"}))
-        .await;
+    station.send(msg::request(Urgency::Urgent, "again")).await;
     assert_eq!(station.error().await["code"], "request_open");
     // Unknown ids.
-    doc.send(json!({"type": "accept", "request_id": 123456}))
-        .await;
+    doc.send(msg::accept(123456u64)).await;
     assert_eq!(doc.error().await["code"], "in_call");
 }
 
@@ -210,10 +194,9 @@ async fn a_reconnecting_station_keeps_its_request() {
     let app = TestApp::spawn().await;
     let mut station = app.user("room1", "Room 1", Role::Station).await;
     let mut doc = app.user("dr-a", "Dr A", Role::Clinician).await;
-    doc.send(json!({"type": "set_availability", "status": "away"}))
-        .await;
+    doc.send(msg::set_availability(Availability::Away)).await;
     doc.expect("presence").await;
-    let id = request(&mut station, "urgent", "One").await;
+    let id = request(&mut station, Urgency::Urgent, "One").await;
     station.close().await;
     let q = doc
         .expect_where("queue", |q| q["requests"][0]["station_connected"] == false)

@@ -2,8 +2,7 @@
 //! third-party client) found, where the server is at fault.
 
 use crate::helpers::*;
-use serde_json::json;
-use signalling::Role;
+use signalling::{Role, Urgency};
 use std::time::Duration;
 
 /// Finding 10: a station that signs out while waiting withdraws its
@@ -17,8 +16,7 @@ async fn a_station_signing_out_while_waiting_withdraws_its_request() {
     let token = app.login("room1").await;
     let mut room = app.connect(&token).await;
     let mut doc = app.user("dr-a", "Dr A", Role::Clinician).await;
-    room.send(json!({"type": "request_consult", "urgency": "urgent", "reason": "Wrist"}))
-        .await;
+    room.send(msg::request(Urgency::Urgent, "Wrist")).await;
     let waiting = room
         .expect_where("request_update", |v| v["state"] == "waiting")
         .await;
@@ -38,7 +36,7 @@ async fn a_station_signing_out_while_waiting_withdraws_its_request() {
         q["requests"].as_array().is_some_and(|r| r.is_empty())
     })
     .await;
-    doc.send(json!({"type": "accept", "request_id": id})).await;
+    doc.send(msg::accept(id)).await;
     assert_eq!(doc.error().await["code"], "unknown_request");
     let log = app
         .get_json("/api/consults", &app.manager_token().await)
@@ -52,8 +50,7 @@ async fn a_station_signing_out_while_waiting_withdraws_its_request() {
 async fn a_test_call_to_a_clinician_who_does_not_exist_is_refused() {
     let app = TestApp::spawn_with(|s| s.test_call_clinician = Some("nobody-here".into())).await;
     let mut room = app.user("room1", "Room 1", Role::Station).await;
-    room.send(json!({"type": "request_consult", "urgency": "routine", "reason": "Test call", "test": true, "direct_to": "nobody-here"}))
-        .await;
+    room.send(msg::test_call("Test call", "nobody-here")).await;
     let err = room.error().await;
     assert_eq!(err["code"], "invalid_field", "{err}");
     // Checked against the accounts before the switchboard sees it, and

@@ -9,18 +9,16 @@ pub mod oidc;
 pub mod postgres;
 pub mod tls;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use miulink::store::{AccountFlags, NewUser, Store};
 use miulink::{Application, Settings};
-use serde_json::{json, Value};
+use miulink_client::tungstenite::Message;
+use miulink_client::{Client, ClientMessage, Options, ServerMessage, Welcome};
+use serde_json::Value;
 use signalling::Role;
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
-use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 pub const PASSWORD: &str = "test-password-123";
 const WAIT: Duration = Duration::from_secs(10);
@@ -199,92 +197,232 @@ impl Drop for TestApp {
 
 /// Logs in to the server at `base` (password [`PASSWORD`]): a session token.
 pub async fn login_at(base: &str, username: &str) -> String {
-    let res = reqwest::Client::new()
-        .post(format!("{base}/api/login"))
-        .json(&json!({"username": username, "password": PASSWORD, "want_token": true}))
-        .send()
+    miulink_client::login(&reqwest::Client::new(), base, username, PASSWORD)
         .await
-        .expect("login request");
-    assert_eq!(res.status(), 200, "login of {username}");
-    let body: Value = res.json().await.expect("login json");
-    body["token"].as_str().expect("token").to_owned()
+        .unwrap_or_else(|e| panic!("login of {username}: {e}"))
+        .token
 }
 
 /// Like [`connect_at`], but `None` when the connection is refused or does
 /// not begin with a welcome (a server that is not there or stands by).
 pub async fn try_connect_at(ws_url: &str, token: &str) -> Option<WsClient> {
-    let mut req = ws_url.into_client_request().ok()?;
-    req.headers_mut()
-        .insert("authorization", format!("Bearer {token}").parse().ok()?);
-    let (mut stream, _) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(req))
+    let client = tokio::time::timeout(WAIT, Client::connect(ws_url, token))
         .await
         .ok()?
         .ok()?;
-    let first = tokio::time::timeout(WAIT, stream.next())
-        .await
-        .ok()??
-        .ok()?;
-    let welcome: Value = serde_json::from_str(first.to_text().ok()?).ok()?;
-    (welcome["type"] == "welcome").then_some(WsClient { stream, welcome })
+    Some(WsClient { client })
 }
 
 /// Opens the signalling WebSocket at `ws_url` with `token`; its first
 /// message must be the welcome, kept in [`WsClient::welcome`].
 pub async fn connect_at(ws_url: &str, token: &str) -> WsClient {
-    let mut req = ws_url.into_client_request().expect("request");
-    req.headers_mut().insert(
-        "authorization",
-        format!("Bearer {token}").parse().expect("header"),
-    );
-    let (stream, _) = tokio_tungstenite::connect_async(req)
-        .await
-        .expect("ws connect");
-    let mut client = WsClient {
-        stream,
-        welcome: Value::Null,
-    };
-    let welcome = client.recv().await;
-    assert_eq!(welcome["type"], "welcome", "first message is welcome");
-    client.welcome = welcome;
-    client
+    WsClient::connect_with(ws_url, token, Options::default()).await
 }
 
+/// What tests send: a [`ClientMessage`] (the `msg` helpers make the common
+/// ones).
+pub trait Outgoing {
+    fn into_message(self) -> ClientMessage;
+}
+
+impl Outgoing for ClientMessage {
+    fn into_message(self) -> ClientMessage {
+        self
+    }
+}
+
+/// The messages tests send most, short. Ids are taken from what the tests
+/// received (`&waiting["request_id"]`), or as numbers.
+pub mod msg {
+    use serde_json::Value;
+    use signalling::{Availability, CallId, ClientMessage, Outcome, RequestId, Urgency};
+
+    /// A request or call id, from a received message or a number.
+    pub trait Id {
+        fn id(&self) -> u64;
+    }
+
+    impl Id for u64 {
+        fn id(&self) -> u64 {
+            *self
+        }
+    }
+
+    impl Id for Value {
+        fn id(&self) -> u64 {
+            self.as_u64().unwrap_or_else(|| panic!("not an id: {self}"))
+        }
+    }
+
+    impl Id for &Value {
+        fn id(&self) -> u64 {
+            (*self).id()
+        }
+    }
+
+    impl Id for RequestId {
+        fn id(&self) -> u64 {
+            self.0
+        }
+    }
+
+    impl Id for CallId {
+        fn id(&self) -> u64 {
+            self.0
+        }
+    }
+
+    pub fn request(urgency: Urgency, reason: &str) -> ClientMessage {
+        ClientMessage::RequestConsult {
+            urgency,
+            reason: reason.to_owned(),
+            patient_ref: None,
+            test: false,
+            direct_to: None,
+        }
+    }
+
+    /// A request with a local reference (an attendance number).
+    pub fn request_ref(urgency: Urgency, reason: &str, patient_ref: &str) -> ClientMessage {
+        ClientMessage::RequestConsult {
+            urgency,
+            reason: reason.to_owned(),
+            patient_ref: Some(patient_ref.to_owned()),
+            test: false,
+            direct_to: None,
+        }
+    }
+
+    /// A test call directed at one clinician (by username).
+    pub fn test_call(reason: &str, direct_to: &str) -> ClientMessage {
+        ClientMessage::RequestConsult {
+            urgency: Urgency::Routine,
+            reason: reason.to_owned(),
+            patient_ref: None,
+            test: true,
+            direct_to: Some(direct_to.to_owned()),
+        }
+    }
+
+    pub fn cancel(request_id: impl Id) -> ClientMessage {
+        ClientMessage::CancelRequest {
+            request_id: RequestId(request_id.id()),
+        }
+    }
+
+    pub fn accept(request_id: impl Id) -> ClientMessage {
+        ClientMessage::Accept {
+            request_id: RequestId(request_id.id()),
+        }
+    }
+
+    pub fn set_availability(status: Availability) -> ClientMessage {
+        ClientMessage::SetAvailability { status }
+    }
+
+    pub fn signal(call_id: impl Id, data: Value) -> ClientMessage {
+        ClientMessage::Signal {
+            call_id: CallId(call_id.id()),
+            data: data.into(),
+        }
+    }
+
+    pub fn call_connected(call_id: impl Id) -> ClientMessage {
+        ClientMessage::CallConnected {
+            call_id: CallId(call_id.id()),
+        }
+    }
+
+    pub fn hang_up(call_id: impl Id) -> ClientMessage {
+        ClientMessage::HangUp {
+            call_id: CallId(call_id.id()),
+        }
+    }
+
+    pub fn record_outcome(call_id: impl Id, outcome: Outcome) -> ClientMessage {
+        ClientMessage::RecordOutcome {
+            call_id: CallId(call_id.id()),
+            outcome,
+            note: None,
+        }
+    }
+
+    /// An outcome with the clinician's note.
+    pub fn record_outcome_note(call_id: impl Id, outcome: Outcome, note: &str) -> ClientMessage {
+        ClientMessage::RecordOutcome {
+            call_id: CallId(call_id.id()),
+            outcome,
+            note: Some(note.to_owned()),
+        }
+    }
+
+    pub fn ping(nonce: u64) -> ClientMessage {
+        ClientMessage::Ping { nonce: Some(nonce) }
+    }
+}
+
+/// A signalling connection as the tests drive it: the typed client
+/// ([`miulink_client::Client`]), with waits that panic after 10 s and
+/// received messages as JSON values (so assertions read the wire's field
+/// names).
 pub struct WsClient {
-    pub stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
-    pub welcome: Value,
+    client: Client,
 }
 
 impl WsClient {
-    pub async fn send(&mut self, v: Value) {
-        self.stream
-            .send(Message::Text(v.to_string().into()))
+    /// Connects (or panics) with these options (a test's own TLS roots).
+    pub async fn connect_with(ws_url: &str, token: &str, options: Options) -> WsClient {
+        let client = tokio::time::timeout(WAIT, Client::connect_with(ws_url, token, options))
+            .await
+            .expect("connected within the wait")
+            .unwrap_or_else(|e| panic!("ws connect: {e}"));
+        WsClient { client }
+    }
+
+    /// The welcome of the current connection.
+    pub fn welcome(&self) -> &Welcome {
+        self.client.welcome()
+    }
+
+    pub async fn send(&mut self, message: impl Outgoing) {
+        self.client
+            .send(&message.into_message())
             .await
             .expect("ws send");
     }
 
+    /// Sends, and says if the connection failed (a test that expects the
+    /// server to have closed it).
+    pub async fn try_send(&mut self, message: impl Outgoing) -> Result<(), miulink_client::Error> {
+        self.client.send(&message.into_message()).await
+    }
+
+    /// Wire-level tests: a text frame as given, protocol message or not.
     pub async fn send_text(&mut self, s: &str) {
-        self.stream
+        self.client
+            .websocket()
             .send(Message::Text(s.to_owned().into()))
             .await
             .expect("ws send");
     }
 
-    /// The next JSON message (pings are skipped).
+    /// Wire-level tests: the WebSocket itself.
+    pub fn websocket(&mut self) -> &mut miulink_client::WebSocket {
+        self.client.websocket()
+    }
+
+    /// The next message (pings are skipped), as the typed client read it.
+    pub async fn recv_typed(&mut self) -> ServerMessage {
+        tokio::time::timeout(WAIT, self.client.recv())
+            .await
+            .expect("a message within the wait")
+            .unwrap_or_else(|e| panic!("ws recv: {e}"))
+    }
+
+    /// The next message (pings are skipped), as JSON.
     pub async fn recv(&mut self) -> Value {
-        loop {
-            let msg = tokio::time::timeout(WAIT, self.stream.next())
-                .await
-                .expect("a message within the wait")
-                .expect("stream open")
-                .expect("ws ok");
-            match msg {
-                Message::Text(t) => {
-                    return serde_json::from_str(t.as_str()).expect("json from server")
-                }
-                Message::Close(frame) => panic!("closed by server: {frame:?}"),
-                _ => continue,
-            }
-        }
+        let message = self.recv_typed().await;
+        serde_json::to_value(&message).expect("a message as JSON")
     }
 
     /// Skips messages until one of this type arrives.
@@ -309,17 +447,25 @@ impl WsClient {
     /// (The operator handles one input at a time, so anything queued for this
     /// connection before the ping arrives before the pong.)
     pub async fn expect_nothing_pending(&mut self) {
-        self.send(json!({"type": "ping", "nonce": 4242})).await;
-        let next = self.recv().await;
-        assert_eq!(next["type"], "pong", "expected nothing pending, got {next}");
-        assert_eq!(next["nonce"], 4242);
+        let before = self.barrier().await;
+        assert!(
+            before.is_empty(),
+            "expected nothing pending, got {before:?}"
+        );
     }
 
     /// Waits until the server has handled everything this client sent so
     /// far (a ping's pong comes after it), skipping whatever arrives first.
     pub async fn sync(&mut self) {
-        self.send(json!({"type": "ping", "nonce": 777})).await;
-        self.expect_where("pong", |v| v["nonce"] == 777).await;
+        self.barrier().await;
+    }
+
+    /// What arrived before the pong of a ping sent now.
+    pub async fn barrier(&mut self) -> Vec<ServerMessage> {
+        tokio::time::timeout(WAIT, self.client.barrier())
+            .await
+            .expect("a pong within the wait")
+            .unwrap_or_else(|e| panic!("ws barrier: {e}"))
     }
 
     pub async fn error(&mut self) -> Value {
@@ -329,30 +475,40 @@ impl WsClient {
     /// Waits for the server to close this socket: the close code, and the
     /// `error` messages that came before it.
     pub async fn expect_close(&mut self, within: Duration) -> (Option<u16>, Vec<Value>) {
-        let mut errors = Vec::new();
+        let (code, told) = self.until_closed(within).await;
+        let errors = told.into_iter().filter(|v| v["type"] == "error").collect();
+        (code, errors)
+    }
+
+    /// Waits for the server to close this socket: the close code (none if
+    /// the connection was dropped without a close frame), and every
+    /// message that came before it.
+    pub async fn until_closed(&mut self, within: Duration) -> (Option<u16>, Vec<Value>) {
+        let mut told = Vec::new();
         let deadline = tokio::time::Instant::now() + within;
         loop {
-            let msg = tokio::time::timeout_at(deadline, self.stream.next())
+            let next = tokio::time::timeout_at(deadline, self.client.recv())
                 .await
                 .expect("the server closes the socket within the wait");
-            match msg {
-                Some(Ok(Message::Text(t))) => {
-                    let v: Value = serde_json::from_str(t.as_str()).expect("json from server");
-                    if v["type"] == "error" {
-                        errors.push(v);
-                    }
-                }
-                Some(Ok(Message::Close(frame))) => {
-                    return (frame.map(|f| u16::from(f.code)), errors)
-                }
-                Some(Ok(_)) => continue,
-                Some(Err(_)) | None => return (None, errors),
+            match next {
+                Ok(message) => told.push(serde_json::to_value(&message).expect("JSON")),
+                Err(miulink_client::Error::Closed { code, .. }) => return (code, told),
+                Err(e @ miulink_client::Error::Malformed { .. }) => panic!("{e}"),
+                Err(_) => return (None, told),
             }
         }
     }
 
-    pub async fn close(mut self) {
-        let _ = self.stream.close(None).await;
+    /// Connects again with the same token, past the new welcome.
+    pub async fn resume(&mut self) {
+        tokio::time::timeout(WAIT, self.client.resume())
+            .await
+            .expect("reconnected within the wait")
+            .unwrap_or_else(|e| panic!("ws resume: {e}"));
+    }
+
+    pub async fn close(self) {
+        let _ = self.client.close().await;
     }
 }
 

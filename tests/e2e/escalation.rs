@@ -5,10 +5,10 @@
 //! on the way and it keeps its request and place.
 
 use crate::browser::Browser;
+use crate::common::msg;
 use crate::flows::*;
 use crate::server::Server;
-use serde_json::json;
-use signalling::{EscalationPolicy, Role};
+use signalling::{EscalationPolicy, Role, Urgency};
 
 const PHONE: &str = "01229 870870";
 
@@ -256,7 +256,7 @@ async fn unanswered_requests_are_realerted_then_escalated_to_the_duty_holder() {
     // but cannot answer it from there.
     let mut room1 = server.ws_client("millom-room1").await;
     room1
-        .send(json!({"type": "request_consult", "urgency": "urgent", "reason": "Eye injury"}))
+        .send(msg::request(Urgency::Urgent, "Eye injury"))
         .await;
     let waiting = room1.expect("request_update").await;
     let in_call = nic
@@ -295,9 +295,7 @@ async fn unanswered_requests_are_realerted_then_escalated_to_the_duty_holder() {
         "the call carries on"
     );
 
-    room1
-        .send(json!({"type": "cancel_request", "request_id": waiting["request_id"]}))
-        .await;
+    room1.send(msg::cancel(&waiting["request_id"])).await;
     nic.wait_for(
         "the in-call banner to go when the request is withdrawn",
         "return document.querySelector('.duty-in-call').hidden",

@@ -6,10 +6,11 @@
 //! asks to be pressed again.
 
 use crate::browser::Browser;
+use crate::common::msg;
 use crate::flows::*;
 use crate::server::Server;
 use serde_json::json;
-use signalling::{EscalationPolicy, Role};
+use signalling::{EscalationPolicy, Role, Urgency};
 
 const DESKTOP: (u32, u32) = (1366, 768);
 const PHONE: (u32, u32) = (390, 844);
@@ -124,9 +125,7 @@ async fn the_outcome_form_shows_and_sounds_what_waits_and_saving_it_rings() {
     // title, but it does not sound (not immediate, not escalated yet).
     let mut room2 = server.ws_client("millom-room2").await;
     room2
-        .send(
-            json!({"type": "request_consult", "urgency": "urgent", "reason": "Possible fracture"}),
-        )
+        .send(msg::request(Urgency::Urgent, "Possible fracture"))
         .await;
     room2.expect("request_update").await;
     doctor
@@ -192,7 +191,7 @@ async fn the_outcome_form_shows_and_sounds_what_waits_and_saving_it_rings() {
     // An immediate request: on top, in the title, and it sounds.
     let mut room3 = server.ws_client("ulverston-room1").await;
     room3
-        .send(json!({"type": "request_consult", "urgency": "immediate", "reason": "Chest pain"}))
+        .send(msg::request(Urgency::Immediate, "Chest pain"))
         .await;
     room3.expect("request_update").await;
     doctor
