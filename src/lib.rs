@@ -35,6 +35,7 @@ pub mod auth;
 pub mod bootstrap;
 pub mod cli;
 pub mod clock;
+pub mod csv_export;
 pub mod http;
 pub mod leader;
 pub mod metrics;

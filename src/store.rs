@@ -769,42 +769,6 @@ impl ConsultRecord {
             u8::from(self.synthetic).to_string(),
             u8::from(self.test_call).to_string(),
         ];
-        let mut line = fields
-            .iter()
-            .map(|f| csv_text(f))
-            .collect::<Vec<_>>()
-            .join(",");
-        line.push_str("\r\n");
-        line
-    }
-}
-
-/// A CSV cell holding text a user typed: quoted as RFC 4180 asks, and
-/// prefixed with an apostrophe if a spreadsheet would run it as a formula.
-/// (No number this module writes starts with one of those characters.)
-pub fn csv_text(value: &str) -> String {
-    let value = if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        format!("'{value}")
-    } else {
-        value.to_owned()
-    };
-    if value.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", value.replace('"', "\"\""))
-    } else {
-        value
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn csv_cells_are_quoted_and_defused() {
-        assert_eq!(csv_text("plain"), "plain");
-        assert_eq!(csv_text("a,b"), "\"a,b\"");
-        assert_eq!(csv_text("say \"hi\""), "\"say \"\"hi\"\"\"");
-        assert_eq!(csv_text("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
-        assert_eq!(csv_text("-5"), "'-5");
+        crate::csv_export::line(fields)
     }
 }

@@ -406,7 +406,8 @@ pub async fn audit_csv(
     who.require(&[Role::Admin])?;
     let filter = q.filter()?;
     let entries = state.store.audit_entries(&filter, false).await?;
-    let mut out = String::from("id,at,actor,action,target,detail,client\r\n");
+    let mut out =
+        crate::csv_export::line(["id", "at", "actor", "action", "target", "detail", "client"]);
     for e in &entries {
         let cells = [
             e.id.to_string(),
@@ -417,9 +418,7 @@ pub async fn audit_csv(
             e.detail.to_string(),
             e.client.clone().unwrap_or_default(),
         ];
-        let line: Vec<String> = cells.iter().map(|c| crate::store::csv_text(c)).collect();
-        out.push_str(&line.join(","));
-        out.push_str("\r\n");
+        out.push_str(&crate::csv_export::line(cells));
     }
     let name = format!(
         "miulink-audit-{}.csv",

@@ -41,14 +41,14 @@ const WRITE_BATCH: usize = 64;
 pub const RATE_STRIKES_TO_CLOSE: u32 = 1000;
 pub const RATE_STRIKE_WINDOW: Duration = Duration::from_secs(60);
 
-/// A token bucket per connection: `Settings::rate_burst` messages at once
+/// Each connection's message rate: `Settings::rate_burst` messages at once
 /// (a browser trickling ICE candidates sends a few dozen together), then
-/// `Settings::rate_per_second`.
+/// `Settings::rate_per_second` (governor's GCRA, which is a token bucket
+/// kept as one timestamp); and the strikes of a connection that keeps
+/// going over it.
 struct RateLimit {
+    limiter: governor::DefaultDirectRateLimiter,
     per_second: f64,
-    burst: f64,
-    tokens: f64,
-    last: Instant,
     /// Messages dropped since `strikes_since`.
     strikes: u32,
     strikes_since: Instant,
@@ -57,11 +57,15 @@ struct RateLimit {
 
 impl RateLimit {
     fn new(per_second: f64, burst: f64) -> Self {
+        let period = Duration::from_secs_f64(1.0 / per_second.max(0.001));
+        let burst =
+            std::num::NonZeroU32::new(burst.max(1.0) as u32).unwrap_or(std::num::NonZeroU32::MIN);
+        let quota = governor::Quota::with_period(period)
+            .unwrap_or_else(|| governor::Quota::per_second(std::num::NonZeroU32::MIN))
+            .allow_burst(burst);
         RateLimit {
+            limiter: governor::RateLimiter::direct(quota),
             per_second,
-            burst,
-            tokens: burst,
-            last: Instant::now(),
             strikes: 0,
             strikes_since: Instant::now(),
             last_told: None,
@@ -69,21 +73,16 @@ impl RateLimit {
     }
 
     fn allow(&mut self) -> bool {
-        let now = Instant::now();
-        let refill = now.duration_since(self.last).as_secs_f64() * self.per_second;
-        self.tokens = (self.tokens + refill).min(self.burst);
-        self.last = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            if now.duration_since(self.strikes_since) > RATE_STRIKE_WINDOW {
-                self.strikes = 0;
-                self.strikes_since = now;
-            }
-            self.strikes += 1;
-            false
+        if self.limiter.check().is_ok() {
+            return true;
         }
+        let now = Instant::now();
+        if now.duration_since(self.strikes_since) > RATE_STRIKE_WINDOW {
+            self.strikes = 0;
+            self.strikes_since = now;
+        }
+        self.strikes += 1;
+        false
     }
 
     /// Whether to send the sender an error this time (at most once a second).
