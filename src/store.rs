@@ -21,6 +21,7 @@
 
 mod accounts;
 mod audit;
+mod consults;
 mod copy;
 mod history;
 mod lease;
@@ -39,10 +40,7 @@ pub use oidc::PendingLogin;
 pub use reports::{CachedChunk, ConsultFact, ReportSnapshot};
 
 use crate::timefmt;
-use signalling::{
-    CallId, ConsultEvent, EndReason, EscalationLevel, Event, Outcome, RequestId, Restore,
-    RestoredCall, RestoredOwed, RestoredRequest, Urgency, UserId,
-};
+use signalling::{Event, OpenConsult, Restore};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::AnyPool;
 use sqlx::{Executor, Row};
@@ -202,11 +200,6 @@ fn sqlite_url_creating(url: &str) -> String {
     }
 }
 
-const CONSULT_COLUMNS: &str = "id, station_name, site, urgency, reason, patient_ref, status, \
-    requested_at, first_rung_at, rung_count, closed_at, call_id, clinician_name, accepted_at, \
-    connected_at, ended_at, end_reason, outcome, outcome_note, outcome_at, realerted_at, \
-    escalated_at, station_quality, clinician_quality, synthetic, test_call";
-
 impl Store {
     /// Opens (creating if needed) the database and brings its schema up to date.
     pub async fn open(url: &str) -> Result<Store> {
@@ -326,6 +319,18 @@ impl Store {
         // round trip to the database or its worker thread).
         let mut presence: Vec<(i64, i64, &'static str)> = Vec::new();
         let mut appended: Vec<(i64, i64, &'static str, String)> = Vec::new();
+        // The consults these events change: read once, each event applied
+        // by the lifecycle (`signalling::consult`), written once.
+        let mut batch = consults::Batch::default();
+        let existing = consults::Batch::existing(events.iter().filter_map(|e| match e {
+            Event::Consult {
+                request_id, event, ..
+            } => Some((*request_id, event)),
+            Event::Presence { .. } => None,
+        }));
+        for consult in consults::read(&mut tx, &existing).await? {
+            batch.add_read(consult);
+        }
         for event in events {
             match event {
                 Event::Presence {
@@ -342,7 +347,7 @@ impl Store {
                     let id = i64::try_from(request_id.0).map_err(|_| {
                         StoreError::Invalid(format!("request id {request_id} is out of range"))
                     })?;
-                    apply_consult_event(&mut tx, id, *at, event).await?;
+                    batch.apply(*request_id, *at, event)?;
                     let detail = serde_json::to_string(event).map_err(|e| {
                         StoreError::Invalid(format!("cannot encode event for the log: {e}"))
                     })?;
@@ -350,6 +355,7 @@ impl Store {
                 }
             }
         }
+        batch.write(self.backend, &mut tx).await?;
         for chunk in presence.chunks(ROWS_PER_STATEMENT) {
             let sql = format!(
                 "INSERT INTO presence_log (user_id, at, status) VALUES {}",
@@ -382,82 +388,29 @@ impl Store {
     /// Synthetic history (`miulink seed`, demo mode) is never open work,
     /// though some of it ends without an outcome as real calls do.
     pub async fn load_open(&self) -> Result<Restore> {
-        let rows = sqlx::query(
-            "SELECT id, station_id, clinician_id, urgency, reason, patient_ref, status, requested_at, \
-             call_id, accepted_at, station_media_at, clinician_media_at, end_reason, outcome, \
-             realerted_at, escalated_at, test_call \
-             FROM consults WHERE status IN ('waiting', 'in_call', 'ended') AND synthetic = 0 ORDER BY id",
-        )
+        let rows = sqlx::query(&format!(
+            "SELECT {} FROM consults WHERE status IN ('waiting', 'in_call', 'ended') \
+             AND synthetic = 0 ORDER BY id",
+            consults::columns()
+        ))
         .fetch_all(&self.pool)
         .await?;
         let mut restore = Restore::default();
         let mut user_ids = std::collections::BTreeSet::new();
         for r in &rows {
-            let id: i64 = r.try_get("id")?;
-            let station = UserId(r.try_get("station_id")?);
-            user_ids.insert(station);
-            let urgency: String = r.try_get("urgency")?;
-            let realerted: Option<i64> = r.try_get("realerted_at")?;
-            let escalated: Option<i64> = r.try_get("escalated_at")?;
-            let request = RestoredRequest {
-                id: RequestId(id as u64),
-                station,
-                urgency: Urgency::parse(&urgency).ok_or_else(|| {
-                    StoreError::Invalid(format!("consult {id} has unknown urgency {urgency:?}"))
-                })?,
-                reason: r.try_get("reason")?,
-                patient_ref: r.try_get("patient_ref")?,
-                requested_at: r.try_get("requested_at")?,
-                test: r.try_get::<i64, _>("test_call")? != 0,
-                escalation: if escalated.is_some() {
-                    Some(EscalationLevel::Escalated)
-                } else {
-                    realerted.map(|_| EscalationLevel::Realerted)
-                },
-            };
-            let status: String = r.try_get("status")?;
-            if status == "waiting" {
-                restore.waiting.push(request);
-                continue;
-            }
-            let clinician_id: Option<i64> = r.try_get("clinician_id")?;
-            let call_id: Option<i64> = r.try_get("call_id")?;
-            let accepted_at: Option<i64> = r.try_get("accepted_at")?;
-            let (Some(clinician), Some(call_id), Some(accepted_at)) =
-                (clinician_id, call_id, accepted_at)
-            else {
-                return Err(StoreError::Invalid(format!(
-                    "consult {id} is {status} but has no call"
-                )));
-            };
-            let clinician = UserId(clinician);
-            user_ids.insert(clinician);
-            let outcome: Option<String> = r.try_get("outcome")?;
-            let outcome = outcome.as_deref().and_then(Outcome::parse);
-            if status == "in_call" {
-                restore.calls.push(RestoredCall {
-                    id: CallId(call_id as u64),
-                    clinician,
-                    accepted_at,
-                    station_media: r.try_get::<Option<i64>, _>("station_media_at")?.is_some(),
-                    clinician_media: r.try_get::<Option<i64>, _>("clinician_media_at")?.is_some(),
-                    outcome,
-                    request,
-                });
-            } else {
-                let reason: Option<String> = r.try_get("end_reason")?;
-                restore.owed.push(RestoredOwed {
-                    call_id: CallId(call_id as u64),
-                    request_id: request.id,
-                    station,
-                    clinician,
-                    reason: reason
-                        .as_deref()
-                        .and_then(EndReason::parse)
-                        .unwrap_or(EndReason::ClinicianDisconnected),
-                    requested_at: request.requested_at,
-                    accepted_at,
-                });
+            let consult = consults::from_row(r)?;
+            user_ids.insert(consult.station_id);
+            match consult.open().map_err(StoreError::Invalid)? {
+                Some(OpenConsult::Waiting(request)) => restore.waiting.push(request),
+                Some(OpenConsult::Call(call)) => {
+                    user_ids.insert(call.clinician);
+                    restore.calls.push(call);
+                }
+                Some(OpenConsult::Owed(owed)) => {
+                    user_ids.insert(owed.clinician);
+                    restore.owed.push(owed);
+                }
+                None => {}
             }
         }
         for id in user_ids {
@@ -513,121 +466,6 @@ impl Store {
     }
 }
 
-async fn apply_consult_event(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    id: i64,
-    at: i64,
-    event: &ConsultEvent,
-) -> Result<()> {
-    let query = match event {
-        ConsultEvent::Requested {
-            station,
-            urgency,
-            reason,
-            patient_ref,
-            test_call,
-        } => sqlx::query(
-            "INSERT INTO consults (id, station_id, station_name, site, urgency, reason, patient_ref, requested_at, status, test_call) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'waiting', $9)",
-        )
-        .bind(id)
-        .bind(station.user_id.0)
-        .bind(station.display_name.clone())
-        .bind(station.site.clone())
-        .bind(urgency.as_str())
-        .bind(reason.clone())
-        .bind(patient_ref.clone())
-        .bind(at)
-        .bind(i64::from(*test_call)),
-        ConsultEvent::Rung { .. } => sqlx::query(
-            "UPDATE consults SET first_rung_at = COALESCE(first_rung_at, $2), rung_count = rung_count + 1 WHERE id = $1",
-        )
-        .bind(id)
-        .bind(at),
-        ConsultEvent::Escalated { level, .. } => sqlx::query(match level {
-            signalling::EscalationLevel::Realerted => {
-                "UPDATE consults SET realerted_at = COALESCE(realerted_at, $2) WHERE id = $1"
-            }
-            signalling::EscalationLevel::Escalated => {
-                "UPDATE consults SET escalated_at = COALESCE(escalated_at, $2) WHERE id = $1"
-            }
-        })
-        .bind(id)
-        .bind(at),
-        ConsultEvent::QualityReported { side, sample, .. } => {
-            let json = serde_json::to_string(sample).map_err(|e| {
-                StoreError::Invalid(format!("cannot encode a quality sample: {e}"))
-            })?;
-            sqlx::query(match side {
-                signalling::Side::Station => "UPDATE consults SET station_quality = $2 WHERE id = $1",
-                signalling::Side::Clinician => {
-                    "UPDATE consults SET clinician_quality = $2 WHERE id = $1"
-                }
-            })
-            .bind(id)
-            .bind(json)
-        }
-        ConsultEvent::Cancelled => sqlx::query(
-            "UPDATE consults SET status = 'cancelled', closed_at = $2 WHERE id = $1",
-        )
-        .bind(id)
-        .bind(at),
-        ConsultEvent::Abandoned => sqlx::query(
-            "UPDATE consults SET status = 'abandoned', closed_at = $2 WHERE id = $1",
-        )
-        .bind(id)
-        .bind(at),
-        ConsultEvent::Accepted { call_id, clinician } => sqlx::query(
-            "UPDATE consults SET status = 'in_call', call_id = $2, clinician_id = $3, clinician_name = $4, accepted_at = $5 \
-             WHERE id = $1",
-        )
-        .bind(id)
-        .bind(call_id.0 as i64)
-        .bind(clinician.user_id.0)
-        .bind(clinician.display_name.clone())
-        .bind(at),
-        ConsultEvent::MediaConnected { side, both, .. } => sqlx::query(match side {
-            signalling::Side::Station => {
-                "UPDATE consults SET station_media_at = COALESCE(station_media_at, $2), \
-                 connected_at = CASE WHEN $3 = 1 THEN COALESCE(connected_at, $2) ELSE connected_at END \
-                 WHERE id = $1"
-            }
-            signalling::Side::Clinician => {
-                "UPDATE consults SET clinician_media_at = COALESCE(clinician_media_at, $2), \
-                 connected_at = CASE WHEN $3 = 1 THEN COALESCE(connected_at, $2) ELSE connected_at END \
-                 WHERE id = $1"
-            }
-        })
-        .bind(id)
-        .bind(at)
-        .bind(i64::from(*both)),
-        ConsultEvent::CallEnded { reason, .. } => sqlx::query(
-            "UPDATE consults SET ended_at = $2, end_reason = $3, \
-             status = CASE WHEN outcome IS NULL THEN 'ended' ELSE 'completed' END WHERE id = $1",
-        )
-        .bind(id)
-        .bind(at)
-        .bind(reason.as_str()),
-        ConsultEvent::OutcomeRecorded { outcome, note, .. } => sqlx::query(
-            "UPDATE consults SET outcome = $2, outcome_note = $3, outcome_at = $4, \
-             status = CASE WHEN ended_at IS NULL THEN status ELSE 'completed' END WHERE id = $1",
-        )
-        .bind(id)
-        .bind(outcome.as_str())
-        .bind(note.clone())
-        .bind(at),
-    };
-    let done = query.execute(&mut **tx).await?;
-    if done.rows_affected() != 1 {
-        return Err(StoreError::Invalid(format!(
-            "log event {} for consult {id} matched {} rows; expected one",
-            event.kind(),
-            done.rows_affected()
-        )));
-    }
-    Ok(())
-}
-
 /// `$first, $first+1, ...`: `count` numbered parameters, which both
 /// backends read the same way.
 fn placeholders(first: usize, count: usize) -> String {
@@ -646,7 +484,10 @@ fn consult_query(filter: &ConsultFilter, count: bool) -> (String, Vec<Bind>) {
     let mut sql = if count {
         "SELECT COUNT(*) FROM consults WHERE 1 = 1".to_owned()
     } else {
-        format!("SELECT {CONSULT_COLUMNS} FROM consults WHERE 1 = 1")
+        format!(
+            "SELECT {}, synthetic FROM consults WHERE 1 = 1",
+            consults::columns()
+        )
     };
     let mut binds = Vec::new();
     let mut push = |sql: &mut String, clause: &str, b: Bind| {
@@ -684,48 +525,39 @@ fn consult_query(filter: &ConsultFilter, count: bool) -> (String, Vec<Bind>) {
     (sql, binds)
 }
 
-fn json_column(r: &AnyRow, name: &str) -> Result<Option<serde_json::Value>> {
-    let text: Option<String> = r.try_get(name)?;
-    Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
-}
-
 fn consult_from_row(r: &AnyRow) -> Result<ConsultRecord> {
-    let requested_at: i64 = r.try_get("requested_at")?;
-    let accepted_at: Option<i64> = r.try_get("accepted_at")?;
-    let connected_at: Option<i64> = r.try_get("connected_at")?;
-    let ended_at: Option<i64> = r.try_get("ended_at")?;
+    let c = consults::from_row(r)?;
+    let json = |text: &Option<String>| text.as_deref().and_then(|t| serde_json::from_str(t).ok());
     Ok(ConsultRecord {
-        id: r.try_get("id")?,
-        station: r.try_get("station_name")?,
-        site: r.try_get("site")?,
-        urgency: r.try_get("urgency")?,
-        reason: r.try_get("reason")?,
-        patient_ref: r.try_get("patient_ref")?,
-        status: r.try_get("status")?,
-        requested_at,
-        first_rung_at: r.try_get("first_rung_at")?,
-        rung_count: r.try_get("rung_count")?,
-        closed_at: r.try_get("closed_at")?,
-        call_id: r.try_get("call_id")?,
-        clinician: r.try_get("clinician_name")?,
-        accepted_at,
-        connected_at,
-        ended_at,
-        end_reason: r.try_get("end_reason")?,
-        outcome: r.try_get("outcome")?,
-        outcome_note: r.try_get("outcome_note")?,
-        outcome_at: r.try_get("outcome_at")?,
-        realerted_at: r.try_get("realerted_at")?,
-        escalated_at: r.try_get("escalated_at")?,
-        station_quality: json_column(r, "station_quality")?,
-        clinician_quality: json_column(r, "clinician_quality")?,
-        wait_ms: accepted_at.map(|a| a - requested_at),
-        connect_ms: accepted_at.zip(connected_at).map(|(a, c)| c - a),
-        duration_ms: ended_at
-            .zip(connected_at.or(accepted_at))
-            .map(|(e, s)| e - s),
+        id: c.id.0 as i64,
+        wait_ms: c.wait_ms(),
+        connect_ms: c.connect_ms(),
+        duration_ms: c.duration_ms(),
+        station_quality: json(&c.station_quality),
+        clinician_quality: json(&c.clinician_quality),
+        station: c.station_name,
+        site: c.site,
+        urgency: c.urgency.as_str().to_owned(),
+        reason: c.reason,
+        patient_ref: c.patient_ref,
+        status: c.status.as_str().to_owned(),
+        requested_at: c.requested_at,
+        first_rung_at: c.first_rung_at,
+        rung_count: i64::from(c.rung_count),
+        closed_at: c.closed_at,
+        call_id: c.call_id.map(|id| id.0 as i64),
+        clinician: c.clinician_name,
+        accepted_at: c.accepted_at,
+        connected_at: c.connected_at,
+        ended_at: c.ended_at,
+        end_reason: c.end_reason.map(|r| r.as_str().to_owned()),
+        outcome: c.outcome.map(|o| o.as_str().to_owned()),
+        outcome_note: c.outcome_note,
+        outcome_at: c.outcome_at,
+        realerted_at: c.realerted_at,
+        escalated_at: c.escalated_at,
         synthetic: r.try_get::<i64, _>("synthetic")? != 0,
-        test_call: r.try_get::<i64, _>("test_call")? != 0,
+        test_call: c.test_call,
     })
 }
 

@@ -155,38 +155,39 @@ impl ReportSnapshot {
             .collect()
     }
 
-    /// The consults requested in `[from, to)`, test calls included.
+    /// The consults requested in `[from, to)`, test calls included: each
+    /// the summary `signalling::consult` keeps (`store/consults.rs`), as
+    /// the report packs it.
     pub async fn facts(&mut self, from: i64, to: i64) -> Result<Vec<ConsultFact>> {
-        let rows = sqlx::query(
-            "SELECT requested_at, station_name, site, urgency, status, clinician_name, accepted_at, \
-             connected_at, ended_at, closed_at, outcome, synthetic, test_call, realerted_at, \
-             escalated_at, station_quality, clinician_quality \
-             FROM consults WHERE requested_at >= $1 AND requested_at < $2",
-        )
+        let rows = sqlx::query(&format!(
+            "SELECT {}, synthetic FROM consults WHERE requested_at >= $1 AND requested_at < $2",
+            super::consults::columns()
+        ))
         .bind(from)
         .bind(to)
         .fetch_all(&mut *self.tx)
         .await?;
         rows.iter()
             .map(|r| {
+                let c = super::consults::from_row(r)?;
                 Ok(ConsultFact {
-                    requested_at: r.try_get("requested_at")?,
-                    station: r.try_get("station_name")?,
-                    site: r.try_get("site")?,
-                    urgency: r.try_get("urgency")?,
-                    status: r.try_get("status")?,
-                    clinician: r.try_get("clinician_name")?,
-                    accepted_at: r.try_get("accepted_at")?,
-                    connected_at: r.try_get("connected_at")?,
-                    ended_at: r.try_get("ended_at")?,
-                    closed_at: r.try_get("closed_at")?,
-                    outcome: r.try_get("outcome")?,
+                    requested_at: c.requested_at,
+                    station: c.station_name,
+                    site: c.site,
+                    urgency: c.urgency.as_str().to_owned(),
+                    status: c.status.as_str().to_owned(),
+                    clinician: c.clinician_name,
+                    accepted_at: c.accepted_at,
+                    connected_at: c.connected_at,
+                    ended_at: c.ended_at,
+                    closed_at: c.closed_at,
+                    outcome: c.outcome.map(|o| o.as_str().to_owned()),
                     synthetic: r.try_get::<i64, _>("synthetic")? != 0,
-                    test_call: r.try_get::<i64, _>("test_call")? != 0,
-                    realerted_at: r.try_get("realerted_at")?,
-                    escalated_at: r.try_get("escalated_at")?,
-                    station_quality: r.try_get("station_quality")?,
-                    clinician_quality: r.try_get("clinician_quality")?,
+                    test_call: c.test_call,
+                    realerted_at: c.realerted_at,
+                    escalated_at: c.escalated_at,
+                    station_quality: c.station_quality,
+                    clinician_quality: c.clinician_quality,
                 })
             })
             .collect()
