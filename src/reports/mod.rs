@@ -6,18 +6,22 @@
 //! * [`packed`]: the report cache, one packed blob per UTC day.
 //! * [`stats`]: the percentile definition.
 //! * [`compute`]: every figure of the dashboard in one pass over the
-//!   consults of the period.
+//!   consults of the period (`pass.rs`), then in stages (`stages.rs`).
+//! * [`output`]: the report as the JSON answer has it.
 //!
 //! [`build`] reads the cache (rebuilding the days whose consults changed
 //! since) and computes the report off the async runtime.
 
 pub mod compute;
 pub mod local;
+pub mod output;
 pub mod packed;
+mod pass;
 pub mod settings;
+mod stages;
 pub mod stats;
 
-pub use compute::Report;
+pub use output::Report;
 pub use settings::ReportSettings;
 
 use crate::store::{Store, StoreError};
