@@ -59,11 +59,29 @@ const QUALITY_FIRST_MS = 3000;
 const BYE_WAIT_MS = 250;
 const QUALITY_EVERY_MS = 30_000;
 
-/** Where the quality levels change (what a clinician would call "fair" or "poor"). */
+/**
+ * When a link is poor by its round trip and loss, until the server says
+ * (`welcome.limits.poor_link`: the rule its reports judge by).
+ */
+const POOR_LINK_FALLBACK = { rttMs: 500, lossPct: 8 };
+
+/**
+ * Where the quality levels change (what a clinician would call "fair" or
+ * "poor"). `poor.rttMs` and `poor.lossPct` are the server's, set by
+ * `setPoorLink`: a link is poor over them, as in the reports.
+ */
 export const QUALITY_LIMITS = {
   fair: { rttMs: 250, lossPct: 3, fps: 15 },
-  poor: { rttMs: 500, lossPct: 8, fps: 8 },
+  poor: { ...POOR_LINK_FALLBACK, fps: 8 },
 };
+
+/** The server's poor-link rule (`welcome.limits.poor_link`); the fallback where it sent none. */
+export function setPoorLink(poorLink) {
+  const given = (v) => typeof v === 'number' && Number.isFinite(v) && v > 0;
+  const p = poorLink && typeof poorLink === 'object' ? poorLink : {};
+  QUALITY_LIMITS.poor.rttMs = given(p.rtt_ms) ? p.rtt_ms : POOR_LINK_FALLBACK.rttMs;
+  QUALITY_LIMITS.poor.lossPct = given(p.loss_pct) ? p.loss_pct : POOR_LINK_FALLBACK.lossPct;
+}
 
 /**
  * What a peer-connection operation resolves to when the connection was
@@ -859,10 +877,12 @@ export class Call {
       relayed: f.relayed,
       audioOnly: this.audioOnly,
     };
-    const over = (limits) => (q.rttMs !== null && q.rttMs >= limits.rttMs)
-      || q.lossPct >= limits.lossPct
-      || (this.videoExpected && q.fps < limits.fps);
-    q.level = over(QUALITY_LIMITS.poor) ? 'poor' : over(QUALITY_LIMITS.fair) ? 'fair' : 'good';
+    const { fair, poor } = QUALITY_LIMITS;
+    const lowFps = (limits) => this.videoExpected && q.fps < limits.fps;
+    // Poor strictly over the server's figures, as the reports count it.
+    const isPoor = (q.rttMs !== null && q.rttMs > poor.rttMs) || q.lossPct > poor.lossPct || lowFps(poor);
+    const isFair = (q.rttMs !== null && q.rttMs >= fair.rttMs) || q.lossPct >= fair.lossPct || lowFps(fair);
+    q.level = isPoor ? 'poor' : isFair ? 'fair' : 'good';
     const now = performance.now();
     // A live but poor link is what audio only helps; a broken one is
     // shown as poor, but recovering it is another matter.

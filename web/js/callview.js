@@ -492,7 +492,7 @@ export class CallView {
     parts.push(`${Math.round(q.kbps)} kbit/s received`);
     if (!q.audioOnly) parts.push(`${Math.round(q.fps)} frames/s`);
     if (q.relayed) parts.push('through the relay server');
-    this.quality.title = `${text}: ${parts.join(', ')}. Poor from ${QUALITY_LIMITS.poor.rttMs} ms or ${QUALITY_LIMITS.poor.lossPct}% loss.`;
+    this.quality.title = `${text}: ${parts.join(', ')}. Poor over ${QUALITY_LIMITS.poor.rttMs} ms or ${QUALITY_LIMITS.poor.lossPct}% loss.`;
     this.quality.setAttribute('aria-label', `${text}: ${parts.join(', ')}`);
     const offer = q.offerAudioOnly && Date.now() >= this.offerSnoozedUntil && this.link.state === 'ok';
     if (offer && this.offer.hidden) announce('Poor connection. You can switch to audio only.', { assertive: true });

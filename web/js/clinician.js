@@ -2,12 +2,11 @@
 // ringing for every request, answering, the call with chat, and the
 // outcome form that must be filled before the next ring.
 
-import { $, $$, el, fill, icon, announce, showView, formatDuration, spokenDuration, clockTime, URGENCY, OUTCOMES, END_REASONS } from './ui.js';
+import { $, $$, el, fill, icon, announce, showView, formatDuration, spokenDuration, clockTime, formLimits, URGENCY, OUTCOMES } from './ui.js';
 import { requireRole } from './api.js';
 import { startShell } from './shell.js';
 import { openLocalMedia, stopStream } from './media.js';
-import { Call } from './call.js';
-import { CallView } from './callview.js';
+import { CallSession } from './callsession.js';
 import { Alerts } from './alerts.js';
 
 /** A wait at or over this is highlighted (by urgency). */
@@ -23,8 +22,6 @@ const account = await requireRole('clinician');
 const socket = startShell(account, { signOutWarning: () => signOutWarning() });
 const hook = window.miulink;
 const settings = account.settings || {};
-/** Renewed by the server (`ice_servers`) before TURN credentials expire. */
-let iceServers = settings.ice_servers || [];
 
 const state = {
   view: 'loading',
@@ -33,36 +30,34 @@ const state = {
   queueAt: 0, // performance.now() when the queue arrived
   rung: new Map(), // request id -> entry, for each request this clinician was rung for
   answering: null, // request id we sent `accept` for
-  answerMedia: null,
+  answerMedia: null, // the camera of the Call prepared when Answer was pressed
   ringMedia: null, // camera opened while a request rings
-  pending: null, // the Call prepared when Answer was pressed
-  call: null,
-  start: null,
   owed: null, // {callId, start} while an outcome is owed
   told: false,
   escalations: new Map(), // request id -> {entry, acknowledged} (duty holders)
-  hangUpPending: null, // call id whose hang-up waits for the server
 };
 
 const alerts = new Alerts({ onChange: renderAlertState });
-const callView = new CallView($('#call-section'), {
+// The clinician answers: its Call is prepared when Answer is pressed.
+const callSession = new CallSession({
   socket,
+  role: 'clinician',
+  settings,
   marks: hook.marks,
-  onHangUp: () => hangUp(),
+  show: go,
+  media: () => state.answerMedia || openLocalMedia(),
+  // Found again: nothing was prepared here for it (a reload, or taken back).
+  isReturn: (start, fresh) => fresh,
+  told: () => { state.told = true; },
+  onStart: afterCallStart,
+  onEnd: afterCallEnd,
 });
+const { callView } = callSession;
 
-async function hangUp() {
-  const call = state.call;
-  if (!call) return;
-  await call.finalQuality();
-  if (!socket.send({ type: 'hang_up', call_id: call.callId })) {
-    state.hangUpPending = call.callId;
-    callView.showNotice('Not connected to the server, so the call has not ended yet. It ends as soon as the connection is back.');
-  }
-}
-
-Object.defineProperty(hook, 'pc', { get: () => (state.call ? state.call.pc : null) });
-Object.defineProperty(hook, 'call', { get: () => state.call });
+// The live call only (not the one prepared while answering).
+Object.defineProperty(hook, 'pc', { get: () => (callSession.call ? callSession.call.pc : null) });
+Object.defineProperty(hook, 'call', { get: () => callSession.call });
+hook.callSession = callSession;
 hook.alerts = alerts;
 // The thresholds, live (support can inspect them; tests shorten them).
 hook.longWaitMs = LONG_WAIT_MS;
@@ -75,17 +70,9 @@ function go(view) {
 
 /** What signing out now would lose (null: nothing, sign out at once). */
 function signOutWarning() {
-  if (state.call || state.answering !== null) return 'your call will end.';
+  if (callSession.call || state.answering !== null) return 'your call will end.';
   if (state.owed) return 'the outcome of your last call is not saved yet.';
   return null;
-}
-
-// A reload during a call: say so while the call is found again.
-try {
-  const last = JSON.parse(window.sessionStorage.getItem('miulink.call') || 'null');
-  if (last && last.peer) $('#loading-text').textContent = `Returning to your call with ${last.peer}\u2026`;
-} catch {
-  window.sessionStorage.removeItem('miulink.call');
 }
 
 function notice(text) {
@@ -152,7 +139,7 @@ cameraReady.addEventListener('change', () => {
 
 /** Opens the camera while something rings (if chosen), closes it after. */
 function ringCamera(ringing) {
-  const want = ringing && cameraReady.checked && !state.call && state.answering === null;
+  const want = ringing && cameraReady.checked && !callSession.call && state.answering === null;
   const box = $('#ring-preview-box');
   if (want && !state.ringMedia) {
     const media = openLocalMedia();
@@ -175,7 +162,7 @@ function ringCamera(ringing) {
 
 function ringable() {
   const p = state.presence;
-  return !!p && p.status === 'available' && !p.engaged && !state.call;
+  return !!p && p.status === 'available' && !p.engaged && !callSession.call;
 }
 
 /**
@@ -184,7 +171,7 @@ function ringable() {
  * outcome form, and immediate or escalated requests sound (if Available).
  */
 function owedQueue() {
-  return state.owed && !state.call ? state.queue : null;
+  return state.owed && !callSession.call ? state.queue : null;
 }
 
 function owedSounding(queue) {
@@ -287,7 +274,7 @@ function fillItem(item, entry) {
   const answer = $('[data-action=answer]', item);
   const level = entry.escalation === 'escalated' ? ', escalated: nobody has answered' : entry.escalation === 'realerted' ? ', re-alerted' : '';
   answer.setAttribute('aria-label', `Answer: ${u.label}${level}, ${entry.station}, ${entry.reason}`);
-  answer.disabled = state.answering !== null || !!state.call || !!state.owed;
+  answer.disabled = state.answering !== null || !!callSession.call || !!state.owed;
   $('.label', answer).textContent = state.answering === entry.request_id ? 'Answering\u2026' : 'Answer';
 }
 
@@ -334,7 +321,7 @@ window.setInterval(() => {
 }, 500);
 
 function acceptRequest(requestId) {
-  if (state.answering !== null || state.call) return;
+  if (state.answering !== null || callSession.call) return;
   for (const key of Object.keys(hook.marks)) delete hook.marks[key];
   hook.marks.acceptClick = performance.timeOrigin + performance.now();
   if (!socket.send({ type: 'accept', request_id: requestId })) {
@@ -346,8 +333,7 @@ function acceptRequest(requestId) {
   // start while the server confirms: the call sets up sooner.
   state.answerMedia = state.ringMedia || openLocalMedia();
   state.ringMedia = null;
-  state.pending = newCall(state.answerMedia);
-  state.pending.prepare();
+  callSession.prepare(state.answerMedia);
   notice(null);
   renderQueue();
   // The call screen at once: it is drawn while the server confirms.
@@ -358,20 +344,8 @@ function acceptRequest(requestId) {
   }
 }
 
-function newCall(media) {
-  return new Call({
-    socket,
-    offerer: false,
-    iceServers,
-    iceTransportPolicy: settings.ice_transport_policy,
-    media,
-    onEvent: (event, detail) => callView.handle(event, detail),
-  });
-}
-
 function dropAnswerMedia() {
-  if (state.pending) state.pending.close();
-  state.pending = null;
+  callSession.dropPrepared();
   const media = state.answerMedia;
   state.answerMedia = null;
   if (media) media.then((local) => stopStream(local.stream));
@@ -379,59 +353,16 @@ function dropAnswerMedia() {
 
 // ----- The call and the outcome --------------------------------------------
 
-function onCallStart(start) {
-  state.told = true;
-  state.start = start;
+/** After a `call_start`: the answer is now a call (its camera is the call's). */
+function afterCallStart(start, { same }) {
   state.answering = null;
-  window.sessionStorage.setItem('miulink.call', JSON.stringify({ call_id: start.call_id, peer: start.peer.display_name }));
-  if (state.hangUpPending === start.call_id) {
-    // Hung up while the server was away: end it now.
-    state.hangUpPending = null;
-    socket.send({ type: 'hang_up', call_id: start.call_id });
-  }
-  const same = state.call && state.call.callId === start.call_id;
-  if (same) {
-    // Our connection to the server came back; the call carried on.
-    callView.begin(start, state.call);
-    go('call');
-    state.call.resume('our signalling returned');
-    updateDuty();
-    return;
-  }
-  // A new call: its set-up is timed from here (a resumed one keeps it).
-  hook.marks.callStart = performance.timeOrigin + performance.now();
-  if (state.call) state.call.close();
-  let call = state.pending;
-  state.pending = null;
-  const fresh = !call;
-  if (!call) call = newCall(state.answerMedia || openLocalMedia());
   state.answerMedia = null;
-  state.call = call;
-  callView.begin(start, call);
-  if (start.resumed && fresh) callView.showReturned(start.peer.display_name);
-  go('call');
-  call.start({ callId: start.call_id, resumed: start.resumed });
-  updateRinging();
+  if (!same) updateRinging();
   updateDuty();
 }
 
-function endCall() {
-  const call = state.call;
-  state.call = null;
-  state.hangUpPending = null;
-  window.sessionStorage.removeItem('miulink.call');
-  callView.end();
-  if (call) {
-    call.close();
-    call.media.then((local) => stopStream(local.stream));
-  }
-}
-
-function onCallEnd(end) {
-  const start = state.call && state.call.callId === end.call_id ? state.start : (state.start && state.start.call_id === end.call_id ? state.start : null);
-  endCall();
-  const peer = start ? start.peer.display_name : 'The station';
-  const text = (END_REASONS[end.reason] || (() => 'The call ended.'))(peer, end.reason === 'hung_up_by_clinician');
+/** After the call is torn down: the outcome form if one is owed, else the queue. */
+function afterCallEnd(end, { start, text }) {
   if (end.outcome_required) {
     showOutcomeForm(end.call_id, start, text);
   } else {
@@ -468,7 +399,7 @@ function showOutcomeForm(callId, start, endText) {
   }
   $('#outcome-summary').replaceChildren(...rows.flatMap(([k, v]) => [el('dt', { text: k }), el('dd', { text: v })]));
   // The call's chat, read-only, while the outcome is written (this page only).
-  fill($('#outcome-chat'), callView.transcript({ headingId: 'outcome-chat-title', callId, until: 'until you save the outcome' }));
+  callSession.showTranscript($('#outcome-chat'), { headingId: 'outcome-chat-title', callId, until: 'until you save the outcome' });
   if (state.view !== 'outcome') {
     $('#outcome-form').reset();
     updateNoteCounter();
@@ -571,6 +502,12 @@ function updateNoteCounter() {
 }
 $('#outcome-note').addEventListener('input', updateNoteCounter);
 
+/** The server's limit on the note (`welcome.limits`, see formLimits). */
+function applyLimits(limits) {
+  $('#outcome-note').maxLength = formLimits(limits).noteMaxChars;
+  updateNoteCounter();
+}
+
 $('#outcome-form').addEventListener('submit', (e) => {
   e.preventDefault();
   if (!state.owed) return;
@@ -596,11 +533,11 @@ $('#outcome-form').addEventListener('submit', (e) => {
 
 socket.on('welcome', async (welcome) => {
   state.told = false;
-  setIceServers(welcome.ice_servers);
+  applyLimits(welcome.limits);
   const synced = await socket.barrier();
   if (!synced) return;
-  if (!state.told && state.call) {
-    endCall();
+  if (!state.told && callSession.call) {
+    callSession.teardown();
     go('queue');
     notice('The call ended while this screen was offline.');
   } else if (!state.told && state.answering !== null) {
@@ -622,7 +559,8 @@ socket.on('presence', (p) => {
   if (engaged && engaged.state === 'outcome_pending') {
     state.told = true;
     if (!state.owed || state.owed.callId !== engaged.call_id) {
-      showOutcomeForm(engaged.call_id, state.start && state.start.call_id === engaged.call_id ? state.start : null, null);
+      const start = callSession.start;
+      showOutcomeForm(engaged.call_id, start && start.call_id === engaged.call_id ? start : null, null);
     }
   } else if (engaged && engaged.state === 'in_call') {
     state.told = true;
@@ -649,7 +587,7 @@ socket.on('queue', (q) => {
 });
 
 socket.on('ring', ({ request }) => {
-  if (state.call) return;
+  if (callSession.call) return;
   const before = state.rung.get(request.request_id);
   state.rung.set(request.request_id, request);
   const u = URGENCY[request.urgency] || { label: request.urgency };
@@ -666,26 +604,6 @@ socket.on('ring', ({ request }) => {
 });
 
 socket.on('escalation', ({ request }) => addEscalation(request));
-socket.on('ice_servers', (m) => setIceServers(m.ice_servers));
-socket.on('state', (s) => {
-  if (state.call) callView.setServerOnline(s === 'open');
-});
-
-socket.on('call_start', onCallStart);
-socket.on('signal', (m) => {
-  if (state.call && state.call.callId === m.call_id) state.call.handleSignal(m.data);
-});
-socket.on('peer_status', (m) => {
-  if (!state.call || state.call.callId !== m.call_id) return;
-  callView.setPeerOnline(m.connected);
-  if (m.connected) state.call.peerReturned();
-});
-socket.on('call_end', (end) => {
-  state.told = true;
-  // The end of an older call never closes the one in progress.
-  if (state.call && state.call.callId !== end.call_id) return;
-  onCallEnd(end);
-});
 socket.on('outcome_recorded', (m) => {
   const o = OUTCOMES[m.outcome] || { label: m.outcome };
   if (state.owed && state.owed.callId === m.call_id) state.owed = null;
@@ -700,7 +618,7 @@ socket.on('error', (err) => {
       state.answering = null;
       dropAnswerMedia();
       callView.end();
-      if (state.view === 'call' && !state.call) go('queue');
+      if (state.view === 'call' && !callSession.call) go('queue');
       const text = err.code === 'already_taken'
         ? 'Another clinician answered that request first.'
         : err.code === 'unknown_request' ? 'That request is no longer waiting (it was cancelled or answered).' : err.message;
@@ -725,14 +643,6 @@ socket.on('error', (err) => {
   }
 });
 
-// ----- ICE servers ---------------------------------------------------------
-
-function setIceServers(list) {
-  if (!Array.isArray(list)) return;
-  iceServers = list;
-  for (const call of [state.call, state.pending]) if (call) call.setIceServers(list);
-}
-
 // ----- Escalation duty -------------------------------------------------------
 // Accounts with an escalation duty are alerted about requests nobody has
 // answered, whatever their availability and even in a call: an alarm that
@@ -746,7 +656,7 @@ function addEscalation(entry) {
   if (!known) {
     const u = URGENCY[entry.urgency] || { label: entry.urgency };
     alerts.notifyEscalation(entry, u.label, formatDuration(entry.waited_ms));
-    if (state.call) alerts.alarm('once');
+    if (callSession.call) alerts.alarm('once');
     announce(`Escalated: ${u.label} request from ${entry.station} has waited ${spokenDuration(entry.waited_ms)} and nobody has answered.`, { assertive: true });
   }
   updateDuty();
@@ -788,7 +698,7 @@ function renderDuty() {
   box.hidden = list.length === 0;
   callView.setDutyAlerts(list.map((e) => e.entry), dutyWaited);
   alerts.setEscalated(list.length);
-  const blocked = state.call ? 'You are in a call.' : state.owed ? 'Record the outcome of your last call first.' : null;
+  const blocked = callSession.call ? 'You are in a call.' : state.owed ? 'Record the outcome of your last call first.' : null;
   // Redrawn only when something shown changes, so that focus stays put.
   const drawn = JSON.stringify([blocked, state.answering, list.map((e) => [e.entry.request_id, e.acknowledged, e.entry.reason])]);
   if (drawn === dutyDrawn) return;
@@ -835,7 +745,7 @@ function tickDuty() {
 /** The alarm repeats while an escalation is unsilenced and its holder is free to act. */
 function updateDuty() {
   const unsilenced = [...state.escalations.values()].some((e) => !e.acknowledged);
-  if (unsilenced && !state.call && state.answering === null) alerts.alarm('repeat');
+  if (unsilenced && !callSession.call && state.answering === null) alerts.alarm('repeat');
   else alerts.stopAlarm();
   renderDuty();
 }
@@ -846,5 +756,6 @@ if (account.escalation_duty) {
 }
 
 buildOutcomeOptions();
+applyLimits(null);
 renderAlertState();
 socket.start();

@@ -1,20 +1,17 @@
 // The MIU station (a nurse in a treatment room): request a consult, wait
 // with a live clock, hold the call, then see the recorded outcome.
 
-import { $, $$, el, icon, announce, showView, confirmButton, formatDuration, spokenDuration, patientRefRule, URGENCY, OUTCOMES, END_REASONS } from './ui.js';
+import { $, $$, el, icon, announce, showView, confirmButton, formatDuration, spokenDuration, patientRefRule, formLimits, URGENCY, OUTCOMES } from './ui.js';
 import { requireRole } from './api.js';
 import { startShell } from './shell.js';
 import { openLocalMedia, stopStream } from './media.js';
-import { Call } from './call.js';
-import { CallView } from './callview.js';
+import { CallSession } from './callsession.js';
 
 const account = await requireRole('station');
 const socket = startShell(account, { signOutWarning: () => signOutWarning() });
 const hook = window.miulink;
 const settings = account.settings || {};
 const fallbackPhone = settings.fallback_phone;
-/** Renewed by the server (`ice_servers`) before TURN credentials expire. */
-let iceServers = settings.ice_servers || [];
 
 function savedRequest() {
   try {
@@ -31,43 +28,33 @@ const state = {
   // What we asked for, for the summary (kept over a reload of the page).
   submitted: savedRequest(),
   media: null, // Promise of openLocalMedia()
-  call: null,
-  start: null, // the call_start of the live or last call
   endedAt: null,
   told: false, // the server told us about our request since the last welcome
   waitBase: null, // {waitedMs, at}
   escalation: null, // null | 'realerted' | 'escalated' (of the waiting request)
   escalationSaid: null, // what the nurse was last told of it ('level/reach')
-  hangUpPending: null, // call id whose hang-up waits for the server
 };
 
-// A reload during a call: say so while the call is found again.
-try {
-  const last = JSON.parse(window.sessionStorage.getItem('miulink.call') || 'null');
-  if (last && last.peer) $('#loading-text').textContent = `Returning to your call with ${last.peer}\u2026`;
-} catch {
-  window.sessionStorage.removeItem('miulink.call');
-}
-
-const callView = new CallView($('#call-section'), {
+// The station offers: its Call is prepared while it waits (see onWaiting).
+const callSession = new CallSession({
   socket,
+  role: 'station',
+  settings,
   marks: hook.marks,
-  onHangUp: () => hangUp(),
+  show: go,
+  media: ensureMedia,
+  // Found again after a reload (not after a reconnect: that is the same call).
+  isReturn: () => state.view === 'loading',
+  told: () => { state.told = true; },
+  onEnd: showAfterCall,
+  newMarks: true,
 });
 
-async function hangUp() {
-  const call = state.call;
-  if (!call || call.callId === null) return;
-  await call.finalQuality();
-  if (!socket.send({ type: 'hang_up', call_id: call.callId })) {
-    state.hangUpPending = call.callId;
-    callView.showNotice('Not connected to the server, so the call has not ended yet. It ends as soon as the connection is back.');
-  }
-}
-
-Object.defineProperty(hook, 'pc', { get: () => (state.call ? state.call.pc : null) });
-Object.defineProperty(hook, 'call', { get: () => state.call });
+// The live call, else the offer prepared while waiting.
+Object.defineProperty(hook, 'pc', { get: () => (callSession.current ? callSession.current.pc : null) });
+Object.defineProperty(hook, 'call', { get: () => callSession.current });
 hook.state = state;
+hook.callSession = callSession;
 
 function go(view) {
   state.view = view;
@@ -76,7 +63,7 @@ function go(view) {
 
 /** What signing out now would lose (null: nothing, sign out at once). */
 function signOutWarning() {
-  if (state.call && state.call.callId !== null) return 'the call will end.';
+  if (callSession.call) return 'the call will end.';
   const r = state.request;
   if (r && r.state === 'accepted') return 'a clinician is answering, and the call will end.';
   if (r && r.state === 'waiting' && state.view === 'waiting') {
@@ -93,11 +80,32 @@ const form = $('#request-form');
 const details = $('#details');
 const ref = $('#patient-ref');
 /** The trust's pattern for local references: the server refuses others. */
-const refRule = patientRefRule(settings.patient_ref_pattern, settings.patient_ref_hint);
-if (refRule.htmlPattern) ref.setAttribute('pattern', refRule.htmlPattern);
-if (refRule.hint) {
+let refRule = null;
+/** The server's limit on the reason it takes (`reason_max_chars`). */
+let reasonMaxChars = 0;
+/** The longest the details box is made, however much the server would take. */
+const DETAILS_MAX_CHARS = details.maxLength;
+/** What a chosen reason puts before the details ("Head injury: "). */
+const CHIP_PREFIX_CHARS = Math.max(...$$('input[name=reason]', form).map((i) => `${i.value}: `.length));
+const REF_HINT_TEXT = $('#ref-hint').textContent;
+
+/**
+ * The server's limits (`welcome.limits`, see formLimits): the reason's
+ * length (the details never run past it), and the local reference's
+ * length, pattern and hint (else those of `/api/me`).
+ */
+function applyLimits(limits) {
+  const l = formLimits(limits);
+  reasonMaxChars = l.reasonMaxChars;
+  details.maxLength = Math.max(1, Math.min(DETAILS_MAX_CHARS, reasonMaxChars - CHIP_PREFIX_CHARS));
+  ref.maxLength = l.patientRefMaxChars;
+  refRule = patientRefRule(l.patientRefPattern || settings.patient_ref_pattern,
+    l.patientRefHint || settings.patient_ref_hint, l.patientRefMaxChars);
+  if (refRule.htmlPattern) ref.setAttribute('pattern', refRule.htmlPattern);
+  else ref.removeAttribute('pattern');
   // The field's description (aria-describedby): what a reference looks like.
-  $('#ref-hint').textContent = `The MIU attendance number: ${refRule.hint}.`;
+  $('#ref-hint').textContent = refRule.hint ? `The MIU attendance number: ${refRule.hint}.` : REF_HINT_TEXT;
+  updateCounter();
 }
 
 function updateCounter() {
@@ -187,7 +195,7 @@ function readForm() {
   if (errors.length) return null;
   let reason = chip === 'Other' ? extra : chip;
   if (chip !== 'Other' && extra) reason = `${chip}: ${extra}`;
-  const message = { type: 'request_consult', urgency, reason: reason.slice(0, 200) };
+  const message = { type: 'request_consult', urgency, reason: reason.slice(0, reasonMaxChars) };
   if (ref.value.trim()) message.patient_ref = ref.value.trim();
   return message;
 }
@@ -473,77 +481,21 @@ const disarmCancel = confirmButton($('#cancel-button'), {
 
 // ----- The call ----------------------------------------------------------
 
-function onCallStart(start) {
-  state.told = true;
-  state.start = start;
-  window.sessionStorage.setItem('miulink.call', JSON.stringify({ call_id: start.call_id, peer: start.peer.display_name }));
-  if (state.hangUpPending === start.call_id) {
-    // Hung up while the server was away: end it now.
-    state.hangUpPending = null;
-    socket.send({ type: 'hang_up', call_id: start.call_id });
-  }
-  const same = state.call && state.call.callId === start.call_id;
-  if (same) {
-    // Our connection to the server came back; the media is peer to peer
-    // and is kept if it still flows (a server restart costs nothing).
-    callView.begin(start, state.call);
-    go('call');
-    state.call.resume('our signalling returned');
-    return;
-  }
-  // A new call: its own set-up timings (a resumed one keeps its marks).
-  for (const key of Object.keys(hook.marks)) delete hook.marks[key];
-  hook.marks.callStart = performance.timeOrigin + performance.now();
-  let call = state.call;
-  if (!call || call.callId !== null) {
-    if (call) call.close();
-    call = newCall();
-  }
-  const returned = start.resumed && state.view === 'loading';
-  state.call = call;
-  callView.begin(start, call);
-  if (returned) callView.showReturned(start.peer.display_name);
-  go('call');
-  call.start({ callId: start.call_id, resumed: start.resumed });
-}
-
-function newCall() {
-  return new Call({
-    socket,
-    offerer: true,
-    iceServers,
-    iceTransportPolicy: settings.ice_transport_policy,
-    media: ensureMedia(),
-    onEvent: (event, detail) => callView.handle(event, detail),
-  });
-}
-
 /** While waiting: the offer is made in advance, so answering is quick. */
 function prepareCall() {
-  if (state.call) return;
-  state.call = newCall();
-  state.call.prepare();
+  callSession.prepare(ensureMedia());
 }
 
 function dropPreparedCall() {
-  if (state.call && state.call.callId === null) {
-    state.call.close();
-    state.call = null;
-  }
+  callSession.dropPrepared();
 }
 
-function onCallEnd(end) {
-  const start = state.start;
-  const sawVideo = !!(state.call && state.call.sawVideo);
-  if (state.call) state.call.close();
-  state.call = null;
-  state.hangUpPending = null;
-  window.sessionStorage.removeItem('miulink.call');
-  callView.end();
+/** The after-call screen: why it ended, the summary, the chat, the outcome (or the test's verdict). */
+function showAfterCall(end, { call, start, text: reasonText }) {
+  const sawVideo = !!(call && call.sawVideo);
   releaseMedia();
   state.endedAt = socket.serverNow();
   const peer = start ? start.peer.display_name : 'The clinician';
-  const reasonText = (END_REASONS[end.reason] || (() => 'The call ended.'))(peer, end.reason === 'hung_up_by_station');
   $('#after-reason').textContent = reasonText;
   const testCall = !!(start && start.consult.test);
   $('#after-title').textContent = testCall ? 'Test call finished' : 'Consult finished';
@@ -556,8 +508,7 @@ function onCallEnd(end) {
   $('#after-summary').replaceChildren(...rows.flatMap(([k, v]) => [el('dt', { text: k }), el('dd', { text: v })]));
   // The chat stays readable (the spelled-out drug name, the dose) until
   // the next request; it lives in this page only.
-  const chat = callView.transcript({ headingId: 'after-chat-title' });
-  $('#after-chat').replaceChildren(...(chat ? [chat] : []));
+  callSession.showTranscript($('#after-chat'), { headingId: 'after-chat-title' });
   if (testCall) {
     // The test line records an outcome only to keep its log complete; what
     // the nurse needs to know is whether the picture got through.
@@ -599,7 +550,7 @@ function showOutcome(outcome, clinician) {
 }
 
 $('#new-request').addEventListener('click', () => {
-  state.start = null;
+  callSession.start = null;
   $('#after-chat').replaceChildren();
   toRequestForm(null);
   $('input[name=urgency]', form).focus();
@@ -609,7 +560,7 @@ $('#new-request').addEventListener('click', () => {
 
 socket.on('welcome', async (welcome) => {
   state.told = false;
-  setIceServers(welcome.ice_servers);
+  applyLimits(welcome.limits);
   const synced = await socket.barrier();
   if (!synced) return;
   // Everything the server had to resume has arrived by now.
@@ -617,7 +568,7 @@ socket.on('welcome', async (welcome) => {
     if (state.view === 'waiting') {
       toRequestForm('Your last request was closed while this screen was offline. If it is still needed, request again.');
     } else if (state.view === 'call') {
-      onCallEnd({ reason: 'station_disconnected' });
+      callSession.end({ reason: 'station_disconnected' });
     } else if (state.view === 'loading') {
       go('request');
     }
@@ -637,11 +588,11 @@ socket.on('request_update', (update) => {
       announce(`${update.clinician || 'A clinician'} is answering.`, { assertive: true });
       break;
     case 'ended':
-      if (state.view !== 'after') onCallEnd({ reason: 'hung_up_by_clinician' });
+      if (state.view !== 'after') callSession.end({ reason: 'hung_up_by_clinician' });
       if (!state.testCallEnded) showOutcome(null, update.clinician || 'the clinician');
       break;
     case 'completed':
-      if (state.view !== 'after') onCallEnd({ reason: 'hung_up_by_clinician' });
+      if (state.view !== 'after') callSession.end({ reason: 'hung_up_by_clinician' });
       if (!state.testCallEnded) showOutcome(update.outcome, update.clinician);
       break;
     case 'cancelled':
@@ -658,20 +609,6 @@ socket.on('request_update', (update) => {
   }
 });
 
-socket.on('call_start', onCallStart);
-socket.on('signal', (m) => {
-  if (state.call && state.call.callId === m.call_id) state.call.handleSignal(m.data);
-});
-socket.on('peer_status', (m) => {
-  if (!state.call || state.call.callId !== m.call_id) return;
-  callView.setPeerOnline(m.connected);
-  if (m.connected) state.call.peerReturned();
-});
-socket.on('call_end', (end) => {
-  state.told = true;
-  if (state.call && state.call.callId !== end.call_id) return;
-  onCallEnd(end);
-});
 socket.on('error', (err) => {
   if (err.in_reply_to === 'request_consult') {
     resetForm();
@@ -701,17 +638,6 @@ socket.on('error', (err) => {
   }
 });
 
-socket.on('ice_servers', (m) => setIceServers(m.ice_servers));
-socket.on('state', (s) => {
-  if (state.view === 'call' && state.call) callView.setServerOnline(s === 'open');
-});
-
-function setIceServers(list) {
-  if (!Array.isArray(list)) return;
-  iceServers = list;
-  if (state.call) state.call.setIceServers(list);
-}
-
 showPhone();
-updateCounter();
+applyLimits(null);
 socket.start();

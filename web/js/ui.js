@@ -122,11 +122,36 @@ export const END_REASONS = {
   clinician_disconnected: () => 'The call ended: the clinician lost their connection for too long.',
 };
 
+/**
+ * What the server accepts in the forms, until it says (`welcome.limits`).
+ * The protocol's own figures (`MAX_REASON_CHARS` and the rest).
+ */
+const FORM_LIMITS_FALLBACK = { reasonMaxChars: 200, noteMaxChars: 500, patientRefMaxChars: 24 };
+
+/**
+ * The server's limits on what the forms send, from `welcome.limits`: each
+ * figure it did not send (an older server) is the fallback. The local
+ * reference's pattern and hint are null where it sent none (or an empty
+ * one): `/api/me` has them too.
+ */
+export function formLimits(limits) {
+  const l = limits && typeof limits === 'object' ? limits : {};
+  const count = (v, fallback) => (Number.isInteger(v) && v > 0 ? v : fallback);
+  const words = (v) => (typeof v === 'string' && v.trim() ? v : null);
+  return {
+    reasonMaxChars: count(l.reason_max_chars, FORM_LIMITS_FALLBACK.reasonMaxChars),
+    noteMaxChars: count(l.note_max_chars, FORM_LIMITS_FALLBACK.noteMaxChars),
+    patientRefMaxChars: count(l.patient_ref_max_chars, FORM_LIMITS_FALLBACK.patientRefMaxChars),
+    patientRefPattern: words(l.patient_ref_pattern),
+    patientRefHint: words(l.patient_ref_hint),
+  };
+}
+
 /** The protocol's own rule (`validate_patient_ref`): letters, digits, space, - and /, with a digit. */
-export function patientRefProblem(value) {
+export function patientRefProblem(value, maxChars = FORM_LIMITS_FALLBACK.patientRefMaxChars) {
   const ref = value.trim();
   if (ref === '') return null;
-  if (ref.length > 24) return 'Use at most 24 characters.';
+  if (ref.length > maxChars) return `Use at most ${maxChars} characters.`;
   if (!/^[A-Za-z0-9 \-/]+$/.test(ref)) return 'Use only letters, digits, spaces, "-" and "/".';
   if (!/[0-9]/.test(ref)) return 'A reference must contain a digit, e.g. MIU-0412. Never enter the patient\u2019s name.';
   return null;
@@ -142,13 +167,14 @@ function wholeMatch(pattern, flags) {
 }
 
 /**
- * The trust's local-reference rule, from `/api/me` (`patient_ref_pattern`,
- * `patient_ref_hint`): the server refuses any reference it does not match.
+ * The trust's local-reference rule (`patient_ref_pattern`,
+ * `patient_ref_hint`, `patient_ref_max_chars`: from `welcome.limits`, else
+ * `/api/me`): the server refuses any reference it does not match.
  * `problem(value)` says what is wrong (null: fine, or empty); `htmlPattern`
  * is the pattern for the input's `pattern` attribute when the browser can
  * use it there (it compiles that with the `v` flag), else null.
  */
-export function patientRefRule(pattern, hint) {
+export function patientRefRule(pattern, hint, maxChars = FORM_LIMITS_FALLBACK.patientRefMaxChars) {
   const source = typeof pattern === 'string' && pattern ? pattern : null;
   const regex = source ? wholeMatch(source, 'u') || wholeMatch(source, '') : null;
   let htmlPattern = null;
@@ -164,7 +190,7 @@ export function patientRefRule(pattern, hint) {
     hint: words,
     htmlPattern,
     problem(value) {
-      const basic = patientRefProblem(value);
+      const basic = patientRefProblem(value, maxChars);
       if (basic) return basic;
       const ref = value.trim();
       if (ref === '' || !regex || regex.test(ref)) return null;
