@@ -14,7 +14,6 @@ use crate::store::{Actor, AuditFilter, NewAudit, UserRecord};
 use crate::timefmt::{self, Bound};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{ConnectInfo, Path, Query, State};
-use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -420,18 +419,8 @@ pub async fn audit_csv(
         ];
         out.push_str(&crate::csv_export::line(cells));
     }
-    let name = format!(
-        "miulink-audit-{}.csv",
-        &timefmt::iso_utc(state.clock.now_ms())[..10]
-    );
     Ok((
-        [
-            (CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
-            (
-                CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{name}\""),
-            ),
-        ],
+        super::csv_download("miulink-audit", state.clock.now_ms()),
         out,
     )
         .into_response())

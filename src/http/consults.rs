@@ -9,7 +9,6 @@ use crate::timefmt::{self, Bound};
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::extract::{Path, Query, State};
-use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -158,18 +157,8 @@ pub async fn csv(
     // and so that nothing is cut off.
     let store = state.store.clone();
     let stream = async_stream(store, filter);
-    let name = format!(
-        "miulink-consults-{}.csv",
-        &timefmt::iso_utc(state.clock.now_ms())[..10]
-    );
     Ok((
-        [
-            (CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
-            (
-                CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{name}\""),
-            ),
-        ],
+        super::csv_download("miulink-consults", state.clock.now_ms()),
         Body::from_stream(stream),
     )
         .into_response())

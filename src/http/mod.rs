@@ -203,6 +203,19 @@ pub async fn health(state: &AppState, details: bool) -> (StatusCode, Value) {
     (status, body)
 }
 
+/// The headers of a CSV download named `{prefix}-{today}.csv`.
+pub fn csv_download(prefix: &str, now_ms: i64) -> [(HeaderName, String); 2] {
+    let day = crate::timefmt::iso_utc(now_ms);
+    let name = format!("{prefix}-{}.csv", day.get(..10).unwrap_or(&day));
+    [
+        (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+        (
+            header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"{name}\""),
+        ),
+    ]
+}
+
 async fn not_found() -> ApiError {
     ApiError::NotFound("no such page or API; see the README for the list".into())
 }

@@ -21,7 +21,7 @@ use super::{ApiError, AppState};
 use crate::oidc::{self, Oidc, LOGIN_TTL_MS};
 use crate::store::{AccountFlags, Actor, NewAudit, NewUser, OidcLink, PendingLogin, UserRecord};
 use axum::extract::{ConnectInfo, Query, State};
-use axum::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, COOKIE, LOCATION, SET_COOKIE};
+use axum::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, LOCATION, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
@@ -99,17 +99,6 @@ fn not_set_up() -> Response {
 
 fn hash(text: &str) -> String {
     crate::auth::token_hash(text)
-}
-
-fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(n, _)| *n == name)
-        .map(|(_, v)| v.to_owned())
 }
 
 fn unavailable(why: &str) -> Response {
@@ -298,7 +287,7 @@ pub async fn callback(
         Err(e) => return ApiError::Store(e).into_response(),
     };
     let now = state.clock.now_ms();
-    let binding = cookie_value(&headers, BINDING_COOKIE).map(|b| hash(&b));
+    let binding = super::session::cookie(&headers, BINDING_COOKIE).map(|b| hash(&b));
     let pending = match pending {
         Some(p) if now - p.created_at > LOGIN_TTL_MS => {
             return refuse(

@@ -60,14 +60,19 @@ pub fn token_from_headers(headers: &HeaderMap) -> Option<(String, bool)> {
             return Some((token.trim().to_owned(), false));
         }
     }
+    cookie(headers, COOKIE_NAME).map(|value| (value, true))
+}
+
+/// The value of the cookie called `name`, if the request has it.
+pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE_NAME)
-        .map(|(_, value)| (value.to_owned(), true))
+        .find(|(n, _)| *n == name)
+        .map(|(_, value)| value.to_owned())
 }
 
 impl FromRequestParts<AppState> for AnyAuthUser {

@@ -339,63 +339,64 @@ impl Store {
         rows.iter().map(user_from_row).collect()
     }
 
-    /// Returns false if there is no such account.
+    /// One account change by the server itself (tests and tools; people's
+    /// changes go through `crate::accounts`, which names who made them),
+    /// audited like any other. False if there is no such account.
+    async fn change_by_system(
+        &self,
+        username: &str,
+        change: AccountChange,
+        action: &'static str,
+    ) -> Result<bool> {
+        let now = crate::clock::Clock::new().now_ms();
+        let audit = NewAudit::new(now, super::audit::Actor::System, action).target(username);
+        Ok(self
+            .change_account(username, &change, &audit)
+            .await?
+            .is_some())
+    }
+
+    /// Stops (or allows) an account's sign-ins; disabling ends its sessions.
     pub async fn set_disabled(&self, username: &str, disabled: bool) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
-        let done = sqlx::query("UPDATE users SET disabled = $1 WHERE username = $2")
-            .bind(i64::from(disabled))
-            .bind(username)
-            .execute(&mut *tx)
-            .await?;
-        if disabled {
-            // A disabled account is logged out everywhere at once.
-            sqlx::query(
-                "DELETE FROM sessions WHERE user_id IN (SELECT id FROM users WHERE username = $1)",
-            )
-            .bind(username)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(done.rows_affected() > 0)
+        let action = if disabled {
+            "account_disabled"
+        } else {
+            "account_enabled"
+        };
+        self.change_by_system(username, AccountChange::Disabled(disabled), action)
+            .await
     }
 
-    /// Returns false if there is no such account.
     pub async fn set_escalation_duty(&self, username: &str, duty: bool) -> Result<bool> {
-        let done = sqlx::query("UPDATE users SET escalation_duty = $1 WHERE username = $2")
-            .bind(i64::from(duty))
-            .bind(username)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() > 0)
-    }
-
-    /// Marks an account as a monitoring probe's (or not). Returns false if
-    /// there is no such account.
-    pub async fn set_monitoring(&self, username: &str, monitoring: bool) -> Result<bool> {
-        let done = sqlx::query("UPDATE users SET monitoring = $1 WHERE username = $2")
-            .bind(i64::from(monitoring))
-            .bind(username)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() > 0)
-    }
-
-    pub async fn set_password_hash(&self, username: &str, hash: &str) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
-        let done = sqlx::query("UPDATE users SET password_hash = $1 WHERE username = $2")
-            .bind(hash)
-            .bind(username)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(
-            "DELETE FROM sessions WHERE user_id IN (SELECT id FROM users WHERE username = $1)",
+        self.change_by_system(
+            username,
+            AccountChange::EscalationDuty(duty),
+            "escalation_duty_changed",
         )
-        .bind(username)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(done.rows_affected() > 0)
+        .await
+    }
+
+    /// Marks an account as a monitoring probe's (or not).
+    pub async fn set_monitoring(&self, username: &str, monitoring: bool) -> Result<bool> {
+        self.change_by_system(
+            username,
+            AccountChange::Monitoring(monitoring),
+            "monitoring_changed",
+        )
+        .await
+    }
+
+    /// A new password hash; the account's sessions end.
+    pub async fn set_password_hash(&self, username: &str, hash: &str) -> Result<bool> {
+        self.change_by_system(
+            username,
+            AccountChange::Password {
+                hash: hash.to_owned(),
+                must_change: false,
+            },
+            "password_reset",
+        )
+        .await
     }
 
     // -- sessions ---------------------------------------------------------
