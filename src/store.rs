@@ -29,7 +29,9 @@ mod maintenance;
 mod oidc;
 mod reports;
 
-pub use accounts::{AccountChange, AccountFlags, EndedSession, NewUser, OidcLink, UserRecord};
+pub use accounts::{
+    AccountChange, AccountFlags, EndedSession, LiveSession, NewUser, OidcLink, UserRecord,
+};
 pub use audit::{Actor, AuditFilter, AuditRecord, NewAudit};
 pub use history::HistoricConsult;
 pub use lease::Fence;

@@ -278,7 +278,8 @@ pub async fn edit(
 }
 
 /// `GET /api/admin/online`: every open signalling connection, with what
-/// its account is doing.
+/// its account is doing, then every other live sign-in (a manager on the
+/// dashboard, an admin here: signed in, no call screen open).
 pub async fn online(State(state): State<AppState>, who: AuthUser) -> Result<Json<Value>, ApiError> {
     who.require(&[Role::Admin])?;
     let states = match state.leader.operator() {
@@ -286,9 +287,10 @@ pub async fn online(State(state): State<AppState>, who: AuthUser) -> Result<Json
         None => Vec::new(),
     };
     let by_user: std::collections::HashMap<_, _> = states.iter().map(|s| (s.user_id, s)).collect();
-    let online: Vec<Value> = state
-        .live
-        .open_sockets()
+    let sockets = state.live.open_sockets();
+    let with_screen: std::collections::HashSet<String> =
+        sockets.iter().map(|(session, _)| session.clone()).collect();
+    let mut online: Vec<Value> = sockets
         .into_iter()
         .map(|(session, s)| {
             let now = by_user.get(&s.user_id);
@@ -299,11 +301,36 @@ pub async fn online(State(state): State<AppState>, who: AuthUser) -> Result<Json
                 "display_name": s.display_name,
                 "role": s.role,
                 "since": s.since,
+                "screen": true,
                 "availability": now.and_then(|n| n.availability),
                 "activity": now.map(|n| n.activity.as_str()),
             })
         })
         .collect();
+    let now = state.clock.now_ms();
+    for s in state
+        .store
+        .live_session_list(now, now - state.settings.session_idle_ms)
+        .await?
+    {
+        let id = super::live::session_id(&s.token_hash);
+        if with_screen.contains(&id) {
+            continue;
+        }
+        online.push(json!({
+            "session_id": id,
+            "user_id": s.user_id,
+            "username": s.username,
+            "display_name": s.display_name,
+            "role": s.role,
+            "since": s.created_at,
+            "last_seen_at": s.last_seen_at,
+            "screen": false,
+            "via": s.via,
+            "availability": null,
+            "activity": "signed_in",
+        }));
+    }
     Ok(Json(json!({ "count": online.len(), "online": online })))
 }
 

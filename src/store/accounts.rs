@@ -204,6 +204,20 @@ pub struct OidcLink<'a> {
     pub role: Role,
 }
 
+/// A live session and its account ([`Store::live_session_list`]).
+#[derive(Debug, Clone)]
+pub struct LiveSession {
+    pub token_hash: String,
+    pub user_id: UserId,
+    pub username: String,
+    pub display_name: String,
+    pub role: Role,
+    /// `password` or `oidc`.
+    pub via: String,
+    pub created_at: i64,
+    pub last_seen_at: i64,
+}
+
 /// A session just ended by its user ([`Store::take_session`]).
 #[derive(Debug, Clone)]
 pub struct EndedSession {
@@ -585,6 +599,39 @@ impl Store {
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected() > 0)
+    }
+
+    /// Every live session (not expired, used since `idle_cutoff`), with its
+    /// account: for the admin console's "who is on line".
+    pub async fn live_session_list(&self, now: i64, idle_cutoff: i64) -> Result<Vec<LiveSession>> {
+        let rows = sqlx::query(
+            "SELECT s.token_hash, s.created_at, s.last_seen_at, s.via, u.id AS user_id, \
+             u.username, u.display_name, u.role \
+             FROM sessions s JOIN users u ON u.id = s.user_id \
+             WHERE s.expires_at > $1 AND s.last_seen_at > $2 AND u.disabled = 0 \
+             ORDER BY s.created_at",
+        )
+        .bind(now)
+        .bind(idle_cutoff)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let role: String = r.try_get("role")?;
+                Ok(LiveSession {
+                    token_hash: r.try_get("token_hash")?,
+                    user_id: UserId(r.try_get("user_id")?),
+                    username: r.try_get("username")?,
+                    display_name: r.try_get("display_name")?,
+                    role: Role::parse(&role).ok_or_else(|| {
+                        StoreError::Invalid(format!("unknown role {role:?} in the users table"))
+                    })?,
+                    via: r.try_get("via")?,
+                    created_at: r.try_get("created_at")?,
+                    last_seen_at: r.try_get("last_seen_at")?,
+                })
+            })
+            .collect()
     }
 
     /// Ends the session whose id (the first 16 hex digits of its token's

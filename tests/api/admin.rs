@@ -223,7 +223,18 @@ async fn disabling_or_resetting_a_connected_account_signs_it_out_at_once() {
     assert_eq!(row["role"], "clinician");
     assert_eq!(row["availability"], "available");
     assert_eq!(row["activity"], "idle");
+    assert_eq!(row["screen"], true);
     assert!(row["since"].as_i64().unwrap() > 0);
+    // The admin has no call screen open (this console), and is listed too.
+    let me = online["online"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["username"] == "it-admin")
+        .cloned()
+        .expect("the admin's own sign-in");
+    assert_eq!(me["screen"], false, "{me}");
+    assert_eq!(me["activity"], "signed_in");
 
     let (status, answer) = call(
         &app,

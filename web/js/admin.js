@@ -31,6 +31,7 @@ function activityWords(activity, role) {
     case 'waiting': return 'Waiting for A&E to answer';
     case 'in_call': return 'In a call';
     case 'outcome_owed': return 'Recording a call\u2019s outcome';
+    case 'signed_in': return 'Signed in, no call screen open (the dashboard or this console)';
     default: return null;
   }
 }
@@ -775,7 +776,7 @@ function renderOnline() {
   const key = focusedKey();
   const now = Date.now();
   if (online.length === 0) {
-    onlineTable.replaceChildren(el('tr', {}, el('td', { colspan: 6, class: 'none-found', text: 'Nobody is connected.' })));
+    onlineTable.replaceChildren(el('tr', {}, el('td', { colspan: 6, class: 'none-found', text: 'Nobody is signed in.' })));
   } else {
     onlineTable.replaceChildren(...online.map((s) => onlineRow(s, now)));
   }
@@ -793,7 +794,7 @@ async function loadOnline({ lead = null, asked = false } = {}) {
     online = answer.online.slice().sort((a, b) => a.since - b.since);
     renderOnline();
     showPanelError('online-error', null);
-    const text = answer.count === 0 ? 'Nobody is connected.' : `${plural(answer.count, 'open connection')}.`;
+    const text = answer.count === 0 ? 'Nobody is signed in.' : `${plural(answer.count, 'open session')}.`;
     const changed = setStatus('online-status', lead ? `${lead} ${text}` : text);
     $('#online-updated').textContent = `Updated at ${new Date().toLocaleTimeString('en-GB')}; refreshes every ${ONLINE_REFRESH_MS / 1000} seconds.`;
     if (asked && !changed) announce(`Refreshed: ${text}`);
