@@ -13,8 +13,9 @@ use crate::accounts::{self, AccountError, ChangedBy, NewAccount};
 use crate::store::{Actor, AuditFilter, NewAudit, UserRecord};
 use crate::timefmt::{self, Bound};
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{ConnectInfo, Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
@@ -41,19 +42,34 @@ impl From<AccountError> for ApiError {
     }
 }
 
-/// The signed-in admin, as the author of a change.
-fn admin(
-    state: &AppState,
-    who: &AuthUser,
-    peer: SocketAddr,
-    headers: &HeaderMap,
-) -> Result<ChangedBy, ApiError> {
-    who.require(&[Role::Admin])?;
-    Ok(ChangedBy {
-        actor: Actor::account(who.user.id, &who.user.username),
-        client: Some(client_addr(state, peer, headers)),
-        now: state.clock.now_ms(),
-    })
+/// The signed-in admin, as the author of a change: the session (an
+/// admin's, not one that must change its password first), the client's
+/// address and the time, taken once for the audit entry.
+pub struct AdminChange {
+    pub who: AuthUser,
+    pub by: ChangedBy,
+}
+
+impl FromRequestParts<AppState> for AdminChange {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let who = AuthUser::from_request_parts(parts, state).await?;
+        who.require(&[Role::Admin])?;
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(peer)| *peer)
+            .ok_or_else(|| {
+                ApiError::Internal("the server was started without client addresses".into())
+            })?;
+        let by = ChangedBy {
+            actor: Actor::account(who.user.id, &who.user.username),
+            client: Some(client_addr(state, peer, &parts.headers)),
+            now: state.clock.now_ms(),
+        };
+        Ok(AdminChange { who, by })
+    }
 }
 
 fn body<T>(body: Result<Json<T>, JsonRejection>, what: &str) -> Result<T, ApiError> {
@@ -138,12 +154,9 @@ pub async fn list_accounts(
 /// the answer, once.
 pub async fn add_account(
     State(state): State<AppState>,
-    who: AuthUser,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    AdminChange { by, .. }: AdminChange,
     new: Result<Json<NewAccount>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let by = admin(&state, &who, peer, &headers)?;
     let new = body(
         new,
         "{\"username\", \"display_name\", \"role\", \"site\", \"escalation_duty\", \"monitoring\", \"break_glass\"}",
@@ -167,12 +180,9 @@ fn sign_out_everywhere(state: &AppState, user: &UserRecord) -> usize {
 /// `POST /api/admin/accounts/{username}/disable`
 pub async fn disable(
     State(state): State<AppState>,
-    who: AuthUser,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    AdminChange { who, by }: AdminChange,
     Path(username): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let by = admin(&state, &who, peer, &headers)?;
     if username == who.user.username {
         return Err(ApiError::BadRequest(
             "you cannot disable your own account; ask another admin".into(),
@@ -189,12 +199,9 @@ pub async fn disable(
 /// `POST /api/admin/accounts/{username}/enable`
 pub async fn enable(
     State(state): State<AppState>,
-    who: AuthUser,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    AdminChange { by, .. }: AdminChange,
     Path(username): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let by = admin(&state, &who, peer, &headers)?;
     let user = accounts::set_disabled(&state.store, &by, &username, false).await?;
     Ok(Json(json!({ "account": account_json(&user, false) })))
 }
@@ -203,12 +210,9 @@ pub async fn enable(
 /// shown once; the account's sessions end.
 pub async fn reset_password(
     State(state): State<AppState>,
-    who: AuthUser,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    AdminChange { who, by }: AdminChange,
     Path(username): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let by = admin(&state, &who, peer, &headers)?;
     if username == who.user.username {
         return Err(ApiError::BadRequest(
             "change your own password on the sign-in page (you must know the current one), \
@@ -247,13 +251,10 @@ where
 /// site; each one given is changed (and audited) in turn.
 pub async fn edit(
     State(state): State<AppState>,
-    who: AuthUser,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    AdminChange { by, .. }: AdminChange,
     Path(username): Path<String>,
     change: Result<Json<AccountEdit>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let by = admin(&state, &who, peer, &headers)?;
     let change = body(change, "{\"escalation_duty\", \"monitoring\", \"site\"}")?;
     let mut user = state
         .store
@@ -338,12 +339,9 @@ pub async fn online(State(state): State<AppState>, who: AuthUser) -> Result<Json
 /// sockets close at once).
 pub async fn end_session(
     State(state): State<AppState>,
-    who: AuthUser,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    AdminChange { by, .. }: AdminChange,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let by = admin(&state, &who, peer, &headers)?;
     if id.len() != 16 || !id.chars().all(|c| c.is_ascii_hexdigit()) {
         return Err(ApiError::BadRequest(
             "a session id is 16 hexadecimal digits (from /api/admin/online)".into(),

@@ -120,13 +120,7 @@ async fn an_admin_adds_accounts_with_one_time_passwords_and_the_rules_hold() {
         answer["account"]["must_change_password"], false,
         "a station's password is the device's"
     );
-    let res = client()
-        .post(app.url("/api/login"))
-        .json(&json!({"username": "millom-room3", "password": password}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
+    assert_eq!(login_status(&app, "millom-room3", &password).await, 200);
 
     // A person's generated password must be changed at first sign-in.
     let (_, answer) = call(
@@ -249,13 +243,7 @@ async fn disabling_or_resetting_a_connected_account_signs_it_out_at_once() {
     let (code, errors) = doc.expect_close(Duration::from_secs(2)).await;
     assert_eq!(code, Some(4001), "{errors:?}");
     assert_eq!(errors[0]["code"], "signed_out");
-    let res = client()
-        .post(app.url("/api/login"))
-        .json(&json!({"username": "dr-a", "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 401);
+    assert_eq!(login_status(&app, "dr-a", PASSWORD).await, 401);
     let (status, _) = call(
         &app,
         Method::POST,
@@ -287,13 +275,15 @@ async fn disabling_or_resetting_a_connected_account_signs_it_out_at_once() {
     assert_eq!(status, 200, "{answer}");
     let (code, _) = room.expect_close(Duration::from_secs(2)).await;
     assert_eq!(code, Some(4001));
-    let res = client()
-        .post(app.url("/api/login"))
-        .json(&json!({"username": "room1", "password": answer["password"]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
+    assert_eq!(
+        login_status(
+            &app,
+            "room1",
+            answer["password"].as_str().expect("a new password")
+        )
+        .await,
+        200
+    );
 
     // Ending one session from "who is on line".
     let token = app.login("dr-a").await;
@@ -359,13 +349,7 @@ async fn the_audit_trail_records_sign_ins_reads_exports_and_the_server() {
     app.add_user("mgr", "Manager", Role::Manager, None).await;
     // A wrong password for an account: its name; an unknown one: none.
     for username in ["mgr", "no-such-person"] {
-        let res = client()
-            .post(app.url("/api/login"))
-            .json(&json!({"username": username, "password": "wrong-password-1"}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 401);
+        assert_eq!(login_status(&app, username, "wrong-password-1").await, 401);
     }
     let failed = entries(&app, "login_failed").await;
     assert_eq!(failed.len(), 2);
@@ -534,4 +518,16 @@ async fn the_audit_trail_records_sign_ins_reads_exports_and_the_server() {
         .unwrap();
     assert_eq!(stopped.len(), 1);
     store.close().await;
+}
+
+/// The status of a password sign-in.
+async fn login_status(app: &TestApp, username: &str, password: &str) -> u16 {
+    client()
+        .post(app.url("/api/login"))
+        .json(&json!({"username": username, "password": password}))
+        .send()
+        .await
+        .expect("the server answers a sign-in")
+        .status()
+        .as_u16()
 }
