@@ -164,12 +164,18 @@ async fn the_probe_makes_a_real_call_and_it_is_logged_as_a_test_call() {
 async fn one_side_modes_call_each_other() {
     let app = TestApp::spawn().await;
     probe_accounts(&app).await;
-    let common = ["--hold-seconds", "0", "--answer-wait-seconds", "30"];
+    let common = ["--answer-wait-seconds", "30"];
+    // The clinician side holds the call for a while, as a person would, so
+    // the station side (which hangs up as soon as it has every figure) has
+    // its own data channel round trips echoed; with both holding 0 s the
+    // first side to finish hung up on the other's last ping.
     let mut clinician_args = vec![
         "--role",
         "clinician-only",
         "--clinician-user",
         "probe-clinician",
+        "--hold-seconds",
+        "3",
     ];
     clinician_args.extend(common);
     let mut station_args = vec![
@@ -179,6 +185,8 @@ async fn one_side_modes_call_each_other() {
         "probe-station",
         "--clinician-user",
         "probe-clinician",
+        "--hold-seconds",
+        "0",
     ];
     station_args.extend(common);
     let calling = probe(&app, &station_args, PASSWORD);
@@ -207,6 +215,11 @@ async fn one_side_modes_call_each_other() {
     assert!(probe_step(&s_report, "data_channel_rtt")["ms"]
         .as_f64()
         .is_some());
+    // The station side hung up and saw the end logged; the clinician side
+    // saw the person (the station) end it first.
+    let hung_up = probe_step(&s_report, "hangup_logged");
+    assert!(hung_up["ms"].as_f64().is_some(), "{hung_up}");
+    assert_eq!(probe_step(&c_report, "hangup_logged")["status"], "skipped");
     assert!(probe_step(&s_report, "request_to_accept")["ms"]
         .as_f64()
         .is_some());
